@@ -1,0 +1,122 @@
+//! Shape arithmetic shared by the ops: element counts, row-major strides,
+//! NumPy broadcasting, and axis checks.
+//!
+//! Shapes are plain `&[usize]`. A scalar has shape `[]` and one element.
+
+/// The number of elements of a tensor of this shape (1 for a scalar).
+pub fn numel(shape: &[usize]) -> usize {
+    shape.iter().product()
+}
+
+/// Row-major strides: `strides[i]` is how far apart (in elements) two
+/// neighbours along axis `i` are. For `[2, 3, 4]` that is `[12, 4, 1]`.
+pub fn strides(shape: &[usize]) -> Vec<usize> {
+    let mut s = vec![1; shape.len()];
+    for i in (0..shape.len().saturating_sub(1)).rev() {
+        s[i] = s[i + 1] * shape[i + 1];
+    }
+    s
+}
+
+/// The shape two operands broadcast to, following NumPy: align the shapes at
+/// their last axis; along each axis the sizes must be equal or one of them 1,
+/// and the result takes the larger. Panics, naming `op` and both shapes, when
+/// they do not broadcast.
+pub fn broadcast_shape(a: &[usize], b: &[usize], op: &str) -> Vec<usize> {
+    let rank = a.len().max(b.len());
+    let mut out = vec![0; rank];
+    for i in 0..rank {
+        let da = if i + a.len() >= rank {
+            a[i + a.len() - rank]
+        } else {
+            1
+        };
+        let db = if i + b.len() >= rank {
+            b[i + b.len() - rank]
+        } else {
+            1
+        };
+        out[i] = if da == db || db == 1 {
+            da
+        } else if da == 1 {
+            db
+        } else {
+            panic!("{op}: shapes {a:?} and {b:?} do not broadcast (axis {i}: {da} vs {db})");
+        };
+    }
+    out
+}
+
+/// Checks that `axis` is a valid axis of a tensor of rank `rank` and returns
+/// it; panics naming `op` otherwise.
+pub fn check_axis(axis: usize, shape: &[usize], op: &str) -> usize {
+    assert!(
+        axis < shape.len(),
+        "{op}: axis {axis} is out of range for shape {shape:?} (rank {})",
+        shape.len()
+    );
+    axis
+}
+
+/// The shape after reducing `axes`: each reduced axis becomes 1 when
+/// `keep_dims` is true and disappears otherwise. Panics on a repeated or
+/// out-of-range axis.
+pub fn reduced_shape(shape: &[usize], axes: &[usize], keep_dims: bool, op: &str) -> Vec<usize> {
+    for (i, &a) in axes.iter().enumerate() {
+        check_axis(a, shape, op);
+        assert!(
+            !axes[..i].contains(&a),
+            "{op}: axis {a} is listed twice in {axes:?} (shape {shape:?})"
+        );
+    }
+    let mut out = Vec::with_capacity(shape.len());
+    for (i, &d) in shape.iter().enumerate() {
+        if axes.contains(&i) {
+            if keep_dims {
+                out.push(1);
+            }
+        } else {
+            out.push(d);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strides_are_row_major() {
+        assert_eq!(strides(&[2, 3, 4]), vec![12, 4, 1]);
+        assert_eq!(strides(&[7]), vec![1]);
+        assert_eq!(strides(&[]), Vec::<usize>::new());
+        assert_eq!(numel(&[]), 1);
+    }
+
+    #[test]
+    fn broadcasting_follows_numpy() {
+        assert_eq!(broadcast_shape(&[2, 3], &[3], "t"), vec![2, 3]);
+        assert_eq!(broadcast_shape(&[2, 1, 4], &[3, 1], "t"), vec![2, 3, 4]);
+        assert_eq!(broadcast_shape(&[], &[5], "t"), vec![5]);
+        assert_eq!(broadcast_shape(&[1], &[1], "t"), vec![1]);
+    }
+
+    #[test]
+    #[should_panic(expected = "add: shapes [2, 3] and [4] do not broadcast")]
+    fn broadcasting_mismatch_names_op_and_shapes() {
+        broadcast_shape(&[2, 3], &[4], "add");
+    }
+
+    #[test]
+    fn reduced_shapes() {
+        assert_eq!(reduced_shape(&[2, 3, 4], &[1], true, "t"), vec![2, 1, 4]);
+        assert_eq!(reduced_shape(&[2, 3, 4], &[0, 2], false, "t"), vec![3]);
+    }
+
+    #[test]
+    #[should_panic(expected = "sum: axis 3 is out of range for shape [2, 3, 4]")]
+    fn bad_axis_names_op() {
+        reduced_shape(&[2, 3, 4], &[3], false, "sum");
+    }
+}
