@@ -1,19 +1,63 @@
-//! Where a tensor's data lives.
+//! Where a tensor's data lives, and how a program picks it.
 //!
 //! A [`Device`] is a small handle that is cheap to clone and compare. Every
-//! constructor takes one, and every op checks that its inputs share one. The
-//! CPU is the only device today; the GPU backend (issue 3) adds a `Gpu`
-//! variant that holds the wgpu device and queue shared by all its tensors.
+//! constructor takes one, and every op checks that its inputs share one.
+//!
+//! * [`Device::cpu()`]: main memory, ops on the CPU.
+//! * [`Device::gpu()`]: the first GPU adapter wgpu finds (hardware preferred,
+//!   a software one such as Mesa's llvmpipe otherwise), or an error that
+//!   says how to get one.
+//! * [`Device::auto()`]: a hardware GPU if there is one, else the CPU; a
+//!   software adapter is slower than the CPU backend, so it is taken only
+//!   when asked for ([`Device::auto_allow_software`]).
+//! * [`Device::from_name`] parses `cpu`, `gpu` or `auto`, and
+//!   [`Device::from_env`] reads the `BYOL_DEVICE` variable: the CLI's
+//!   `--device` flag and its default.
 
+use crate::backend::gpu::{self, GpuContext};
 use std::fmt;
+use std::sync::Arc;
 
 /// The place a tensor's buffer is stored and its ops run.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Default)]
 pub enum Device {
     /// Main memory; ops run on the CPU with rayon and a SIMD GEMM.
     #[default]
     Cpu,
+    /// A GPU through wgpu; all GPU tensors share one context.
+    Gpu(Arc<GpuContext>),
 }
+
+/// Why a device could not be had. The message names the fix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeviceError {
+    /// No adapter was found where a GPU was asked for.
+    NoAdapter,
+    /// An adapter exists but would not open.
+    OpenFailed(String),
+    /// A device name that is not `cpu`, `gpu` or `auto`.
+    UnknownName(String),
+}
+
+impl fmt::Display for DeviceError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeviceError::NoAdapter => write!(
+                f,
+                "no GPU adapter found: use --device cpu (or BYOL_DEVICE=cpu), or install a \
+                 Vulkan driver (on Debian: apt-get install mesa-vulkan-drivers, which also gives \
+                 a software adapter)"
+            ),
+            DeviceError::OpenFailed(why) => write!(f, "{why}; use --device cpu to run on the CPU"),
+            DeviceError::UnknownName(name) => write!(
+                f,
+                "unknown device '{name}': expected cpu, gpu or auto (in --device or BYOL_DEVICE)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for DeviceError {}
 
 impl Device {
     /// The CPU device.
@@ -21,16 +65,114 @@ impl Device {
         Device::Cpu
     }
 
-    /// A short name for messages and logs (`"cpu"`).
+    /// The GPU: the first adapter found, hardware preferred. An error names
+    /// the fix when there is none.
+    pub fn gpu() -> Result<Device, DeviceError> {
+        match gpu::context::shared(false) {
+            Ok(Some(ctx)) => Ok(Device::Gpu(ctx)),
+            Ok(None) => Err(DeviceError::NoAdapter),
+            Err(why) => Err(DeviceError::OpenFailed(why)),
+        }
+    }
+
+    /// A hardware GPU if there is one, else the CPU.
+    pub fn auto() -> Device {
+        match gpu::context::shared(true) {
+            Ok(Some(ctx)) => Device::Gpu(ctx),
+            _ => Device::Cpu,
+        }
+    }
+
+    /// Any GPU, software adapters included, else the CPU.
+    pub fn auto_allow_software() -> Device {
+        Device::gpu().unwrap_or(Device::Cpu)
+    }
+
+    /// `cpu`, `gpu` or `auto` (case-insensitive).
+    pub fn from_name(name: &str) -> Result<Device, DeviceError> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "cpu" => Ok(Device::Cpu),
+            "gpu" => Device::gpu(),
+            "auto" => Ok(Device::auto()),
+            _ => Err(DeviceError::UnknownName(name.to_string())),
+        }
+    }
+
+    /// The device `BYOL_DEVICE` names, `auto` when it is unset.
+    pub fn from_env() -> Result<Device, DeviceError> {
+        match std::env::var("BYOL_DEVICE") {
+            Ok(name) => Device::from_name(&name),
+            Err(_) => Ok(Device::auto()),
+        }
+    }
+
+    /// A short name for messages and logs (`"cpu"` or `"gpu"`).
     pub fn name(&self) -> &'static str {
         match self {
             Device::Cpu => "cpu",
+            Device::Gpu(_) => "gpu",
+        }
+    }
+
+    /// Whether this is the GPU.
+    pub fn is_gpu(&self) -> bool {
+        matches!(self, Device::Gpu(_))
+    }
+
+    /// Waits until every op issued on this device has finished (a no-op on
+    /// the CPU, whose ops finish before they return). For timing.
+    pub fn synchronize(&self) {
+        if let Device::Gpu(ctx) = self {
+            ctx.synchronize();
+        }
+    }
+
+    /// A longer description: the adapter's name for a GPU.
+    pub fn describe(&self) -> String {
+        match self {
+            Device::Cpu => format!("cpu ({} threads)", rayon::current_num_threads()),
+            Device::Gpu(ctx) => format!("gpu: {}", ctx.describe()),
         }
     }
 }
 
+impl PartialEq for Device {
+    fn eq(&self, other: &Device) -> bool {
+        match (self, other) {
+            (Device::Cpu, Device::Cpu) => true,
+            (Device::Gpu(a), Device::Gpu(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Device {}
+
 impl fmt::Display for Device {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+impl fmt::Debug for Device {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_parse_and_bad_names_say_what_is_expected() {
+        assert_eq!(Device::from_name("CPU").unwrap(), Device::Cpu);
+        let err = Device::from_name("tpu").unwrap_err();
+        assert_eq!(err, DeviceError::UnknownName("tpu".into()));
+        assert!(err.to_string().contains("expected cpu, gpu or auto"));
+        assert!(DeviceError::NoAdapter.to_string().contains("--device cpu"));
+        assert!(DeviceError::NoAdapter
+            .to_string()
+            .contains("mesa-vulkan-drivers"));
     }
 }

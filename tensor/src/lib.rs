@@ -17,20 +17,27 @@
 //! * **Immutable values.** Ops take tensors by reference and return new ones.
 //!   Cloning a tensor is cheap: the buffer is shared behind an `Arc`.
 //! * **One folder per op.** `ops/conv2d/` holds the public op with its shape
-//!   checks and the math in its doc (`mod.rs`) and the CPU version (`cpu.rs`);
-//!   the GPU version will sit beside them. The public method on `Tensor`
-//!   checks shapes, then dispatches on where the data lives.
-//! * **Shared machinery apart.** The GEMM (matrix product) and the rules for
-//!   when to split work across threads live in [`backend::cpu`].
+//!   checks and the math in its doc (`mod.rs`), the CPU version (`cpu.rs`),
+//!   the GPU launcher (`gpu.rs`) and its WGSL kernels (`*.wgsl`), so one op
+//!   reads whole in one place. The public method on `Tensor` checks shapes,
+//!   then dispatches on where the data lives.
+//! * **Shared machinery apart.** The GEMM and the threading policy of the
+//!   CPU live in [`backend::cpu`]; the GPU context, buffer pool, kernel cache
+//!   and batched submission in [`backend::gpu`].
 //!
 //! ## Devices
 //!
-//! Today the only backend is the CPU one: ndarray for storage views and
-//! broadcasting, rayon to spread work over cores, and the `gemm` crate (with
-//! AVX-512 kernels chosen at run time) for matrix products and for
-//! convolutions lowered to matrix products (im2col). The GPU backend
-//! (wgpu compute shaders) is issue 3; the dispatch in each op is shaped for
-//! it already.
+//! * **CPU**: ndarray for views and broadcasting, rayon to spread work over
+//!   cores, and the `gemm` crate (AVX-512 kernels chosen at run time) for
+//!   matrix products and for convolutions lowered to products (im2col).
+//! * **GPU**: wgpu compute shaders written in WGSL, on Vulkan, Metal or
+//!   DX12, and on machines without a GPU through a software Vulkan driver
+//!   (Mesa's llvmpipe). Ops are recorded and submitted in batches; the only
+//!   wait is reading a tensor back ([`Tensor::to_vec`]). Buffers come from a
+//!   pool, so a training loop stops allocating after its first step.
+//!
+//! [`Device::from_name`] and [`Device::from_env`] (`BYOL_DEVICE`) pick one;
+//! [`Tensor::to_device`] moves data between them.
 //!
 //! ## Errors
 //!
@@ -56,8 +63,9 @@ mod rng;
 pub mod shape;
 mod storage;
 mod tensor;
+pub mod testing;
 
-pub use device::Device;
+pub use device::{Device, DeviceError};
 pub use ops::conv2d::Conv2dParams;
 pub use ops::pool::Pool2dParams;
 pub use rng::Rng;

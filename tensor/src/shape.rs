@@ -47,6 +47,24 @@ pub fn broadcast_shape(a: &[usize], b: &[usize], op: &str) -> Vec<usize> {
     out
 }
 
+/// The strides that read an operand of shape `shape` as if broadcast to
+/// `out`: the operand's own row-major stride on axes it has with size > 1,
+/// and 0 on axes it lacks or has with size 1 (so the index along them is
+/// ignored). One entry per axis of `out`.
+pub fn broadcast_strides(shape: &[usize], out: &[usize]) -> Vec<usize> {
+    let own = strides(shape);
+    let off = out.len() - shape.len();
+    (0..out.len())
+        .map(|i| {
+            if i < off || shape[i - off] == 1 {
+                0
+            } else {
+                own[i - off]
+            }
+        })
+        .collect()
+}
+
 /// Checks that `axis` is a valid axis of a tensor of rank `rank` and returns
 /// it; panics naming `op` otherwise.
 pub fn check_axis(axis: usize, shape: &[usize], op: &str) -> usize {
@@ -92,6 +110,13 @@ mod tests {
         assert_eq!(strides(&[7]), vec![1]);
         assert_eq!(strides(&[]), Vec::<usize>::new());
         assert_eq!(numel(&[]), 1);
+    }
+
+    #[test]
+    fn broadcast_strides_zero_the_repeated_axes() {
+        assert_eq!(broadcast_strides(&[3], &[2, 3]), vec![0, 1]);
+        assert_eq!(broadcast_strides(&[2, 1, 4], &[2, 3, 4]), vec![4, 0, 1]);
+        assert_eq!(broadcast_strides(&[], &[5]), vec![0]);
     }
 
     #[test]

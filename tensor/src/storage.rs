@@ -3,7 +3,10 @@
 //! Ops match on the storage of their inputs to pick the backend that runs
 //! them. Buffers are shared behind an `Arc`: cloning a tensor shares its
 //! buffer, and since no op writes into an input, sharing is always safe.
+//! When the last tensor sharing a GPU buffer drops, the buffer returns to
+//! the GPU's pool.
 
+use crate::backend::gpu::GpuBuffer;
 use crate::Device;
 use std::sync::Arc;
 
@@ -12,6 +15,8 @@ use std::sync::Arc;
 pub enum Storage {
     /// A buffer in main memory.
     Cpu(Arc<Vec<f32>>),
+    /// A buffer on the GPU, from its pool.
+    Gpu(Arc<GpuBuffer>),
 }
 
 impl Storage {
@@ -19,6 +24,7 @@ impl Storage {
     pub fn device(&self) -> Device {
         match self {
             Storage::Cpu(_) => Device::Cpu,
+            Storage::Gpu(b) => Device::Gpu(b.context().clone()),
         }
     }
 
@@ -26,6 +32,7 @@ impl Storage {
     pub fn len(&self) -> usize {
         match self {
             Storage::Cpu(v) => v.len(),
+            Storage::Gpu(b) => b.len(),
         }
     }
 

@@ -3,6 +3,7 @@
 //! The ops themselves are methods too, but each lives in its own folder under
 //! `ops/`; this file holds only what every tensor has.
 
+use crate::backend::gpu::GpuBuffer;
 use crate::shape::numel;
 use crate::{Device, Rng, Storage};
 use ndarray::{ArrayD, ArrayViewD, IxDyn};
@@ -52,7 +53,26 @@ impl Tensor {
         );
         match device {
             Device::Cpu => Tensor::cpu(data, shape),
+            Device::Gpu(ctx) => {
+                let buf = ctx.upload(bytemuck::cast_slice(&data));
+                Tensor::gpu(buf, shape)
+            }
         }
+    }
+
+    /// A GPU tensor around a pooled buffer; the GPU kernels build their
+    /// results through this.
+    pub(crate) fn gpu(buf: GpuBuffer, shape: &[usize]) -> Tensor {
+        Tensor::from_storage(Storage::Gpu(Arc::new(buf)), shape)
+    }
+
+    /// The same values on `device` (a copy when the device differs, a cheap
+    /// clone when it is the same).
+    pub fn to_device(&self, device: &Device) -> Tensor {
+        if &self.device() == device {
+            return self.clone();
+        }
+        Tensor::from_vec(self.to_vec(), &self.shape, device)
     }
 
     /// A tensor copied from an ndarray array of any layout.
@@ -143,6 +163,12 @@ impl Tensor {
     pub fn to_vec(&self) -> Vec<f32> {
         match &self.storage {
             Storage::Cpu(v) => v.as_ref().clone(),
+            Storage::Gpu(b) => {
+                let words = b.context().read(b);
+                let mut v: Vec<f32> = bytemuck::cast_slice(&words).to_vec();
+                v.truncate(self.numel());
+                v
+            }
         }
     }
 
@@ -165,9 +191,19 @@ impl Tensor {
 
     /// The CPU buffer, for CPU kernels. Panics if the tensor lives
     /// elsewhere, naming `op`.
-    pub(crate) fn cpu_slice(&self, _op: &str) -> &[f32] {
+    pub(crate) fn cpu_slice(&self, op: &str) -> &[f32] {
         match &self.storage {
             Storage::Cpu(v) => v,
+            Storage::Gpu(_) => panic!("{op}: internal error, a CPU kernel was given a GPU tensor"),
+        }
+    }
+
+    /// The GPU buffer, for GPU kernels. Panics if the tensor lives
+    /// elsewhere, naming `op`.
+    pub(crate) fn gpu_buffer(&self, op: &str) -> &GpuBuffer {
+        match &self.storage {
+            Storage::Gpu(b) => b,
+            Storage::Cpu(_) => panic!("{op}: internal error, a GPU kernel was given a CPU tensor"),
         }
     }
 

@@ -5,3 +5,4 @@
 //! work over threads) lives here so it is written once.
 
 pub mod cpu;
+pub mod gpu;

@@ -18,6 +18,7 @@
 //! the layers above.
 
 mod cpu;
+mod gpu;
 
 use crate::{Storage, Tensor};
 
@@ -44,6 +45,10 @@ impl Tensor {
             Storage::Cpu(_) => {
                 let (m, v) = cpu::channel_stats(self);
                 (Tensor::cpu(m, &[c]), Tensor::cpu(v, &[c]))
+            }
+            Storage::Gpu(_) => {
+                let (m, v) = gpu::channel_stats(self);
+                (Tensor::gpu(m, &[c]), Tensor::gpu(v, &[c]))
             }
         }
     }
@@ -77,6 +82,10 @@ impl Tensor {
         match self.storage() {
             Storage::Cpu(_) => Tensor::cpu(
                 cpu::normalize(self, mean, var, weight, bias, eps),
+                self.shape(),
+            ),
+            Storage::Gpu(_) => Tensor::gpu(
+                gpu::normalize(self, mean, var, weight, bias, eps),
                 self.shape(),
             ),
         }

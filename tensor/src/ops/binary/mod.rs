@@ -8,6 +8,7 @@
 //! The comparison ops return masks: 1.0 where the relation holds, else 0.0.
 
 mod cpu;
+mod gpu;
 
 use crate::shape::broadcast_shape;
 use crate::{Storage, Tensor};
@@ -79,6 +80,7 @@ impl Tensor {
             (Storage::Cpu(_), Storage::Cpu(_)) => {
                 Tensor::cpu(cpu::binary(self, other, &shape, op), &shape)
             }
+            _ => Tensor::gpu(gpu::binary(self, other, &shape, op), &shape),
         }
     }
 

@@ -25,6 +25,7 @@
 //! Images of a batch are independent, so the CPU runs one image per thread.
 
 mod cpu;
+mod gpu;
 pub mod im2col;
 
 use crate::{Storage, Tensor};
@@ -146,6 +147,7 @@ impl Tensor {
         let shape = [g.n, g.o, g.oh, g.ow];
         match self.storage() {
             Storage::Cpu(_) => Tensor::cpu(cpu::forward(self, weight, &g), &shape),
+            Storage::Gpu(_) => Tensor::gpu(gpu::forward(self, weight, &g), &shape),
         }
     }
 
@@ -163,6 +165,7 @@ impl Tensor {
         self.check_grad_shape(&g, "conv2d_backward_input");
         match self.storage() {
             Storage::Cpu(_) => Tensor::cpu(cpu::backward_input(self, weight, &g), input_shape),
+            Storage::Gpu(_) => Tensor::gpu(gpu::backward_input(self, weight, &g), input_shape),
         }
     }
 
@@ -185,6 +188,7 @@ impl Tensor {
         self.check_grad_shape(&g, "conv2d_backward_weight");
         match self.storage() {
             Storage::Cpu(_) => Tensor::cpu(cpu::backward_weight(self, input, &g), weight_shape),
+            Storage::Gpu(_) => gpu::backward_weight(self, input, &g),
         }
     }
 

@@ -8,6 +8,7 @@
 //! (batch order, labels read from a file), not computed on the device.
 
 mod cpu;
+mod gpu;
 
 use crate::shape::check_axis;
 use crate::{Device, Storage, Tensor};
@@ -28,6 +29,7 @@ impl Tensor {
         shape[axis] = indices.len();
         match self.storage() {
             Storage::Cpu(_) => Tensor::cpu(cpu::index_select(self, axis, indices), &shape),
+            Storage::Gpu(_) => Tensor::gpu(gpu::index_select(self, axis, indices), &shape),
         }
     }
 

@@ -7,6 +7,7 @@
 //! where `i[p[a]] = j_a`.
 
 mod cpu;
+mod gpu;
 
 use crate::shape::{check_axis, numel};
 use crate::{Storage, Tensor};
@@ -43,6 +44,7 @@ impl Tensor {
         let shape: Vec<usize> = perm.iter().map(|&p| self.shape()[p]).collect();
         match self.storage() {
             Storage::Cpu(_) => Tensor::cpu(cpu::permute(self, perm), &shape),
+            Storage::Gpu(_) => Tensor::gpu(gpu::permute(self, perm), &shape),
         }
     }
 
@@ -87,6 +89,7 @@ impl Tensor {
         }
         match first.storage() {
             Storage::Cpu(_) => Tensor::cpu(cpu::concat(parts, axis), &shape),
+            Storage::Gpu(_) => Tensor::gpu(gpu::concat(parts, axis), &shape),
         }
     }
 
@@ -126,6 +129,7 @@ impl Tensor {
         shape[axis] = len;
         match self.storage() {
             Storage::Cpu(_) => Tensor::cpu(cpu::narrow(self, axis, start, len), &shape),
+            Storage::Gpu(_) => Tensor::gpu(gpu::narrow(self, axis, start, len), &shape),
         }
     }
 }

@@ -11,6 +11,7 @@
 //! so none of these copies a transposed matrix.
 
 mod cpu;
+pub(crate) mod gpu;
 
 use crate::{Storage, Tensor};
 
@@ -72,6 +73,7 @@ impl Tensor {
             (Storage::Cpu(_), Storage::Cpu(_)) => {
                 Tensor::cpu(cpu::matmul(self, other, d, ta, tb), &shape)
             }
+            _ => Tensor::gpu(gpu::matmul(self, other, d, ta, tb), &shape),
         }
     }
 

@@ -13,6 +13,7 @@
 //! `dy[n, c] / HW`.
 
 mod cpu;
+mod gpu;
 
 use crate::{Storage, Tensor};
 
@@ -90,6 +91,10 @@ impl Tensor {
                 let (y, idx) = cpu::max_pool(self, params, oh, ow);
                 (Tensor::cpu(y, &shape), Tensor::cpu(idx, &shape))
             }
+            Storage::Gpu(_) => {
+                let (y, idx) = gpu::max_pool(self, params, oh, ow);
+                (Tensor::gpu(y, &shape), Tensor::gpu(idx, &shape))
+            }
         }
     }
 
@@ -112,6 +117,10 @@ impl Tensor {
         match self.storage() {
             Storage::Cpu(_) => Tensor::cpu(
                 cpu::max_pool_backward(self, indices, input_shape),
+                input_shape,
+            ),
+            Storage::Gpu(_) => Tensor::gpu(
+                gpu::max_pool_backward(self, indices, input_shape),
                 input_shape,
             ),
         }

@@ -16,6 +16,7 @@
 //! stay on the GPU until it is read.
 
 mod cpu;
+mod gpu;
 
 use crate::shape::{check_axis, numel, reduced_shape};
 use crate::{Storage, Tensor};
@@ -39,6 +40,7 @@ impl Tensor {
         );
         match self.storage() {
             Storage::Cpu(_) => Tensor::cpu(cpu::reduce(self, axes, op), &shape),
+            Storage::Gpu(_) => Tensor::gpu(gpu::reduce(self, axes, op), &shape),
         }
     }
 
@@ -85,6 +87,7 @@ impl Tensor {
         let shape = reduced_shape(self.shape(), &[axis], keep_dims, "argmax");
         match self.storage() {
             Storage::Cpu(_) => Tensor::cpu(cpu::argmax(self, axis), &shape),
+            Storage::Gpu(_) => Tensor::gpu(gpu::argmax(self, axis), &shape),
         }
     }
 
@@ -92,6 +95,7 @@ impl Tensor {
     pub fn sum_all(&self) -> Tensor {
         match self.storage() {
             Storage::Cpu(_) => Tensor::cpu(vec![cpu::sum_all(self, false) as f32], &[]),
+            Storage::Gpu(_) => Tensor::gpu(gpu::sum_all(self, false), &[]),
         }
     }
 
@@ -101,6 +105,7 @@ impl Tensor {
         let n = numel(self.shape()) as f64;
         match self.storage() {
             Storage::Cpu(_) => Tensor::cpu(vec![(cpu::sum_all(self, false) / n) as f32], &[]),
+            Storage::Gpu(_) => self.sum_all().div_scalar(n as f32),
         }
     }
 
@@ -108,6 +113,7 @@ impl Tensor {
     pub fn norm_l2(&self) -> Tensor {
         match self.storage() {
             Storage::Cpu(_) => Tensor::cpu(vec![cpu::sum_all(self, true).sqrt() as f32], &[]),
+            Storage::Gpu(_) => Tensor::gpu(gpu::sum_all(self, true), &[]).sqrt(),
         }
     }
 }

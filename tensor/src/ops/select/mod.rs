@@ -5,6 +5,7 @@
 //! function; autograd uses it to route gradients (relu, max).
 
 mod cpu;
+mod gpu;
 
 use crate::shape::broadcast_shape;
 use crate::{Storage, Tensor};
@@ -22,6 +23,7 @@ impl Tensor {
         );
         match self.storage() {
             Storage::Cpu(_) => Tensor::cpu(cpu::select(self, a, b, &shape), &shape),
+            Storage::Gpu(_) => Tensor::gpu(gpu::select(self, a, b, &shape), &shape),
         }
     }
 }

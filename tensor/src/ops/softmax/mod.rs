@@ -11,6 +11,7 @@
 //! small probabilities (and it is what cross-entropy needs).
 
 mod cpu;
+mod gpu;
 
 use crate::{Storage, Tensor};
 
@@ -30,6 +31,7 @@ impl Tensor {
         let n = self.last_axis_len("softmax");
         match self.storage() {
             Storage::Cpu(_) => Tensor::cpu(cpu::softmax(self, n, false), self.shape()),
+            Storage::Gpu(_) => Tensor::gpu(gpu::softmax(self, n, false), self.shape()),
         }
     }
 
@@ -38,6 +40,7 @@ impl Tensor {
         let n = self.last_axis_len("log_softmax");
         match self.storage() {
             Storage::Cpu(_) => Tensor::cpu(cpu::softmax(self, n, true), self.shape()),
+            Storage::Gpu(_) => Tensor::gpu(gpu::softmax(self, n, true), self.shape()),
         }
     }
 }

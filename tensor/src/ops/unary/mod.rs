@@ -15,6 +15,7 @@
 //! | `gt_scalar(s)`, `ge_scalar(s)`, `eq_scalar(s)` | 1.0 if the relation holds, else 0.0 |
 
 mod cpu;
+mod gpu;
 
 use crate::{Storage, Tensor};
 
@@ -90,6 +91,7 @@ impl Tensor {
     pub fn unary(&self, op: UnaryOp) -> Tensor {
         match self.storage() {
             Storage::Cpu(_) => Tensor::cpu(cpu::unary(self, op), self.shape()),
+            Storage::Gpu(_) => Tensor::gpu(gpu::unary(self, op), self.shape()),
         }
     }
 

@@ -1,0 +1,159 @@
+//! Finding a GPU and opening it: the process-wide [`GpuContext`].
+//!
+//! All tensors on the GPU share one wgpu device and queue, opened the first
+//! time a GPU is asked for and kept for the life of the process. We request
+//! the adapter's *real* limits (largest storage binding, buffer size,
+//! workgroup sizes) instead of WebGPU's conservative defaults, so large
+//! tensors fit where the hardware allows.
+
+use super::batch::Batch;
+use super::kernel::KernelCache;
+use super::pool::BufferPool;
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// The opened GPU: device, queue, and the machinery ops share.
+pub struct GpuContext {
+    pub(crate) device: wgpu::Device,
+    pub(crate) queue: wgpu::Queue,
+    info: wgpu::AdapterInfo,
+    limits: wgpu::Limits,
+    pub(crate) pool: Mutex<BufferPool>,
+    pub(crate) kernels: Mutex<KernelCache>,
+    pub(crate) batch: Mutex<Batch>,
+}
+
+/// One adapter as `byol devices` shows it.
+#[derive(Clone, Debug)]
+pub struct AdapterSummary {
+    /// The adapter's name, e.g. `llvmpipe (LLVM 15.0.6, 256 bits)`.
+    pub name: String,
+    /// `DiscreteGpu`, `IntegratedGpu`, `VirtualGpu`, `Cpu` (a software
+    /// rasteriser) or `Other`.
+    pub device_type: String,
+    /// The graphics API behind it (Vulkan, Metal, Dx12).
+    pub backend: String,
+    /// Whether it is real hardware (not a software implementation).
+    pub hardware: bool,
+    /// Largest buffer that one kernel binding may cover, in bytes.
+    pub max_storage_binding: u64,
+    /// Largest buffer, in bytes.
+    pub max_buffer: u64,
+    /// Most invocations in one workgroup.
+    pub max_invocations: u32,
+}
+
+fn instance() -> &'static wgpu::Instance {
+    static INSTANCE: OnceLock<wgpu::Instance> = OnceLock::new();
+    INSTANCE.get_or_init(|| {
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+        desc.backends = wgpu::Backends::VULKAN | wgpu::Backends::METAL | wgpu::Backends::DX12;
+        wgpu::Instance::new(desc)
+    })
+}
+
+fn is_hardware(info: &wgpu::AdapterInfo) -> bool {
+    !matches!(
+        info.device_type,
+        wgpu::DeviceType::Cpu | wgpu::DeviceType::Other
+    )
+}
+
+/// Every adapter wgpu finds, hardware first.
+fn adapters() -> Vec<wgpu::Adapter> {
+    let mut found = pollster::block_on(instance().enumerate_adapters(wgpu::Backends::all()));
+    found.sort_by_key(|a| !is_hardware(&a.get_info()));
+    found
+}
+
+/// A summary of every adapter found (for `byol devices`).
+pub fn adapters_summary() -> Vec<AdapterSummary> {
+    adapters()
+        .iter()
+        .map(|a| {
+            let (info, limits) = (a.get_info(), a.limits());
+            AdapterSummary {
+                name: info.name.clone(),
+                device_type: format!("{:?}", info.device_type),
+                backend: format!("{:?}", info.backend),
+                hardware: is_hardware(&info),
+                max_storage_binding: limits.max_storage_buffer_binding_size,
+                max_buffer: limits.max_buffer_size,
+                max_invocations: limits.max_compute_invocations_per_workgroup,
+            }
+        })
+        .collect()
+}
+
+/// The shared context, opened on first use. `Ok(None)` when no adapter
+/// exists (or, with `hardware_only`, no hardware adapter); `Err` when one
+/// exists but could not be opened.
+pub(crate) fn shared(hardware_only: bool) -> Result<Option<Arc<GpuContext>>, String> {
+    static SHARED: OnceLock<Mutex<Option<Arc<GpuContext>>>> = OnceLock::new();
+    let cell = SHARED.get_or_init(|| Mutex::new(None));
+    let mut slot = cell.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(ctx) = slot.as_ref() {
+        if !hardware_only || is_hardware(&ctx.info) {
+            return Ok(Some(ctx.clone()));
+        }
+        return Ok(None);
+    }
+    let Some(adapter) = adapters().into_iter().next() else {
+        return Ok(None);
+    };
+    if hardware_only && !is_hardware(&adapter.get_info()) {
+        return Ok(None);
+    }
+    let ctx = Arc::new(GpuContext::open(adapter)?);
+    *slot = Some(ctx.clone());
+    Ok(Some(ctx))
+}
+
+impl GpuContext {
+    fn open(adapter: wgpu::Adapter) -> Result<GpuContext, String> {
+        let info = adapter.get_info();
+        let limits = adapter.limits();
+        let desc = wgpu::DeviceDescriptor {
+            label: Some("byol tensor device"),
+            required_features: wgpu::Features::empty(),
+            required_limits: limits.clone(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            ..Default::default()
+        };
+        let (device, queue) = pollster::block_on(adapter.request_device(&desc))
+            .map_err(|e| format!("the GPU adapter '{}' refused to open: {e}", info.name))?;
+        let batch = Batch::new(&device, &limits);
+        Ok(GpuContext {
+            device,
+            queue,
+            info,
+            limits,
+            pool: Mutex::new(BufferPool::default()),
+            kernels: Mutex::new(KernelCache::default()),
+            batch: Mutex::new(batch),
+        })
+    }
+
+    /// The adapter's name and kind, e.g. `llvmpipe (LLVM 15.0.6, 256 bits)
+    /// (Cpu, Vulkan)`.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} ({:?}, {:?})",
+            self.info.name, self.info.device_type, self.info.backend
+        )
+    }
+
+    /// Whether this is real hardware rather than a software adapter.
+    pub fn is_hardware(&self) -> bool {
+        is_hardware(&self.info)
+    }
+
+    /// The buffer pool's counts: buffers created, in use, and their bytes.
+    pub fn pool_stats(&self) -> super::PoolStats {
+        self.pool.lock().unwrap_or_else(|e| e.into_inner()).stats()
+    }
+
+    /// The limits the device was opened with (the adapter's own).
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.limits
+    }
+}

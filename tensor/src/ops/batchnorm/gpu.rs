@@ -1,0 +1,172 @@
+//! GPU batch-norm kernels, for an `[N, C, rest..]` tensor seen as `N·C`
+//! planes of `L = Π rest` values.
+//!
+//! - [`channel_stats`]: one workgroup per channel reduces its `N·L` values
+//!   twice, for the mean and then the mean squared deviation
+//!   (`channel_stats.wgsl`). The sums are `f32` (WGSL has no `f64`), split
+//!   over 256 partial sums and a pairwise tree, so they differ from the
+//!   CPU's `f64` sums in the last bits.
+//! - [`normalize`]: one invocation per element computes its channel's
+//!   `scale` and `shift` and writes `x · scale + shift` (`normalize.wgsl`).
+//!
+//! Parameter layouts (`p[k]`):
+//! - `channel_stats.wgsl`: p[0] = N, p[1] = C, p[2] = L.
+//! - `normalize.wgsl`: p[0] = number of elements, p[1] = C, p[2] = L,
+//!   p[3] = eps (`f32` bits).
+
+use crate::backend::gpu::{grid_1d, grid_for_groups, GpuBuffer};
+use crate::Tensor;
+
+const STATS: &str = include_str!("channel_stats.wgsl");
+const NORMALIZE: &str = include_str!("normalize.wgsl");
+
+/// `(N, C, L)`: the batch, channel and plane sizes of `x`.
+fn dims(x: &Tensor) -> (usize, usize, usize) {
+    let s = x.shape();
+    (s[0], s[1], s[2..].iter().product())
+}
+
+/// Per-channel mean and biased variance, each `C` values.
+pub fn channel_stats(x: &Tensor) -> (GpuBuffer, GpuBuffer) {
+    let xb = x.gpu_buffer("channel_stats");
+    let ctx = xb.context();
+    let (n, c, l) = dims(x);
+    let mean = GpuBuffer::new(ctx, c);
+    let var = GpuBuffer::new(ctx, c);
+    // `Tensor::channel_stats` has checked that every channel has values.
+    if c > 0 && n * l > 0 {
+        let params = [n as u32, c as u32, l as u32];
+        ctx.dispatch(
+            "channel_stats",
+            STATS,
+            &params,
+            &[xb, &mean, &var],
+            grid_for_groups(c),
+        );
+    }
+    (mean, var)
+}
+
+/// `y = x · scale[c] + shift[c]` with `scale = w / sqrt(var + eps)` and
+/// `shift = b - mean · scale`.
+pub fn normalize(
+    x: &Tensor,
+    mean: &Tensor,
+    var: &Tensor,
+    w: &Tensor,
+    b: &Tensor,
+    eps: f32,
+) -> GpuBuffer {
+    let op = "normalize_scale_shift";
+    let xb = x.gpu_buffer(op);
+    let ctx = xb.context();
+    let (_, c, l) = dims(x);
+    let n = x.numel();
+    let out = GpuBuffer::new(ctx, n);
+    if n > 0 {
+        let params = [n as u32, c as u32, l as u32, eps.to_bits()];
+        let buffers = [
+            xb,
+            mean.gpu_buffer(op),
+            var.gpu_buffer(op),
+            w.gpu_buffer(op),
+            b.gpu_buffer(op),
+            &out,
+        ];
+        ctx.dispatch(
+            "normalize_scale_shift",
+            NORMALIZE,
+            &params,
+            &buffers,
+            grid_1d(n),
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::testing::{assert_close, gpu_device};
+    use crate::{Device, Tensor};
+
+    /// Shapes of rank 2 (BatchNorm1d, L = 1) and 4, odd sizes, one value
+    /// per channel, and channels with more values than a workgroup has
+    /// threads.
+    const SHAPES: &[&[usize]] = &[
+        &[7, 3],
+        &[1, 1],
+        &[3, 5, 7, 1],
+        &[2, 3, 3, 33],
+        &[257, 7],
+        &[5, 2, 9, 11],
+        &[2, 1, 257],
+    ];
+
+    /// Statistics against the CPU. The GPU sums in `f32` in a different
+    /// order than the CPU's `f64` sums: 1e-5 relative, plus 1e-6 absolute
+    /// for means near zero (the data has mean 0.5 and std 2).
+    #[test]
+    fn channel_stats_match_the_cpu() {
+        let Some(gpu) = gpu_device() else { return };
+        for (k, &shape) in SHAPES.iter().enumerate() {
+            let x = Tensor::randn(shape, 0.5, 2.0, 70 + k as u64, &Device::Cpu);
+            let (mean, var) = x.channel_stats();
+            let (g_mean, g_var) = x.to_device(&gpu).channel_stats();
+            assert_eq!(g_mean.device(), gpu);
+            assert_close(&g_mean, &mean, 1e-6, 1e-5, &format!("mean {shape:?}"));
+            assert_close(&g_var, &var, 1e-6, 1e-5, &format!("var {shape:?}"));
+        }
+    }
+
+    /// A large offset does not cancel: two passes keep the variance of
+    /// `1000 + N(0, 1e-2)` accurate where `E[x²] - E[x]²` would lose it all
+    /// in `f32` (x² ~ 1e6 has a spacing of 0.06, the variance is 1e-4). The
+    /// mean is good to 1e-5 relative (the f32 spacing at 1000 is 6e-5). An
+    /// error δ in the f32 mean biases the variance by δ² (~1e-9 against
+    /// 1e-4), so 1e-3 relative is ample for the variance.
+    #[test]
+    fn variance_survives_a_large_offset() {
+        let Some(gpu) = gpu_device() else { return };
+        let x = Tensor::randn(&[33, 3, 7], 1000.0, 1e-2, 80, &Device::Cpu);
+        let (mean, var) = x.channel_stats();
+        let (g_mean, g_var) = x.to_device(&gpu).channel_stats();
+        assert_close(&g_mean, &mean, 0.0, 1e-5, "mean with offset");
+        assert_close(&g_var, &var, 0.0, 1e-3, "var with offset");
+    }
+
+    /// Normalisation against the CPU, with the CPU's statistics on both
+    /// sides. WGSL's sqrt and division may be off by a few ulps and the GPU
+    /// may fuse `x · scale + shift` into one rounding: 1e-5 relative, plus
+    /// 1e-5 absolute for outputs near zero (|x · scale| is up to ~10).
+    #[test]
+    fn normalize_matches_the_cpu() {
+        let Some(gpu) = gpu_device() else { return };
+        for (k, &shape) in SHAPES.iter().enumerate() {
+            let c = shape[1];
+            let x = Tensor::randn(shape, 0.5, 2.0, 90 + k as u64, &Device::Cpu);
+            let (mean, var) = x.channel_stats();
+            let w = Tensor::randn(&[c], 1.0, 0.5, 91, &Device::Cpu);
+            let b = Tensor::randn(&[c], 0.0, 0.5, 92, &Device::Cpu);
+            let want = x.normalize_scale_shift(&mean, &var, &w, &b, 1e-5);
+            let on_gpu: Vec<Tensor> = [&x, &mean, &var, &w, &b]
+                .iter()
+                .map(|t| t.to_device(&gpu))
+                .collect();
+            let got = on_gpu[0]
+                .normalize_scale_shift(&on_gpu[1], &on_gpu[2], &on_gpu[3], &on_gpu[4], 1e-5);
+            assert_eq!(got.device(), gpu);
+            assert_close(&got, &want, 1e-5, 1e-5, &format!("normalize {shape:?}"));
+        }
+    }
+
+    /// An empty plane axis gives an empty output without a dispatch.
+    #[test]
+    fn normalize_empty() {
+        let Some(gpu) = gpu_device() else { return };
+        let x = Tensor::zeros(&[2, 3, 0], &gpu);
+        let c = Tensor::zeros(&[3], &gpu);
+        let y = x.normalize_scale_shift(&c, &c, &c, &c, 1e-5);
+        assert_eq!(y.shape(), &[2, 3, 0]);
+        assert!(y.to_vec().is_empty());
+    }
+}

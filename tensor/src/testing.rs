@@ -1,0 +1,43 @@
+//! Helpers for tests that compare the GPU backend with the CPU one, here and
+//! in the crates above.
+//!
+//! GPU tests ask [`gpu_device`] for the GPU. On a machine without an adapter
+//! they print that they skipped and pass, unless `BYOL_REQUIRE_GPU=1` is set
+//! (as CI sets it, with Mesa's software adapter installed), in which case a
+//! missing adapter fails them.
+
+use crate::{Device, Tensor};
+
+/// The GPU for a test, or `None` (after printing why) when there is none
+/// and `BYOL_REQUIRE_GPU` is not `1`. Panics when it is required and
+/// missing.
+pub fn gpu_device() -> Option<Device> {
+    match Device::gpu() {
+        Ok(d) => Some(d),
+        Err(e) => {
+            let required = std::env::var("BYOL_REQUIRE_GPU").is_ok_and(|v| v == "1");
+            assert!(
+                !required,
+                "BYOL_REQUIRE_GPU=1 but the GPU is unavailable: {e}"
+            );
+            eprintln!("skipped: GPU test ({e})");
+            None
+        }
+    }
+}
+
+/// Asserts two tensors have the same shape and that every pair of elements
+/// satisfies `|a - b| <= abs + rel * |b|`; the message names `what` and the
+/// first element that does not.
+pub fn assert_close(got: &Tensor, want: &Tensor, abs: f32, rel: f32, what: &str) {
+    assert_eq!(got.shape(), want.shape(), "{what}: shapes differ");
+    let (g, w) = (got.to_vec(), want.to_vec());
+    for (i, (a, b)) in g.iter().zip(&w).enumerate() {
+        let same_nan = a.is_nan() && b.is_nan();
+        let same_inf = a.is_infinite() && a == b;
+        assert!(
+            same_nan || same_inf || (a - b).abs() <= abs + rel * b.abs(),
+            "{what}: element {i} is {a}, expected {b} (tolerance {abs} + {rel}·|expected|)"
+        );
+    }
+}
