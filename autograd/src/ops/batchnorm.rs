@@ -1,0 +1,193 @@
+//! Batch normalisation as fused ops: training mode (batch statistics, with
+//! its own backward rule) and evaluation mode (running statistics, a plain
+//! per-channel affine map).
+//!
+//! Channels are axis 1 of `x: [N, C]` or `[N, C, H, W]`; statistics are
+//! taken per channel over the `m = N·H·W` values of every other axis.
+//!
+//! **Training mode.**
+//!
+//! ```text
+//! μ = (1/m) Σ x        σ² = (1/m) Σ (x - μ)²        (biased)
+//! r = 1 / √(σ² + ε)    x̂ = (x - μ) · r              y = γ · x̂ + β
+//! ```
+//!
+//! Backward, with sums per channel over the `m` values:
+//!
+//! ```text
+//! dβ = Σ dy
+//! dγ = Σ dy · x̂
+//! dx = γ · r / m · (m · dy - Σ dy - x̂ · Σ (dy · x̂))
+//! ```
+//!
+//! The last line is the chain rule through `μ` and `σ²`, which depend on
+//! every `x` of the channel: `∂x̂_i/∂x_j = r (δ_ij - 1/m - x̂_i x̂_j / m)`.
+//! Recording the composed ops instead (mean, sub, square, mean, rsqrt, mul,
+//! ...) gives the same gradient through about ten nodes and their saved
+//! tensors; the fused op keeps one node that saves `x`, `μ`, `r` and `γ`,
+//! and recomputes `x̂` in the backward pass. The tests check the two
+//! against each other and against PyTorch.
+//!
+//! The running statistics are the layer's business (the `models` crate):
+//! the op returns the batch mean and biased variance, and
+//! [`BatchNormTrain::unbiased_var`] gives the `σ² · m/(m-1)` that PyTorch's
+//! running variance averages.
+//!
+//! **Evaluation mode** uses fixed running statistics `μ_r, σ²_r`, so
+//! `y = γ · (x - μ_r) · r + β` with `r = 1/√(σ²_r + ε)` is affine in `x`:
+//!
+//! ```text
+//! dx = dy · γ · r      dγ = Σ dy · (x - μ_r) · r      dβ = Σ dy
+//! ```
+
+use crate::Var;
+use tensor::Tensor;
+
+/// The output of a training-mode batch norm.
+pub struct BatchNormTrain {
+    /// The normalised, scaled and shifted output (same shape as `x`).
+    pub y: Var,
+    /// The batch mean per channel, `[C]`.
+    pub mean: Tensor,
+    /// The biased batch variance per channel, `[C]` (what normalised `x`).
+    pub var: Tensor,
+    /// The number `m = N·H·W` of values each channel's statistics cover.
+    pub count: usize,
+}
+
+impl BatchNormTrain {
+    /// The unbiased batch variance `σ² · m / (m - 1)`, which PyTorch's
+    /// running variance averages.
+    pub fn unbiased_var(&self) -> Tensor {
+        let m = self.count as f32;
+        self.var.mul_scalar(m / (m - 1.0))
+    }
+}
+
+/// The shape `[1, C, 1, ..]` that broadcasts a `[C]` tensor along axis 1
+/// of a tensor of `shape`.
+fn channel_shape(shape: &[usize]) -> Vec<usize> {
+    let mut s = vec![1; shape.len()];
+    s[1] = shape[1];
+    s
+}
+
+/// Every axis but the channel axis 1.
+fn non_channel_axes(rank: usize) -> Vec<usize> {
+    (0..rank).filter(|&a| a != 1).collect()
+}
+
+fn check_channels(x: &Var, tensors: &[(&str, &[usize])], op: &str) -> usize {
+    assert!(
+        x.rank() >= 2,
+        "{op}: needs [N, C, ...] with channels on axis 1, got shape {:?}",
+        x.shape()
+    );
+    let c = x.shape()[1];
+    for (name, shape) in tensors {
+        assert_eq!(
+            *shape,
+            &[c],
+            "{op}: {name} has shape {shape:?}, input {:?} needs [{c}]",
+            x.shape()
+        );
+    }
+    c
+}
+
+impl Var {
+    /// Training-mode batch norm of `self` with scale `weight` (γ) and shift
+    /// `bias` (β), both `[C]`, normalising by the batch statistics.
+    ///
+    /// Rule (see the [module docs](self)): `dβ = Σ dy`, `dγ = Σ dy·x̂`,
+    /// `dx = γ·r/m · (m·dy - Σ dy - x̂·Σ(dy·x̂))`. Panics if a channel has a
+    /// single value (`m = 1`), as PyTorch does in training mode.
+    pub fn batch_norm_train(&self, weight: &Var, bias: &Var, eps: f32) -> BatchNormTrain {
+        let op = "batch_norm_train";
+        let c = check_channels(
+            self,
+            &[("weight", weight.shape()), ("bias", bias.shape())],
+            op,
+        );
+        let count = self.value().numel() / c.max(1);
+        assert!(
+            count > 1,
+            "{op}: each channel needs more than one value in training mode, shape {:?}",
+            self.shape()
+        );
+        let (x, gamma) = (self.value().clone(), weight.value().clone());
+        let (mean, var) = x.channel_stats();
+        let y = x.normalize_scale_shift(&mean, &var, &gamma, bias.value(), eps);
+        let inv_std = var.add_scalar(eps).rsqrt();
+        let (saved_mean, saved_inv_std) = (mean.clone(), inv_std);
+        let y = Var::from_op(op, y, &[self, weight, bias], move |dy, needs| {
+            let bshape = channel_shape(x.shape());
+            let axes = non_channel_axes(x.rank());
+            let m = count as f32;
+            let inv = saved_inv_std.reshape(&bshape);
+            let x_hat = x.sub(&saved_mean.reshape(&bshape)).mul(&inv);
+            let sum_dy = dy.sum(&axes, true);
+            let sum_dy_xhat = dy.mul(&x_hat).sum(&axes, true);
+            let dx = needs[0].then(|| {
+                let coeff = gamma.reshape(&bshape).mul(&inv).div_scalar(m);
+                dy.mul_scalar(m)
+                    .sub(&sum_dy)
+                    .sub(&x_hat.mul(&sum_dy_xhat))
+                    .mul(&coeff)
+            });
+            vec![
+                dx,
+                needs[1].then(|| sum_dy_xhat.reshape(&[c])),
+                needs[2].then(|| sum_dy.reshape(&[c])),
+            ]
+        });
+        BatchNormTrain {
+            y,
+            mean,
+            var,
+            count,
+        }
+    }
+
+    /// Evaluation-mode batch norm: normalises by fixed `running_mean` and
+    /// `running_var` (constants, `[C]`), then scales by `weight` and shifts
+    /// by `bias`.
+    ///
+    /// `dx = dy·γ·r`, `dγ = Σ dy·(x - μ_r)·r`, `dβ = Σ dy`, with
+    /// `r = 1/√(σ²_r + ε)`.
+    pub fn batch_norm_eval(
+        &self,
+        weight: &Var,
+        bias: &Var,
+        running_mean: &Tensor,
+        running_var: &Tensor,
+        eps: f32,
+    ) -> Var {
+        let op = "batch_norm_eval";
+        let c = check_channels(
+            self,
+            &[
+                ("weight", weight.shape()),
+                ("bias", bias.shape()),
+                ("running_mean", running_mean.shape()),
+                ("running_var", running_var.shape()),
+            ],
+            op,
+        );
+        let (x, gamma) = (self.value().clone(), weight.value().clone());
+        let y = x.normalize_scale_shift(running_mean, running_var, &gamma, bias.value(), eps);
+        let (mean, inv_std) = (running_mean.clone(), running_var.add_scalar(eps).rsqrt());
+        Var::from_op(op, y, &[self, weight, bias], move |dy, needs| {
+            let bshape = channel_shape(x.shape());
+            let axes = non_channel_axes(x.rank());
+            let inv = inv_std.reshape(&bshape);
+            let dx = needs[0].then(|| dy.mul(&gamma.reshape(&bshape).mul(&inv)));
+            let dgamma = needs[1].then(|| {
+                let x_hat = x.sub(&mean.reshape(&bshape)).mul(&inv);
+                dy.mul(&x_hat).sum(&axes, false).reshape(&[c])
+            });
+            let dbeta = needs[2].then(|| dy.sum(&axes, false).reshape(&[c]));
+            vec![dx, dgamma, dbeta]
+        })
+    }
+}
