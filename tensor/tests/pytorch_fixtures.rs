@@ -92,7 +92,11 @@ fn max_pool_forward_and_gradient() {
             &load("maxpool.k3s2p1.y"),
             &format!("maxpool.y on {dev}"),
         );
-        let gx = load_on("maxpool.k3s2p1.gy", &dev).max_pool2d_backward(&idx, x.shape());
+        let gx = load_on("maxpool.k3s2p1.gy", &dev).max_pool2d_backward(
+            &idx,
+            x.shape(),
+            Pool2dParams::new(3, 2, 1),
+        );
         assert_close(
             &gx,
             &load("maxpool.k3s2p1.gx"),

@@ -23,7 +23,7 @@ impl Var {
         let shape = self.shape().to_vec();
         let (y, indices) = self.value().max_pool2d(params);
         Var::from_op("max_pool2d", y, &[self], move |dy, _| {
-            vec![Some(dy.max_pool2d_backward(&indices, &shape))]
+            vec![Some(dy.max_pool2d_backward(&indices, &shape, params))]
         })
     }
 

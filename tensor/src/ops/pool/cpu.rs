@@ -150,7 +150,7 @@ mod tests {
             );
             // Backward: each output's gradient lands on its argmax.
             let gy = Tensor::randn(y.shape(), 0.0, 1.0, 6, &d);
-            let dx = gy.max_pool2d_backward(&ix, &shape).to_vec();
+            let dx = gy.max_pool2d_backward(&ix, &shape, p).to_vec();
             let mut want = vec![0.0f32; x.numel()];
             let hw = shape[2] * shape[3];
             for (k, g) in gy.to_vec().iter().enumerate() {

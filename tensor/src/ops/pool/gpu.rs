@@ -2,28 +2,20 @@
 //!
 //! - [`max_pool`]: one invocation per output element scans its window
 //!   (`max_pool.wgsl`); values and `f32` indices match `cpu.rs` exactly.
-//! - [`max_pool_backward`]: one invocation per `(n, c)` plane clears the
-//!   plane and adds each output's gradient at its stored index, in output
-//!   order (`max_pool_scatter.wgsl`). The caller passes only the indices and
-//!   the input shape, not the window, so which outputs can reach an input
-//!   element is unknown; the plane is the unit that has no write conflicts.
-//! - [`max_pool_backward_gather`]: the parallel form, one invocation per
-//!   input element summing the outputs whose window contains it and whose
-//!   index names it (`max_pool_backward.wgsl`). It needs the window
-//!   ([`Pool2dParams`]), which the `Tensor` method does not receive yet.
+//! - [`max_pool_backward`]: one invocation per input element sums the
+//!   outputs whose window contains it and whose index names it
+//!   (`max_pool_backward.wgsl`).
 //!
 //! Parameter layouts (`p[k]`, all `u32`):
 //! - `max_pool.wgsl`, `max_pool_backward.wgsl`: p[0] = number of invocations
 //!   (outputs, resp. inputs), p[1] = H, p[2] = W, p[3] = OH, p[4] = OW,
 //!   p[5] = kh, p[6] = kw, p[7] = sh, p[8] = sw, p[9] = ph, p[10] = pw.
-//! - `max_pool_scatter.wgsl`: p[0] = planes N·C, p[1] = H·W, p[2] = OH·OW.
 
 use super::Pool2dParams;
 use crate::backend::gpu::{grid_1d, GpuBuffer};
 use crate::Tensor;
 
 const FORWARD: &str = include_str!("max_pool.wgsl");
-const SCATTER: &str = include_str!("max_pool_scatter.wgsl");
 const GATHER: &str = include_str!("max_pool_backward.wgsl");
 
 /// The parameter block shared by the forward kernel and the gather: the
@@ -63,35 +55,12 @@ pub fn max_pool(x: &Tensor, p: Pool2dParams, oh: usize, ow: usize) -> (GpuBuffer
     (y, idx)
 }
 
-/// Scatters `gy` onto the input positions named by `indices`:
-/// `dx[n, c, idx[n, c, i, j]] += gy[n, c, i, j]`, one plane per invocation.
-pub fn max_pool_backward(gy: &Tensor, indices: &Tensor, input_shape: &[usize]) -> GpuBuffer {
-    let gb = gy.gpu_buffer("max_pool2d_backward");
-    let ib = indices.gpu_buffer("max_pool2d_backward");
-    let ctx = gb.context();
-    let planes = input_shape[0] * input_shape[1];
-    let hw = input_shape[2] * input_shape[3];
-    let out_hw = gy.shape()[2] * gy.shape()[3];
-    let dx = GpuBuffer::new(ctx, planes * hw);
-    if planes * hw > 0 {
-        let params = [planes as u32, hw as u32, out_hw as u32];
-        ctx.dispatch(
-            "max_pool2d_scatter",
-            SCATTER,
-            &params,
-            &[gb, ib, &dx],
-            grid_1d(planes),
-        );
-    }
-    dx
-}
-
-/// The same gradient as [`max_pool_backward`], computed as a gather over the
-/// windows `p`: one invocation per input element instead of one per plane
-/// (each does `~(k/s)²` reads instead of `H·W + OH·OW`), and bit-identical.
-/// To be used once `max_pool2d_backward` receives the pooling parameters.
-#[allow(dead_code)]
-pub fn max_pool_backward_gather(
+/// The gradient of max-pool as a gather over the windows `p`: one
+/// invocation per input element sums, in row-major order, the gradients of
+/// the outputs whose window contains it and whose stored index names it.
+/// No two invocations write the same element, so no atomics are needed,
+/// and the sums are added in the CPU's order (bit-identical).
+pub fn max_pool_backward(
     gy: &Tensor,
     indices: &Tensor,
     input_shape: &[usize],
@@ -159,21 +128,10 @@ mod tests {
             assert_close(&gix, &ix, 0.0, 0.0, &format!("indices {what}"));
 
             let dy = Tensor::randn(y.shape(), 0.0, 1.0, 60 + k as u64, &Device::Cpu);
-            let want = dy.max_pool2d_backward(&ix, &shape);
+            let want = dy.max_pool2d_backward(&ix, &shape, p);
             let g_dy = dy.to_device(&gpu);
-            let got = g_dy.max_pool2d_backward(&gix, &shape);
+            let got = g_dy.max_pool2d_backward(&gix, &shape, p);
             assert_close(&got, &want, 0.0, 0.0, &format!("backward {what}"));
-            let gathered = Tensor::gpu(
-                super::max_pool_backward_gather(&g_dy, &gix, &shape, p),
-                &shape,
-            );
-            assert_close(
-                &gathered,
-                &want,
-                0.0,
-                0.0,
-                &format!("gather backward {what}"),
-            );
         }
     }
 
@@ -210,7 +168,7 @@ mod tests {
         let x = Tensor::zeros(&[0, 3, 5, 5], &gpu);
         let (y, ix) = x.max_pool2d(Pool2dParams::new(3, 2, 1));
         assert_eq!(y.shape(), &[0, 3, 3, 3]);
-        let dx = y.max_pool2d_backward(&ix, &[0, 3, 5, 5]);
+        let dx = y.max_pool2d_backward(&ix, &[0, 3, 5, 5], Pool2dParams::new(3, 2, 1));
         assert_eq!(dx.shape(), &[0, 3, 5, 5]);
         assert!(dx.to_vec().is_empty());
     }

@@ -99,8 +99,15 @@ impl Tensor {
     }
 
     /// The gradient of max-pool: `self` is dL/dy, `indices` the positions
-    /// `max_pool2d` returned; the result has `input_shape`.
-    pub fn max_pool2d_backward(&self, indices: &Tensor, input_shape: &[usize]) -> Tensor {
+    /// `max_pool2d` returned with the window `params`; the result has
+    /// `input_shape`. (The CPU scatters by index alone; the GPU gathers,
+    /// one invocation per input element, and needs the window for that.)
+    pub fn max_pool2d_backward(
+        &self,
+        indices: &Tensor,
+        input_shape: &[usize],
+        params: Pool2dParams,
+    ) -> Tensor {
         self.same_device(indices, "max_pool2d_backward");
         assert_eq!(
             self.shape(),
@@ -114,13 +121,20 @@ impl Tensor {
             "max_pool2d_backward: input shape {input_shape:?} does not match gradient {:?}",
             self.shape()
         );
+        let (oh, ow) = params.output_size(input_shape[2], input_shape[3], "max_pool2d_backward");
+        assert_eq!(
+            &self.shape()[2..],
+            &[oh, ow],
+            "max_pool2d_backward: gradient {:?} does not match the window {params:?} on input {input_shape:?}",
+            self.shape()
+        );
         match self.storage() {
             Storage::Cpu(_) => Tensor::cpu(
                 cpu::max_pool_backward(self, indices, input_shape),
                 input_shape,
             ),
             Storage::Gpu(_) => Tensor::gpu(
-                gpu::max_pool_backward(self, indices, input_shape),
+                gpu::max_pool_backward(self, indices, input_shape, params),
                 input_shape,
             ),
         }
