@@ -1,0 +1,62 @@
+//! The MLP head BYOL uses as projector and predictor:
+//! `Linear(in → hidden, bias) → BatchNorm1d → ReLU → Linear(hidden → out,
+//! no bias)`, hidden 4096 and out 256 in the paper.
+//!
+//! Its parameters are named as a PyTorch `nn.Sequential` called `net` names
+//! them (`net.0.weight`, `net.1.running_mean`, `net.3.weight`; index 2 is
+//! the ReLU), under the prefix the head is given (`projector`,
+//! `predictor`).
+
+use crate::init::Seeds;
+use crate::layers::{BatchNorm, Linear};
+use crate::module::{join, Module};
+use autograd::{Param, Tape, Var};
+use tensor::Device;
+
+/// A two-layer MLP with batch norm.
+pub struct MlpHead {
+    fc1: Linear,
+    bn: BatchNorm,
+    fc2: Linear,
+}
+
+impl MlpHead {
+    /// A head named `prefix` from `input` to `hidden` to `output` features.
+    pub fn new(
+        prefix: &str,
+        input: usize,
+        hidden: usize,
+        output: usize,
+        seeds: &mut Seeds,
+        device: &Device,
+    ) -> MlpHead {
+        let net = join(prefix, "net");
+        MlpHead {
+            fc1: Linear::new(&join(&net, "0"), input, hidden, true, seeds, device),
+            bn: BatchNorm::new(&join(&net, "1"), hidden, device),
+            fc2: Linear::new(&join(&net, "3"), hidden, output, false, seeds, device),
+        }
+    }
+}
+
+impl Module for MlpHead {
+    fn forward(&self, tape: &Tape, x: &Var) -> Var {
+        let h = self.bn.forward(tape, &self.fc1.forward(tape, x)).relu();
+        self.fc2.forward(tape, &h)
+    }
+
+    fn parameters(&self) -> Vec<Param> {
+        let mut p = self.fc1.parameters();
+        p.extend(self.bn.parameters());
+        p.extend(self.fc2.parameters());
+        p
+    }
+
+    fn buffers(&self) -> Vec<Param> {
+        self.bn.buffers()
+    }
+
+    fn set_training(&self, training: bool) {
+        self.bn.set_training(training);
+    }
+}

@@ -1,0 +1,327 @@
+//! ResNet-18, -34 and -50 encoders (He et al. 2016), laid out and named as
+//! torchvision's, without the final classifier: the encoder ends at global
+//! average pooling and returns `[N, feature_dim]` features.
+//!
+//! ```text
+//! stem      imagenet: conv1 7x7 stride 2 → bn1 → relu → max-pool 3x3 stride 2
+//!           cifar:    conv1 3x3 stride 1 → bn1 → relu           (small images)
+//! layer1..4 blocks at widths w, 2w, 4w, 8w; the first block of layers 2-4
+//!           halves the resolution (stride 2)
+//! avgpool   global average → [N, 8w] (basic blocks) or [N, 32w] (bottlenecks)
+//! ```
+//!
+//! * A **basic block** (ResNet-18/34): `relu(bn2(conv2(relu(bn1(conv1(x))))) + x)`
+//!   with two 3x3 convolutions.
+//! * A **bottleneck** (ResNet-50): 1x1 down to the block's width, 3x3 at
+//!   that width (carrying the stride, as torchvision does), 1x1 up to four
+//!   times it, then the same residual sum.
+//! * Where the stride or the channel count changes, the shortcut `x` goes
+//!   through `downsample` (a 1x1 convolution with the stride, then batch
+//!   norm), named `layerK.0.downsample.0` and `.1`.
+//!
+//! `w` (the base width) is 64 in the paper; smaller widths make CPU runs
+//! practical.
+
+use crate::init::Seeds;
+use crate::layers::{BatchNorm, Conv2d};
+use crate::module::{join, Module};
+use autograd::{Param, Tape, Var};
+use std::fmt;
+use tensor::{Device, Pool2dParams};
+
+/// Which ResNet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arch {
+    /// Basic blocks [2, 2, 2, 2].
+    ResNet18,
+    /// Basic blocks [3, 4, 6, 3].
+    ResNet34,
+    /// Bottleneck blocks [3, 4, 6, 3].
+    ResNet50,
+}
+
+impl Arch {
+    /// `resnet18`, `resnet34` or `resnet50`; `None` otherwise.
+    pub fn from_name(name: &str) -> Option<Arch> {
+        match name.to_ascii_lowercase().as_str() {
+            "resnet18" => Some(Arch::ResNet18),
+            "resnet34" => Some(Arch::ResNet34),
+            "resnet50" => Some(Arch::ResNet50),
+            _ => None,
+        }
+    }
+
+    /// Blocks per stage.
+    fn blocks(self) -> [usize; 4] {
+        match self {
+            Arch::ResNet18 => [2, 2, 2, 2],
+            Arch::ResNet34 | Arch::ResNet50 => [3, 4, 6, 3],
+        }
+    }
+
+    /// Output channels of a block relative to its width (4 for bottlenecks).
+    fn expansion(self) -> usize {
+        match self {
+            Arch::ResNet50 => 4,
+            _ => 1,
+        }
+    }
+}
+
+impl fmt::Display for Arch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Arch::ResNet18 => "resnet18",
+            Arch::ResNet34 => "resnet34",
+            Arch::ResNet50 => "resnet50",
+        })
+    }
+}
+
+/// The first layers, by image size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stem {
+    /// 7x7 stride-2 convolution and a 3x3 stride-2 max-pool (224x224 images).
+    ImageNet,
+    /// 3x3 stride-1 convolution, no pooling (32x32 and 28x28 images).
+    Cifar,
+}
+
+impl Stem {
+    /// `imagenet` or `cifar`; `None` otherwise.
+    pub fn from_name(name: &str) -> Option<Stem> {
+        match name.to_ascii_lowercase().as_str() {
+            "imagenet" => Some(Stem::ImageNet),
+            "cifar" => Some(Stem::Cifar),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Stem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Stem::ImageNet => "imagenet",
+            Stem::Cifar => "cifar",
+        })
+    }
+}
+
+/// The settings of an encoder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResNetConfig {
+    /// ResNet-18, -34 or -50.
+    pub arch: Arch,
+    /// ImageNet or CIFAR stem.
+    pub stem: Stem,
+    /// Channels of the input images (1 for gray, 3 for RGB).
+    pub in_channels: usize,
+    /// Base width `w` (64 in torchvision).
+    pub width: usize,
+}
+
+/// A basic block (two 3x3 convolutions) or a bottleneck (1x1, 3x3, 1x1).
+struct Block {
+    convs: Vec<Conv2d>,
+    bns: Vec<BatchNorm>,
+    downsample: Option<(Conv2d, BatchNorm)>,
+}
+
+impl Block {
+    /// A block named `prefix` (e.g. `layer2.0`) from `in_ch` channels at
+    /// `width`, with `stride` on its first 3x3 convolution.
+    fn new(
+        arch: Arch,
+        prefix: &str,
+        in_ch: usize,
+        width: usize,
+        stride: usize,
+        seeds: &mut Seeds,
+        device: &Device,
+    ) -> Block {
+        let out_ch = width * arch.expansion();
+        let n = |s: &str| join(prefix, s);
+        let (convs, bns) = match arch {
+            Arch::ResNet50 => (
+                vec![
+                    Conv2d::new(&n("conv1"), in_ch, width, 1, 1, 0, seeds, device),
+                    Conv2d::new(&n("conv2"), width, width, 3, stride, 1, seeds, device),
+                    Conv2d::new(&n("conv3"), width, out_ch, 1, 1, 0, seeds, device),
+                ],
+                vec![
+                    BatchNorm::new(&n("bn1"), width, device),
+                    BatchNorm::new(&n("bn2"), width, device),
+                    BatchNorm::new(&n("bn3"), out_ch, device),
+                ],
+            ),
+            _ => (
+                vec![
+                    Conv2d::new(&n("conv1"), in_ch, width, 3, stride, 1, seeds, device),
+                    Conv2d::new(&n("conv2"), width, width, 3, 1, 1, seeds, device),
+                ],
+                vec![
+                    BatchNorm::new(&n("bn1"), width, device),
+                    BatchNorm::new(&n("bn2"), width, device),
+                ],
+            ),
+        };
+        let downsample = (stride != 1 || in_ch != out_ch).then(|| {
+            (
+                Conv2d::new(
+                    &n("downsample.0"),
+                    in_ch,
+                    out_ch,
+                    1,
+                    stride,
+                    0,
+                    seeds,
+                    device,
+                ),
+                BatchNorm::new(&n("downsample.1"), out_ch, device),
+            )
+        });
+        Block {
+            convs,
+            bns,
+            downsample,
+        }
+    }
+
+    fn forward(&self, tape: &Tape, x: &Var) -> Var {
+        let mut h = x.clone();
+        let last = self.convs.len() - 1;
+        for (i, (conv, bn)) in self.convs.iter().zip(&self.bns).enumerate() {
+            h = bn.forward(tape, &conv.forward(tape, &h));
+            if i < last {
+                h = h.relu();
+            }
+        }
+        let shortcut = match &self.downsample {
+            Some((conv, bn)) => bn.forward(tape, &conv.forward(tape, x)),
+            None => x.clone(),
+        };
+        h.add(&shortcut).relu()
+    }
+
+    fn modules(&self) -> Vec<&dyn Module> {
+        let mut m: Vec<&dyn Module> = Vec::new();
+        for (c, b) in self.convs.iter().zip(&self.bns) {
+            m.push(c);
+            m.push(b);
+        }
+        if let Some((c, b)) = &self.downsample {
+            m.push(c);
+            m.push(b);
+        }
+        m
+    }
+}
+
+/// A ResNet encoder: images `[N, C, H, W]` to features `[N, feature_dim]`.
+pub struct ResNet {
+    config: ResNetConfig,
+    conv1: Conv2d,
+    bn1: BatchNorm,
+    layers: Vec<Vec<Block>>,
+    feature_dim: usize,
+}
+
+impl ResNet {
+    /// A freshly initialised encoder (torchvision's initialisation), fixed
+    /// by `seed`.
+    pub fn new(config: ResNetConfig, seed: u64, device: &Device) -> ResNet {
+        assert!(
+            config.width > 0 && config.in_channels > 0,
+            "ResNet: width and in_channels must be positive, got {config:?}"
+        );
+        let mut seeds = Seeds::new(seed);
+        let w = config.width;
+        let conv1 = match config.stem {
+            Stem::ImageNet => {
+                Conv2d::new("conv1", config.in_channels, w, 7, 2, 3, &mut seeds, device)
+            }
+            Stem::Cifar => Conv2d::new("conv1", config.in_channels, w, 3, 1, 1, &mut seeds, device),
+        };
+        let bn1 = BatchNorm::new("bn1", w, device);
+        let mut layers = Vec::new();
+        let mut in_ch = w;
+        for (stage, &count) in config.arch.blocks().iter().enumerate() {
+            let width = w << stage;
+            let mut blocks = Vec::new();
+            for b in 0..count {
+                let stride = if stage > 0 && b == 0 { 2 } else { 1 };
+                let prefix = format!("layer{}.{b}", stage + 1);
+                blocks.push(Block::new(
+                    config.arch,
+                    &prefix,
+                    in_ch,
+                    width,
+                    stride,
+                    &mut seeds,
+                    device,
+                ));
+                in_ch = width * config.arch.expansion();
+            }
+            layers.push(blocks);
+        }
+        ResNet {
+            config,
+            conv1,
+            bn1,
+            layers,
+            feature_dim: in_ch,
+        }
+    }
+
+    /// The length of a feature vector: `8w` for ResNet-18/34, `32w` for
+    /// ResNet-50.
+    pub fn feature_dim(&self) -> usize {
+        self.feature_dim
+    }
+
+    /// The settings it was built with.
+    pub fn config(&self) -> ResNetConfig {
+        self.config
+    }
+
+    fn modules(&self) -> Vec<&dyn Module> {
+        let mut m: Vec<&dyn Module> = vec![&self.conv1, &self.bn1];
+        for block in self.layers.iter().flatten() {
+            m.extend(block.modules());
+        }
+        m
+    }
+}
+
+impl Module for ResNet {
+    fn forward(&self, tape: &Tape, x: &Var) -> Var {
+        assert!(
+            x.rank() == 4 && x.shape()[1] == self.config.in_channels,
+            "ResNet: expects images [N, {}, H, W], got {:?}",
+            self.config.in_channels,
+            x.shape()
+        );
+        let mut h = self.bn1.forward(tape, &self.conv1.forward(tape, x)).relu();
+        if self.config.stem == Stem::ImageNet {
+            h = h.max_pool2d(Pool2dParams::new(3, 2, 1));
+        }
+        for block in self.layers.iter().flatten() {
+            h = block.forward(tape, &h);
+        }
+        h.global_avg_pool2d()
+    }
+
+    fn parameters(&self) -> Vec<Param> {
+        self.modules().iter().flat_map(|m| m.parameters()).collect()
+    }
+
+    fn buffers(&self) -> Vec<Param> {
+        self.modules().iter().flat_map(|m| m.buffers()).collect()
+    }
+
+    fn set_training(&self, training: bool) {
+        for m in self.modules() {
+            m.set_training(training);
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! Weights files: save then load is bit-identical; a file that does not fit
+//! the model is an error naming the key; parameter counts match
+//! torchvision's.
+
+use models::weights::{self, LoadMode, WeightsError};
+use models::{Arch, Module, ResNet, ResNetConfig, Stem};
+use std::path::PathBuf;
+use tensor::{Device, Tensor};
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("byol-models-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn small(seed: u64) -> ResNet {
+    let config = ResNetConfig {
+        arch: Arch::ResNet18,
+        stem: Stem::Cifar,
+        in_channels: 3,
+        width: 4,
+    };
+    ResNet::new(config, seed, &Device::Cpu)
+}
+
+#[test]
+fn save_then_load_is_bit_identical() {
+    let dir = temp_dir("roundtrip");
+    let path = dir.join("encoder.safetensors");
+    let a = small(1);
+    a.buffers()[0].set_value(Tensor::randn(&[4], 0.0, 1.0, 9, &Device::Cpu));
+    weights::save(&a, &path).unwrap();
+    let b = small(2);
+    assert_ne!(
+        a.parameters()[0].value().to_vec(),
+        b.parameters()[0].value().to_vec()
+    );
+    let report = weights::load(&b, &path, LoadMode::Strict).unwrap();
+    assert!(report.is_clean());
+    assert_eq!(report.loaded, a.state().len());
+    for (p, q) in a.state().iter().zip(b.state()) {
+        assert_eq!(p.name(), q.name());
+        let (x, y) = (p.value().to_vec(), q.value().to_vec());
+        assert!(
+            x.iter().zip(&y).all(|(u, v)| u.to_bits() == v.to_bits()),
+            "{} differs",
+            p.name()
+        );
+    }
+    // No temporary file is left behind.
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_missing_or_misshaped_tensor_is_named() {
+    let dir = temp_dir("mismatch");
+    let net = small(1);
+    let mut named: Vec<(String, Tensor)> = net
+        .state()
+        .iter()
+        .map(|p| (p.name().to_string(), p.value()))
+        .collect();
+
+    // Missing: drop layer3.1.conv2.weight.
+    let missing = dir.join("missing.safetensors");
+    let without: Vec<(String, Tensor)> = named
+        .iter()
+        .filter(|(n, _)| n != "layer3.1.conv2.weight")
+        .cloned()
+        .collect();
+    weights::write(&missing, &without).unwrap();
+    let err = weights::load(&net, &missing, LoadMode::Strict).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, WeightsError::Mismatch { .. }));
+    assert!(
+        msg.contains("missing.safetensors") && msg.contains("missing: layer3.1.conv2.weight"),
+        "{msg}"
+    );
+
+    // Mis-shaped: bn1.weight with 5 channels instead of 4.
+    let misshaped = dir.join("misshaped.safetensors");
+    for (n, t) in named.iter_mut() {
+        if n == "bn1.weight" {
+            *t = Tensor::ones(&[5], &Device::Cpu);
+        }
+    }
+    named.push(("fc.weight".into(), Tensor::zeros(&[10, 32], &Device::Cpu)));
+    weights::write(&misshaped, &named).unwrap();
+    let msg = weights::load(&net, &misshaped, LoadMode::Strict)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("bn1.weight has shape [5] in the file, [4] in the model"),
+        "{msg}"
+    );
+    assert!(msg.contains("unexpected: fc.weight"), "{msg}");
+
+    // A partial load takes what fits and reports the rest.
+    let report = weights::load(&net, &misshaped, LoadMode::Partial).unwrap();
+    assert_eq!(report.unexpected, vec!["fc.weight".to_string()]);
+    assert_eq!(report.mismatched.len(), 1);
+    assert_eq!(report.loaded, net.state().len() - 1);
+
+    // Not a safetensors file at all; and a path that does not exist.
+    let junk = dir.join("junk.safetensors");
+    std::fs::write(&junk, b"not a weights file").unwrap();
+    let msg = weights::load(&net, &junk, LoadMode::Strict)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("junk.safetensors") && msg.contains("not a usable safetensors"),
+        "{msg}"
+    );
+    let msg = weights::load(&net, &dir.join("nope.safetensors"), LoadMode::Strict)
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("nope.safetensors"), "{msg}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// torchvision's counts include the 1000-class fc layer (features x 1000
+/// weights + 1000 biases); the encoder has everything but that layer.
+#[test]
+fn parameter_counts_match_torchvision() {
+    for (arch, torchvision, features) in [
+        (Arch::ResNet18, 11_689_512usize, 512usize),
+        (Arch::ResNet34, 21_797_672, 512),
+        (Arch::ResNet50, 25_557_032, 2048),
+    ] {
+        let config = ResNetConfig {
+            arch,
+            stem: Stem::ImageNet,
+            in_channels: 3,
+            width: 64,
+        };
+        let net = ResNet::new(config, 0, &Device::Cpu);
+        assert_eq!(net.feature_dim(), features);
+        let fc = features * 1000 + 1000;
+        assert_eq!(net.param_count(), torchvision - fc, "{arch}");
+    }
+}
