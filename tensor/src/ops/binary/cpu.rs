@@ -20,6 +20,9 @@ pub fn binary(a: &Tensor, b: &Tensor, shape: &[usize], op: BinaryOp) -> Vec<f32>
         fill_indexed(&mut out, |i| op.apply(x[i], s));
         return out;
     }
+    if let Some(out) = blockwise(a, b, shape, op) {
+        return out;
+    }
     let av = a.cpu_view(op.name());
     let bv = b.cpu_view(op.name());
     let av = av
@@ -36,6 +39,69 @@ pub fn binary(a: &Tensor, b: &Tensor, shape: &[usize], op: BinaryOp) -> Vec<f32>
         zip.for_each(|o, &x, &y| *o = op.apply(x, y));
     }
     out
+}
+
+/// The fast path for the commonest broadcast: one operand has the output's
+/// shape and the other is constant over a trailing block of axes (a
+/// per-channel scale `[1, C, 1, 1]` against `[N, C, H, W]`, a bias `[C]`
+/// against `[N, C]` is the block-of-one case handled by ndarray).
+///
+/// The output splits into runs of `inner` contiguous elements over which
+/// the small operand is one value; each run is a tight loop against a
+/// scalar, and runs are spread over threads. `None` when the shapes are not
+/// of this form, or the runs are too short to be worth it.
+fn blockwise(a: &Tensor, b: &Tensor, shape: &[usize], op: BinaryOp) -> Option<Vec<f32>> {
+    let (full, small, small_is_b) = if a.shape() == shape {
+        (a, b, true)
+    } else if b.shape() == shape {
+        (b, a, false)
+    } else {
+        return None;
+    };
+    // The small operand's broadcast strides; it is constant over axes
+    // t.. when its stride is 0 on all of them.
+    let st = crate::shape::broadcast_strides(small.shape(), shape);
+    let t = (0..=shape.len())
+        .rev()
+        .take_while(|&t| t == shape.len() || st[t] == 0)
+        .last()
+        .unwrap_or(shape.len());
+    let inner: usize = shape[t..].iter().product();
+    if inner < 16 || t == 0 {
+        return None;
+    }
+    let lead = &shape[..t];
+    let (xs, ss) = (full.cpu_slice(op.name()), small.cpu_slice(op.name()));
+    let mut out = vec![0.0f32; xs.len()];
+    let run = |(j, (o, x)): (usize, (&mut [f32], &[f32]))| {
+        // The small operand's element for run j: j's coordinates over the
+        // leading axes, through its strides.
+        let mut rem = j;
+        let mut at = 0;
+        for k in (0..lead.len()).rev() {
+            at += (rem % lead[k]) * st[k];
+            rem /= lead[k];
+        }
+        let s = ss[at];
+        if small_is_b {
+            o.iter_mut().zip(x).for_each(|(o, &x)| *o = op.apply(x, s));
+        } else {
+            o.iter_mut().zip(x).for_each(|(o, &x)| *o = op.apply(s, x));
+        }
+    };
+    if go_parallel(out.len()) {
+        use rayon::prelude::*;
+        out.par_chunks_mut(inner)
+            .zip(xs.par_chunks(inner))
+            .enumerate()
+            .for_each(run);
+    } else {
+        out.chunks_mut(inner)
+            .zip(xs.chunks(inner))
+            .enumerate()
+            .for_each(run);
+    }
+    Some(out)
 }
 
 #[cfg(test)]
@@ -86,6 +152,9 @@ mod tests {
             (&[], &[3, 1]),
             (&[257, 129], &[129]),
             (&[7, 3, 33, 33], &[1, 3, 1, 1]),
+            (&[3, 1, 1], &[3, 5, 33]),
+            (&[2, 3, 5, 7], &[3, 1, 1]),
+            (&[1, 3, 1, 1], &[2, 3, 4, 5]),
         ];
         let ops = [
             BinaryOp::Add,
