@@ -1,16 +1,41 @@
-//! # byol: the method (not built yet)
+//! # byol: the method
 //!
 //! Bootstrap Your Own Latent (Grill et al. 2020) learns an image encoder
 //! without labels. An *online* network (encoder, projector, predictor) is
 //! trained to predict, from one augmented view of an image, the projection
 //! that a *target* network (encoder, projector) gives for another view of
 //! the same image. The target is never trained by gradients: its weights are
-//! an exponential moving average of the online weights.
+//! an exponential moving average of the online weights, so it changes
+//! slowly and gives the online network a stable thing to predict. Without
+//! the predictor, or with the online network as its own target, the
+//! representation collapses to a constant; with both, it does not, and
+//! nothing in the loss needs negative pairs.
 //!
-//! This crate will hold that method readable next to the paper: the
-//! networks, the symmetric `2 - 2 cos` loss, the moving-average schedule,
-//! LARS and the other optimisers, learning-rate schedules, evaluation (kNN,
-//! linear probe, fine-tuning) and checkpoints that resume a run exactly.
+//! One training step, as this crate runs it:
 //!
-//! Status: a placeholder. Issue 7 ("byol: the BYOL trainer, evaluation, and
-//! checkpoints that resume exactly") fills it.
+//! 1. two augmented views of a batch (the `augment` crate);
+//! 2. [`ByolNetworks::forward`]: each view through the online network
+//!    (recorded on the step's tape) and the target (under `no_grad`), and
+//!    the symmetric loss of [`loss`];
+//! 3. the tape's backward pass gives the online parameters' gradients;
+//! 4. an [`optim`] step (LARS in the paper) with the learning rate of
+//!    [`schedule`];
+//! 5. [`ByolNetworks::update_target`] with τ from [`schedule::tau_at`].
+//!
+//! Status (issue 7): the networks, loss, moving average, optimisers and
+//! schedules are built and checked against a PyTorch step; the trainer,
+//! evaluation and checkpoints are not built yet.
+
+pub mod checkpoint;
+pub mod config;
+pub mod eval;
+pub mod loss;
+pub mod metrics;
+mod network;
+pub mod optim;
+pub mod schedule;
+mod train;
+
+pub use config::TrainConfig;
+pub use network::{collapse_signal, Branch, ByolNetworks, NetworkConfig, StepOutput, TargetInit};
+pub use train::{Monitor, TrainError, Trainer};

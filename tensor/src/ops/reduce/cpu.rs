@@ -62,6 +62,12 @@ pub fn argmax(x: &Tensor, axis: usize) -> Vec<f32> {
 }
 
 /// `Σ x` (or `Σ x²` when `squares`) over the whole buffer, in `f64`.
+///
+/// Deterministic: the buffer is cut into fixed chunks whatever the thread
+/// count, each chunk is summed in order, and the chunk sums are added in
+/// order. (Letting rayon combine partial sums as its work-stealing splits
+/// fall would change the last bits from run to run, and a resumed training
+/// run must reproduce its losses exactly.)
 pub fn sum_all(x: &Tensor, squares: bool) -> f64 {
     let data = x.cpu_slice("sum_all");
     let term = |v: f32| {
@@ -72,13 +78,13 @@ pub fn sum_all(x: &Tensor, squares: bool) -> f64 {
             v
         }
     };
-    if go_parallel(data.len()) {
-        data.par_chunks(1 << 14)
-            .map(|c| c.iter().map(|&v| term(v)).sum::<f64>())
-            .sum()
+    let chunk_sum = |c: &[f32]| c.iter().map(|&v| term(v)).sum::<f64>();
+    let partial: Vec<f64> = if go_parallel(data.len()) {
+        data.par_chunks(1 << 14).map(chunk_sum).collect()
     } else {
-        data.iter().map(|&v| term(v)).sum()
-    }
+        data.chunks(1 << 14).map(chunk_sum).collect()
+    };
+    partial.iter().sum()
 }
 
 #[cfg(test)]

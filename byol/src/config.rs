@@ -1,0 +1,190 @@
+//! The full configuration of a pretraining run: everything needed to
+//! rebuild the networks, the optimiser and the data pipeline, so that a
+//! checkpoint (which stores it) can resume the run exactly. It is written as
+//! `config.json` in the run directory.
+
+use crate::network::{NetworkConfig, TargetInit};
+use crate::optim::OptimizerKind;
+use models::{Arch, ResNetConfig, Stem};
+use serde::{Deserialize, Serialize};
+
+/// A pretraining run's settings. Field names are the CLI's flags.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// `resnet18`, `resnet34` or `resnet50`.
+    pub arch: String,
+    /// `cifar` (small images) or `imagenet`.
+    pub stem: String,
+    /// Base width of the ResNet (64 in the paper).
+    pub width: usize,
+    /// Hidden width of projector and predictor (4096 in the paper).
+    pub hidden: usize,
+    /// Output width of projector and predictor (256 in the paper).
+    pub projection: usize,
+    /// Whether the online network has a predictor.
+    pub predictor: bool,
+    /// Start the target as a copy of the online network (else its own
+    /// random initialisation, as the official code).
+    pub target_copy: bool,
+    /// Passes over the data.
+    pub epochs: usize,
+    /// Images per step.
+    pub batch_size: usize,
+    /// `lars`, `sgd`, `adam` or `adamw`.
+    pub optimizer: String,
+    /// Base learning rate; the peak is `lr · batch / 256`.
+    pub lr: f32,
+    /// Weight decay (1.5e-6 in the paper, for LARS).
+    pub weight_decay: f32,
+    /// Epochs of linear warm-up (10 of 1000 in the paper).
+    pub warmup_epochs: f32,
+    /// τ_base of the moving average (0.996 paper, 0.99 for short runs); 1
+    /// keeps a fixed random target, 0 makes the target the online network.
+    pub tau: f32,
+    /// The augmentation preset: `byol` or `cifar`.
+    pub augment: String,
+    /// The run's seed (weights, shuffling, views).
+    pub seed: u64,
+    /// Write a checkpoint every this many epochs (and at the end).
+    pub checkpoint_every: usize,
+    /// Run the kNN monitor every this many epochs (0: never).
+    pub knn_every: usize,
+}
+
+impl Default for TrainConfig {
+    /// Defaults sized for a 2-core CPU on 28x28 images.
+    fn default() -> TrainConfig {
+        TrainConfig {
+            arch: "resnet18".into(),
+            stem: "cifar".into(),
+            width: 16,
+            hidden: 512,
+            projection: 128,
+            predictor: true,
+            target_copy: false,
+            epochs: 10,
+            batch_size: 256,
+            optimizer: "lars".into(),
+            lr: 1.0,
+            weight_decay: 1.5e-6,
+            warmup_epochs: 1.0,
+            tau: 0.99,
+            augment: "byol".into(),
+            seed: 0,
+            checkpoint_every: 1,
+            knn_every: 1,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Checks every value a user can get wrong; the message names the
+    /// setting, the value and what is allowed.
+    pub fn validate(&self) -> Result<(), String> {
+        if Arch::from_name(&self.arch).is_none() {
+            return Err(format!(
+                "arch '{}': expected resnet18, resnet34 or resnet50",
+                self.arch
+            ));
+        }
+        if Stem::from_name(&self.stem).is_none() {
+            return Err(format!("stem '{}': expected cifar or imagenet", self.stem));
+        }
+        if OptimizerKind::from_name(&self.optimizer).is_none() {
+            return Err(format!(
+                "optimizer '{}': expected lars, sgd, adam or adamw",
+                self.optimizer
+            ));
+        }
+        if !matches!(self.augment.as_str(), "byol" | "cifar") {
+            return Err(format!(
+                "augment '{}': expected byol or cifar",
+                self.augment
+            ));
+        }
+        for (name, v) in [
+            ("width", self.width),
+            ("hidden", self.hidden),
+            ("projection", self.projection),
+            ("epochs", self.epochs),
+            ("checkpoint_every", self.checkpoint_every),
+        ] {
+            if v == 0 {
+                return Err(format!("{name} must be at least 1"));
+            }
+        }
+        if self.batch_size < 2 {
+            return Err(format!(
+                "batch_size {}: batch norm needs at least 2 images per batch",
+                self.batch_size
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.tau) {
+            return Err(format!("tau {}: must be between 0 and 1", self.tau));
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return Err(format!("lr {}: must be a positive number", self.lr));
+        }
+        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
+            return Err(format!(
+                "weight_decay {}: must be zero or positive",
+                self.weight_decay
+            ));
+        }
+        if !(self.warmup_epochs >= 0.0 && self.warmup_epochs.is_finite()) {
+            return Err(format!(
+                "warmup_epochs {}: must be zero or positive",
+                self.warmup_epochs
+            ));
+        }
+        Ok(())
+    }
+
+    /// The network settings for images with `in_channels` channels.
+    pub fn network(&self, in_channels: usize) -> NetworkConfig {
+        NetworkConfig {
+            encoder: ResNetConfig {
+                arch: Arch::from_name(&self.arch).expect("validated"),
+                stem: Stem::from_name(&self.stem).expect("validated"),
+                in_channels,
+                width: self.width,
+            },
+            hidden: self.hidden,
+            projection: self.projection,
+            predictor: self.predictor,
+            target_init: if self.target_copy {
+                TargetInit::CopyOnline
+            } else {
+                TargetInit::Random
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_bad_values_are_named() {
+        assert!(TrainConfig::default().validate().is_ok());
+        let bad = TrainConfig {
+            arch: "vgg".into(),
+            ..TrainConfig::default()
+        };
+        assert!(bad.validate().unwrap_err().contains("arch 'vgg'"));
+        let bad = TrainConfig {
+            batch_size: 1,
+            ..TrainConfig::default()
+        };
+        assert!(bad.validate().unwrap_err().contains("batch_size 1"));
+        let bad = TrainConfig {
+            tau: 1.5,
+            ..TrainConfig::default()
+        };
+        assert!(bad.validate().unwrap_err().contains("tau 1.5"));
+        let json = serde_json::to_string(&TrainConfig::default()).unwrap();
+        let back: TrainConfig = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, TrainConfig::default());
+    }
+}

@@ -1,0 +1,224 @@
+//! Features of a frozen encoder: the input of every evaluation protocol.
+//!
+//! The BYOL paper evaluates "the representation", the encoder's output
+//! after the final global average pooling (2048-d for its ResNet-50; `8w`
+//! here for a ResNet-18 of width `w`), never the projection. That is what
+//! [`extract_features`] computes, over a whole data set, batch by batch:
+//!
+//! ```text
+//! for each batch of indices b:
+//!     x_b = normalise(image_b)                       [B, C, H, W]  (augment::plain_batch)
+//!     h_b = encoder(x_b)   in eval mode, no_grad     [B, F]
+//! H = concat_b h_b                                   [N, F]
+//! ```
+//!
+//! * **Evaluation mode.** Batch norm uses its running statistics, so a
+//!   feature depends on its own image alone, not on the batch it was put
+//!   in. `ResNet` has no getter for its mode, so this function cannot put
+//!   the previous mode back: it leaves the encoder in evaluation mode, and a
+//!   caller that goes on training (the kNN monitor during pre-training)
+//!   calls `encoder.set_training(true)` afterwards.
+//! * **No gradient.** The forward pass runs inside [`autograd::no_grad()`],
+//!   so nothing is recorded and each batch's activations are freed as soon
+//!   as its features are taken.
+//! * **Where.** Batches are uploaded to `device`, which must hold the
+//!   encoder's parameters; the result stays there (it is not read back).
+//!
+//! [`pixel_features`] is the baseline with no encoder at all: the
+//! normalised pixels, flattened to `[N, C·H·W]`. A linear probe or kNN on
+//! them tells how much of an accuracy comes from the learned
+//! representation rather than from the data.
+
+use augment::{plain_batch, Dataset, Normalization};
+use autograd::{no_grad, Tape, Var};
+use models::{Module, ResNet};
+use tensor::{Device, Tensor};
+
+/// The labels of `ds`, or an error naming the split (`what`) when it has
+/// none.
+pub fn dataset_labels<'a>(ds: &'a Dataset, what: &str) -> Result<&'a [u32], String> {
+    ds.labels().ok_or_else(|| {
+        format!("{what}: the data set has no labels; evaluation needs a labelled split")
+    })
+}
+
+/// Errors unless `encoder` can run on the images of `ds` (the split called
+/// `what` in messages) on `device`: a non-empty data set, a positive batch
+/// size, the channel count the encoder expects, and its parameters on
+/// `device`.
+pub(crate) fn check_encoder_input(
+    encoder: &ResNet,
+    ds: &Dataset,
+    batch_size: usize,
+    device: &Device,
+    what: &str,
+) -> Result<(), String> {
+    if ds.is_empty() {
+        return Err(format!("{what}: the data set is empty"));
+    }
+    if batch_size == 0 {
+        return Err(format!("{what}: the batch size is 0; give at least 1"));
+    }
+    let expected = encoder.config().in_channels;
+    if ds.channels() != expected {
+        return Err(format!(
+            "{what}: the images have {} channel(s) but the encoder expects {expected}",
+            ds.channels()
+        ));
+    }
+    if let Some(p) = encoder.parameters().first() {
+        let on = p.value().device();
+        if &on != device {
+            return Err(format!(
+                "{what}: the encoder's parameters are on the {on} but the features were asked \
+                 for on the {device}; move one of them"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The encoder's features `[N, F]` of every image of `ds` (in order),
+/// computed in evaluation mode without recording gradients, in batches of
+/// `batch_size` normalised with `norm`, on `device` (where the encoder's
+/// parameters must be).
+///
+/// Leaves the encoder in evaluation mode (see the module docs): call
+/// `encoder.set_training(true)` afterwards to go on training.
+///
+/// Errors for an empty data set, a batch size of 0, images whose channel
+/// count the encoder or `norm` does not take, or an encoder on another
+/// device.
+pub fn extract_features(
+    encoder: &ResNet,
+    ds: &Dataset,
+    norm: &Normalization,
+    batch_size: usize,
+    device: &Device,
+) -> Result<Tensor, String> {
+    check_encoder_input(encoder, ds, batch_size, device, "extract_features")?;
+    encoder.set_training(false);
+    let mut parts: Vec<Tensor> = Vec::with_capacity(ds.len().div_ceil(batch_size));
+    let indices: Vec<usize> = (0..ds.len()).collect();
+    for chunk in indices.chunks(batch_size) {
+        let batch =
+            plain_batch(ds, chunk, norm, None).map_err(|e| format!("extract_features: {e}"))?;
+        let x = Var::constant(Tensor::from_vec(batch.data, &batch.shape, device));
+        let h = no_grad(|| encoder.forward(&Tape::new(), &x));
+        parts.push(h.value().clone());
+    }
+    if parts.len() == 1 {
+        return Ok(parts.pop().expect("one part"));
+    }
+    let refs: Vec<&Tensor> = parts.iter().collect();
+    Ok(Tensor::concat(&refs, 0))
+}
+
+/// The raw-pixel baseline: every image of `ds` normalised with `norm` and
+/// flattened, `[N, C·H·W]`, on `device`.
+///
+/// Errors for an empty data set or a normalisation of the wrong channel
+/// count.
+pub fn pixel_features(
+    ds: &Dataset,
+    norm: &Normalization,
+    device: &Device,
+) -> Result<Tensor, String> {
+    if ds.is_empty() {
+        return Err("pixel_features: the data set is empty".to_string());
+    }
+    let indices: Vec<usize> = (0..ds.len()).collect();
+    let batch =
+        plain_batch(ds, &indices, norm, None).map_err(|e| format!("pixel_features: {e}"))?;
+    Ok(Tensor::from_vec(
+        batch.data,
+        &[ds.len(), ds.image_len()],
+        device,
+    ))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use models::{Arch, ResNetConfig, Stem};
+
+    /// A tiny encoder (ResNet-18 of width 2, CIFAR stem) for `channels`
+    /// channels: 16-d features.
+    pub(crate) fn tiny_encoder(channels: usize, seed: u64) -> ResNet {
+        let config = ResNetConfig {
+            arch: Arch::ResNet18,
+            stem: Stem::Cifar,
+            in_channels: channels,
+            width: 2,
+        };
+        ResNet::new(config, seed, &Device::Cpu)
+    }
+
+    /// `n` gray 8x8 images in `classes` classes: class `c` is a bright
+    /// horizontal band at rows `2c..2c+2` on a noisy background, so the
+    /// classes are easy to tell apart.
+    pub(crate) fn banded_images(n: usize, classes: usize, seed: u64) -> Dataset {
+        let mut rng = augment::Rng::from_seed(seed);
+        let mut pixels = Vec::with_capacity(n * 64);
+        let mut labels = Vec::with_capacity(n);
+        for i in 0..n {
+            let c = i % classes;
+            for y in 0..8 {
+                for _ in 0..8 {
+                    let band = y / 2 == c % 4;
+                    let base = if band { 200 } else { 40 };
+                    pixels.push((base + rng.below(40) as i32 - 20) as u8);
+                }
+            }
+            labels.push(c as u32);
+        }
+        Dataset::new(pixels, 1, 8, 8, Some(labels)).unwrap()
+    }
+
+    #[test]
+    fn features_have_one_row_per_image_whatever_the_batch_size() {
+        let ds = banded_images(7, 2, 1);
+        let enc = tiny_encoder(1, 3);
+        let norm = Normalization::identity(1);
+        let all = extract_features(&enc, &ds, &norm, 16, &Device::Cpu).unwrap();
+        assert_eq!(all.shape(), &[7, enc.feature_dim()]);
+        let by_three = extract_features(&enc, &ds, &norm, 3, &Device::Cpu).unwrap();
+        // Evaluation mode: a feature does not depend on its batch.
+        for (a, b) in all.to_vec().iter().zip(by_three.to_vec()) {
+            assert!((a - b).abs() < 1e-5, "{a} vs {b}");
+        }
+        assert_eq!(autograd::live_nodes(), 0);
+    }
+
+    #[test]
+    fn pixel_features_are_the_flattened_normalised_images() {
+        let ds = banded_images(3, 2, 2);
+        let norm = Normalization::identity(1);
+        let px = pixel_features(&ds, &norm, &Device::Cpu).unwrap();
+        assert_eq!(px.shape(), &[3, 64]);
+        let v = px.to_vec();
+        assert!((v[64 + 5] - ds.image(1).unwrap()[5] as f32 / 255.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn bad_inputs_are_errors_that_say_what_is_wrong() {
+        let ds = banded_images(4, 2, 1);
+        let norm = Normalization::identity(1);
+        let rgb_encoder = tiny_encoder(3, 0);
+        let err = extract_features(&rgb_encoder, &ds, &norm, 2, &Device::Cpu).unwrap_err();
+        assert!(
+            err.contains("1 channel(s)") && err.contains("expects 3"),
+            "{err}"
+        );
+        let enc = tiny_encoder(1, 0);
+        let err = extract_features(&enc, &ds, &norm, 0, &Device::Cpu).unwrap_err();
+        assert!(err.contains("batch size is 0"), "{err}");
+        let rgb_norm = Normalization::cifar10();
+        assert!(extract_features(&enc, &ds, &rgb_norm, 2, &Device::Cpu).is_err());
+        assert!(pixel_features(&ds, &rgb_norm, &Device::Cpu).is_err());
+        let unlabelled = Dataset::new(vec![0; 64], 1, 8, 8, None).unwrap();
+        assert!(dataset_labels(&unlabelled, "test")
+            .unwrap_err()
+            .contains("no labels"));
+    }
+}

@@ -1,0 +1,278 @@
+//! The BYOL networks: an online encoder, projector and predictor, and a
+//! target encoder and projector of the same shapes.
+//!
+//! ```text
+//! view ─► online encoder ─► projector ─► predictor ─► p      (trained)
+//! view ─► target encoder ─► projector ─────────────► z      (moving average, no gradient)
+//! ```
+//!
+//! * The target starts from its own random initialisation, as in the
+//!   official code ([`TargetInit::Random`]); [`TargetInit::CopyOnline`]
+//!   starts it as a copy of the online network instead.
+//! * Each view goes through the networks on its own, so batch norm takes
+//!   statistics per view, as in the official code.
+//! * The target runs in training mode (batch statistics) under `no_grad`,
+//!   and keeps its own running statistics.
+//! * Parameters are keyed `online.encoder.conv1.weight`,
+//!   `online.projector.net.0.weight`, `online.predictor.net.3.weight`,
+//!   `target.encoder...`, `target.projector...`: the encoder's own names are
+//!   torchvision's, so it exports as it is.
+
+use crate::loss::symmetric_loss;
+use autograd::{no_grad, Param, Tape, Var};
+use models::init::Seeds;
+use models::{MlpHead, Module, ResNet, ResNetConfig};
+use tensor::{Device, Tensor};
+
+/// How the target network starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TargetInit {
+    /// Its own random initialisation (the official code).
+    Random,
+    /// A copy of the online network's initial weights.
+    CopyOnline,
+}
+
+/// The sizes of the networks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NetworkConfig {
+    /// The encoder.
+    pub encoder: ResNetConfig,
+    /// Hidden width of the projector and the predictor (4096 in the paper).
+    pub hidden: usize,
+    /// Output width of the projector and the predictor (256 in the paper).
+    pub projection: usize,
+    /// Whether the online network has a predictor (the paper's ablation
+    /// without one collapses).
+    pub predictor: bool,
+    /// How the target starts.
+    pub target_init: TargetInit,
+}
+
+/// An encoder followed by a projector.
+pub struct Branch {
+    /// The ResNet.
+    pub encoder: ResNet,
+    /// The projection MLP.
+    pub projector: MlpHead,
+}
+
+impl Branch {
+    fn new(config: &NetworkConfig, seed: u64, device: &Device) -> Branch {
+        let encoder = ResNet::new(config.encoder, seed, device);
+        let mut seeds = Seeds::new(seed ^ 0x5052_4f4a);
+        let projector = MlpHead::new(
+            "projector",
+            encoder.feature_dim(),
+            config.hidden,
+            config.projection,
+            &mut seeds,
+            device,
+        );
+        Branch { encoder, projector }
+    }
+
+    /// Encoder then projector.
+    pub fn project(&self, tape: &Tape, x: &Var) -> Var {
+        self.projector.forward(tape, &self.encoder.forward(tape, x))
+    }
+
+    fn state(&self, prefix: &str) -> Vec<(String, Param)> {
+        let mut s: Vec<(String, Param)> = self
+            .encoder
+            .state()
+            .into_iter()
+            .map(|p| (format!("{prefix}.encoder.{}", p.name()), p))
+            .collect();
+        s.extend(
+            self.projector
+                .state()
+                .into_iter()
+                .map(|p| (format!("{prefix}.{}", p.name()), p)),
+        );
+        s
+    }
+
+    fn parameters(&self, prefix: &str) -> Vec<(String, Param)> {
+        let mut s: Vec<(String, Param)> = self
+            .encoder
+            .parameters()
+            .into_iter()
+            .map(|p| (format!("{prefix}.encoder.{}", p.name()), p))
+            .collect();
+        s.extend(
+            self.projector
+                .parameters()
+                .into_iter()
+                .map(|p| (format!("{prefix}.{}", p.name()), p)),
+        );
+        s
+    }
+
+    fn set_training(&self, training: bool) {
+        self.encoder.set_training(training);
+        self.projector.set_training(training);
+    }
+}
+
+/// What one forward pass of a step gives.
+pub struct StepOutput {
+    /// The symmetric loss, recorded on the step's tape.
+    pub loss: Var,
+    /// The online projections of view 1, `[N, projection]` (for the
+    /// collapse signal).
+    pub online_projection: Tensor,
+}
+
+/// The online and target networks.
+pub struct ByolNetworks {
+    /// Encoder and projector trained by gradients.
+    pub online: Branch,
+    /// The online network's predictor (absent in the no-predictor ablation).
+    pub predictor: Option<MlpHead>,
+    /// Encoder and projector updated by the moving average.
+    pub target: Branch,
+    config: NetworkConfig,
+}
+
+impl ByolNetworks {
+    /// Fresh networks fixed by `seed`.
+    pub fn new(config: NetworkConfig, seed: u64, device: &Device) -> ByolNetworks {
+        let online = Branch::new(&config, seed, device);
+        let predictor = config.predictor.then(|| {
+            let mut seeds = Seeds::new(seed ^ 0x5052_4544);
+            MlpHead::new(
+                "predictor",
+                config.projection,
+                config.hidden,
+                config.projection,
+                &mut seeds,
+                device,
+            )
+        });
+        let target = Branch::new(&config, seed.wrapping_add(0x7461_7267), device);
+        let nets = ByolNetworks {
+            online,
+            predictor,
+            target,
+            config,
+        };
+        if config.target_init == TargetInit::CopyOnline {
+            for ((_, t), (_, o)) in nets
+                .target
+                .state("target")
+                .iter()
+                .zip(nets.online.state("online"))
+            {
+                t.set_value(o.value());
+            }
+        }
+        nets
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &NetworkConfig {
+        &self.config
+    }
+
+    /// The trained parameters (online encoder, projector, predictor) with
+    /// their keys.
+    pub fn online_parameters(&self) -> Vec<(String, Param)> {
+        let mut p = self.online.parameters("online");
+        if let Some(pred) = &self.predictor {
+            p.extend(
+                pred.parameters()
+                    .into_iter()
+                    .map(|q| (format!("online.{}", q.name()), q)),
+            );
+        }
+        p
+    }
+
+    /// Every parameter and buffer of both networks, with its key: what a
+    /// checkpoint saves.
+    pub fn state(&self) -> Vec<(String, Param)> {
+        let mut s = self.online.state("online");
+        if let Some(pred) = &self.predictor {
+            s.extend(
+                pred.state()
+                    .into_iter()
+                    .map(|q| (format!("online.{}", q.name()), q)),
+            );
+        }
+        s.extend(self.target.state("target"));
+        s
+    }
+
+    /// Training mode for both networks (the target always trains in
+    /// training mode, as the official code does).
+    pub fn set_training(&self, training: bool) {
+        self.online.set_training(training);
+        if let Some(p) = &self.predictor {
+            p.set_training(training);
+        }
+        self.target.set_training(training);
+    }
+
+    /// The online prediction of a view: encoder, projector, predictor.
+    fn predict(&self, tape: &Tape, x: &Var) -> (Var, Var) {
+        let z = self.online.project(tape, x);
+        let p = match &self.predictor {
+            Some(pred) => pred.forward(tape, &z),
+            None => z.clone(),
+        };
+        (z, p)
+    }
+
+    /// The forward pass of one step on two batches of views: each view
+    /// through the online network (recorded on `tape`) and through the
+    /// target (under `no_grad`), and the symmetric loss.
+    pub fn forward(&self, tape: &Tape, view1: &Tensor, view2: &Tensor) -> StepOutput {
+        let (v1, v2) = (Var::constant(view1.clone()), Var::constant(view2.clone()));
+        let (z1, p1) = self.predict(tape, &v1);
+        let (_, p2) = self.predict(tape, &v2);
+        let (t1, t2) = no_grad(|| {
+            (
+                self.target.project(tape, &v1),
+                self.target.project(tape, &v2),
+            )
+        });
+        let loss = symmetric_loss(&p1, &t2, &p2, &t1);
+        StepOutput {
+            loss,
+            online_projection: z1.value().clone(),
+        }
+    }
+
+    /// The moving-average update of the target's parameters:
+    /// `target ← τ · target + (1 − τ) · online`. Buffers (running
+    /// statistics) are the target's own and are not averaged.
+    pub fn update_target(&self, tau: f32) {
+        let online = self.online.parameters("online");
+        for ((tk, t), (ok, o)) in self.target.parameters("target").iter().zip(&online) {
+            debug_assert_eq!(
+                tk.trim_start_matches("target"),
+                ok.trim_start_matches("online")
+            );
+            let mixed = t
+                .value()
+                .mul_scalar(tau)
+                .add(&o.value().mul_scalar(1.0 - tau));
+            t.set_value(mixed);
+        }
+    }
+}
+
+/// The collapse signal: the standard deviation over the batch of the
+/// l2-normalised projections, averaged over dimensions. About `1/√D` for
+/// well-spread projections of dimension `D`; it falls towards 0 when every
+/// image maps to the same point.
+pub fn collapse_signal(projections: &Tensor) -> f32 {
+    let norm = projections
+        .square()
+        .sum(&[1], true)
+        .sqrt()
+        .maximum_scalar(crate::loss::NORM_EPS);
+    let unit = projections.div(&norm);
+    unit.var(&[0], false, false).sqrt().mean_all().item()
+}

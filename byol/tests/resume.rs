@@ -1,0 +1,141 @@
+//! A run interrupted and resumed from its checkpoint gives, on the CPU, the
+//! same losses bit for bit as the run left alone; and a bad loss stops a
+//! run with a message that names the step.
+
+use augment::{embedded, Normalization, Split};
+use byol::metrics::MetricsLog;
+use byol::{TrainConfig, TrainError, Trainer};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use tensor::Device;
+
+fn temp_run(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("byol-resume-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// 64 training images, batches of 16: 4 steps per epoch, 2 epochs.
+fn tiny() -> (TrainConfig, augment::Dataset) {
+    let data = embedded::fashion_mnist_subset(Split::Train).unwrap();
+    let data = data.subset(&(0..64).collect::<Vec<_>>()).unwrap();
+    let config = TrainConfig {
+        width: 2,
+        hidden: 16,
+        projection: 8,
+        epochs: 2,
+        batch_size: 16,
+        lr: 0.5,
+        warmup_epochs: 0.5,
+        knn_every: 0,
+        ..TrainConfig::default()
+    };
+    (config, data)
+}
+
+fn losses(run: &std::path::Path) -> Vec<(usize, u32)> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (v["kind"] == "step").then(|| {
+                (
+                    v["step"].as_u64().unwrap() as usize,
+                    (v["loss"].as_f64().unwrap() as f32).to_bits(),
+                )
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn resumed_run_repeats_the_uninterrupted_losses_exactly() {
+    let (config, data) = tiny();
+    let dev = Device::Cpu;
+
+    let whole = temp_run("whole");
+    let mut t = Trainer::new(
+        config.clone(),
+        data.clone(),
+        Normalization::fashion_mnist(),
+        &dev,
+        &whole,
+    )
+    .unwrap();
+    let mut log = MetricsLog::open(&whole.join("metrics.jsonl")).unwrap();
+    t.run(&mut log, None, &mut |_| {}).unwrap();
+    let want = losses(&whole);
+    assert_eq!(want.len(), 8);
+
+    // Interrupted after step 5 (in the middle of epoch 1), then resumed.
+    let parts = temp_run("parts");
+    let mut t = Trainer::new(
+        config,
+        data.clone(),
+        Normalization::fashion_mnist(),
+        &dev,
+        &parts,
+    )
+    .unwrap();
+    let stop = t.stop_flag();
+    let mut log = MetricsLog::open(&parts.join("metrics.jsonl")).unwrap();
+    t.run(&mut log, None, &mut |r| {
+        if r.step == 5 {
+            stop.store(true, Ordering::Relaxed);
+        }
+    })
+    .unwrap();
+    assert_eq!(t.step, 6);
+    drop(t);
+    let mut t = Trainer::resume(&parts, data, &dev).unwrap();
+    assert_eq!((t.epoch, t.step), (1, 6));
+    let mut log = MetricsLog::open(&parts.join("metrics.jsonl")).unwrap();
+    t.run(&mut log, None, &mut |_| {}).unwrap();
+    let got = losses(&parts);
+    assert_eq!(got, want, "losses (step, f32 bits) after resuming differ");
+
+    // The run folder holds what it promises.
+    for f in [
+        "config.json",
+        "metrics.jsonl",
+        "checkpoints/epoch-0002.json",
+        "checkpoints/epoch-0002.safetensors",
+    ] {
+        assert!(parts.join(f).exists(), "{f} is missing");
+    }
+    std::fs::remove_dir_all(whole).unwrap();
+    std::fs::remove_dir_all(parts).unwrap();
+}
+
+#[test]
+fn a_non_finite_loss_stops_the_run_and_names_the_step() {
+    let (mut config, data) = tiny();
+    config.lr = 1e30;
+    config.warmup_epochs = 0.0;
+    config.optimizer = "sgd".into();
+    let run = temp_run("nan");
+    let mut t = Trainer::new(
+        config,
+        data,
+        Normalization::fashion_mnist(),
+        &Device::Cpu,
+        &run,
+    )
+    .unwrap();
+    let mut log = MetricsLog::open(&run.join("metrics.jsonl")).unwrap();
+    match t.run(&mut log, None, &mut |_| {}) {
+        Err(e @ TrainError::NonFinite { .. }) => {
+            let msg = e.to_string();
+            assert!(
+                msg.contains("at step") && msg.contains("lower --lr"),
+                "{msg}"
+            );
+        }
+        other => panic!(
+            "expected a non-finite loss, got {:?}",
+            other.map(|r| r.len())
+        ),
+    }
+    std::fs::remove_dir_all(run).unwrap();
+}
