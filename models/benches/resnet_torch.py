@@ -56,7 +56,7 @@ def main():
             step()
             rates.append(batch / (time.perf_counter() - t0))
         med = statistics.median(rates)
-        print(f"PyTorch ResNet-18 {name}: {ch}x{size}x{size}, batch {batch}, width {width}: {med:.1} images/s")
+        print(f"PyTorch ResNet-18 {name}: {ch}x{size}x{size}, batch {batch}, width {width}: {med:.1f} images/s")
         out[f"{name}_img_s"] = med
     print("RESULT " + json.dumps(out))
 

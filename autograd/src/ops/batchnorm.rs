@@ -121,24 +121,13 @@ impl Var {
         let inv_std = var.add_scalar(eps).rsqrt();
         let (saved_mean, saved_inv_std) = (mean.clone(), inv_std);
         let y = Var::from_op(op, y, &[self, weight, bias], move |dy, needs| {
-            let bshape = channel_shape(x.shape());
-            let axes = non_channel_axes(x.rank());
-            let m = count as f32;
-            let inv = saved_inv_std.reshape(&bshape);
-            let x_hat = x.sub(&saved_mean.reshape(&bshape)).mul(&inv);
-            let sum_dy = dy.sum(&axes, true);
-            let sum_dy_xhat = dy.mul(&x_hat).sum(&axes, true);
-            let dx = needs[0].then(|| {
-                let coeff = gamma.reshape(&bshape).mul(&inv).div_scalar(m);
-                dy.mul_scalar(m)
-                    .sub(&sum_dy)
-                    .sub(&x_hat.mul(&sum_dy_xhat))
-                    .mul(&coeff)
-            });
+            // One fused tensor op (two passes on the CPU) computes all three.
+            let (dx, dgamma, dbeta) =
+                dy.batch_norm_backward(&x, &saved_mean, &saved_inv_std, &gamma);
             vec![
-                dx,
-                needs[1].then(|| sum_dy_xhat.reshape(&[c])),
-                needs[2].then(|| sum_dy.reshape(&[c])),
+                needs[0].then_some(dx),
+                needs[1].then_some(dgamma),
+                needs[2].then_some(dbeta),
             ]
         });
         BatchNormTrain {

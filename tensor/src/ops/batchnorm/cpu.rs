@@ -76,6 +76,55 @@ pub fn normalize(
     out
 }
 
+/// `(dx, dγ, dβ)` in two passes: per channel the sums `Σ dy` and
+/// `Σ dy·x̂` (channels in parallel), then `dx` plane by plane.
+pub fn batch_norm_backward(
+    dy: &Tensor,
+    x: &Tensor,
+    mean: &Tensor,
+    inv_std: &Tensor,
+    w: &Tensor,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let (n, c, l) = dims(x);
+    let op = "batch_norm_backward";
+    let (gs, xs) = (dy.cpu_slice(op), x.cpu_slice(op));
+    let (mean, r, w) = (mean.cpu_slice(op), inv_std.cpu_slice(op), w.cpu_slice(op));
+    let sums: Vec<(f32, f32)> = (0..c)
+        .into_par_iter()
+        .map(|ch| {
+            let (mut sdy, mut sdyx) = (0.0f64, 0.0f64);
+            for b in 0..n {
+                let at = (b * c + ch) * l;
+                let (g, xp) = (&gs[at..at + l], &xs[at..at + l]);
+                let (mut a, mut bsum) = (0.0f32, 0.0f32);
+                for (&gv, &xv) in g.iter().zip(xp) {
+                    a += gv;
+                    bsum += gv * (xv - mean[ch]);
+                }
+                sdy += a as f64;
+                sdyx += bsum as f64;
+            }
+            (sdy as f32, (sdyx * r[ch] as f64) as f32)
+        })
+        .collect();
+    let (dbeta, dgamma): (Vec<f32>, Vec<f32>) = sums.into_iter().unzip();
+    let m = (n * l) as f32;
+    let mut dx = vec![0.0f32; xs.len()];
+    if l > 0 {
+        dx.par_chunks_mut(l).enumerate().for_each(|(plane, out)| {
+            let ch = plane % c;
+            let at = plane * l;
+            let coeff = w[ch] * r[ch] / m;
+            let (db, dg, mu, rr) = (dbeta[ch], dgamma[ch], mean[ch], r[ch]);
+            for ((o, &gv), &xv) in out.iter_mut().zip(&gs[at..at + l]).zip(&xs[at..at + l]) {
+                let x_hat = (xv - mu) * rr;
+                *o = coeff * (m * gv - db - x_hat * dg);
+            }
+        });
+    }
+    (dx, dgamma, dbeta)
+}
+
 #[cfg(test)]
 mod tests {
     use crate::{Device, Tensor};
@@ -116,6 +165,26 @@ mod tests {
                 let want = (v - mv[ch]) / (vv[ch] + 1e-5).sqrt() * wv[ch] + bv[ch];
                 assert_relative_eq!(y[i], want, epsilon = 1e-4, max_relative = 1e-4);
             }
+        }
+    }
+
+    /// The two-pass kernel against the same formula written with general
+    /// tensor ops. Sums in another order: 1e-4 absolute and relative.
+    #[test]
+    fn fused_backward_matches_the_composed_formula() {
+        let d = Device::Cpu;
+        for shape in [vec![7, 3], vec![3, 5, 7, 1], vec![2, 3, 3, 33]] {
+            let x = Tensor::randn(&shape, 0.5, 2.0, 1, &d);
+            let dy = Tensor::randn(&shape, 0.0, 1.0, 2, &d);
+            let c = shape[1];
+            let w = Tensor::randn(&[c], 1.0, 0.3, 3, &d);
+            let (mean, var) = x.channel_stats();
+            let r = var.add_scalar(1e-5).rsqrt();
+            let got = dy.batch_norm_backward(&x, &mean, &r, &w);
+            let want = super::super::batch_norm_backward_composed(&dy, &x, &mean, &r, &w);
+            crate::testing::assert_close(&got.0, &want.0, 1e-4, 1e-4, "dx");
+            crate::testing::assert_close(&got.1, &want.1, 1e-4, 1e-4, "dgamma");
+            crate::testing::assert_close(&got.2, &want.2, 1e-4, 1e-4, "dbeta");
         }
     }
 
