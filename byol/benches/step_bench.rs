@@ -23,7 +23,9 @@ use std::time::Instant;
 use tensor::{Device, Tensor};
 
 fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
 }
 
 /// Peak resident memory of this process in MiB (Linux), if known.
@@ -36,11 +38,14 @@ fn peak_rss_mib() -> Option<f64> {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let dev = Device::from_name(&arg(&args, "--device").unwrap_or_else(|| "cpu".into())).unwrap_or_else(|e| {
-        eprintln!("step benchmark: {e}");
-        std::process::exit(2);
-    });
-    let steps: usize = arg(&args, "--steps").and_then(|s| s.parse().ok()).unwrap_or(3);
+    let dev = Device::from_name(&arg(&args, "--device").unwrap_or_else(|| "cpu".into()))
+        .unwrap_or_else(|e| {
+            eprintln!("step benchmark: {e}");
+            std::process::exit(2);
+        });
+    let steps: usize = arg(&args, "--steps")
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
     let widths: Vec<usize> = match arg(&args, "--width") {
         Some(w) => vec![w.parse().expect("--width takes a number")],
         None => vec![16, 64],
@@ -56,14 +61,23 @@ fn main() {
     let mut json = Vec::new();
     for width in widths {
         let config = NetworkConfig {
-            encoder: ResNetConfig { arch: Arch::ResNet18, stem: Stem::Cifar, in_channels: 1, width },
+            encoder: ResNetConfig {
+                arch: Arch::ResNet18,
+                stem: Stem::Cifar,
+                in_channels: 1,
+                width,
+            },
             hidden: 4096,
             projection: 256,
             predictor: true,
             target_init: TargetInit::Random,
         };
         let nets = ByolNetworks::new(config, 0, &dev);
-        let params: Vec<Param> = nets.online_parameters().into_iter().map(|(_, p)| p).collect();
+        let params: Vec<Param> = nets
+            .online_parameters()
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect();
         let mut adam = Adam::new(0.0, 0.9, 0.999, 1e-8);
         let mut step = || {
             for p in &params {
@@ -91,9 +105,15 @@ fn main() {
             .collect();
         rates.sort_by(|a, b| a.partial_cmp(b).unwrap());
         let median = rates[rates.len() / 2];
-        let peak = peak_rss_mib().map(|m| format!("{m:.0} MiB")).unwrap_or_else(|| "unknown".into());
+        let peak = peak_rss_mib()
+            .map(|m| format!("{m:.0} MiB"))
+            .unwrap_or_else(|| "unknown".into());
         println!("ResNet-18 width {width}, batch {batch}, 1x28x28, heads 4096/256, Adam: {median:.1} images/s (peak RSS so far {peak})");
         json.push(format!("\"width{width}_img_s\": {median:.1}"));
     }
-    println!("RESULT {{\"device\": \"{}\", {}}}", dev.describe(), json.join(", "));
+    println!(
+        "RESULT {{\"device\": \"{}\", {}}}",
+        dev.describe(),
+        json.join(", ")
+    );
 }
