@@ -77,36 +77,29 @@ impl Branch {
         self.projector.forward(tape, &self.encoder.forward(tape, x))
     }
 
-    fn state(&self, prefix: &str) -> Vec<(String, Param)> {
-        let mut s: Vec<(String, Param)> = self
-            .encoder
-            .state()
+    /// The tensors `pick` lists from the encoder and the projector, keyed
+    /// `prefix.encoder.<name>` and `prefix.<name>` (the projector's names
+    /// already start with `projector`).
+    fn keyed(
+        &self,
+        prefix: &str,
+        pick: impl Fn(&dyn Module) -> Vec<Param>,
+    ) -> Vec<(String, Param)> {
+        let encoder = pick(&self.encoder)
             .into_iter()
-            .map(|p| (format!("{prefix}.encoder.{}", p.name()), p))
-            .collect();
-        s.extend(
-            self.projector
-                .state()
-                .into_iter()
-                .map(|p| (format!("{prefix}.{}", p.name()), p)),
-        );
-        s
+            .map(|p| (format!("{prefix}.encoder.{}", p.name()), p));
+        let projector = pick(&self.projector)
+            .into_iter()
+            .map(|p| (format!("{prefix}.{}", p.name()), p));
+        encoder.chain(projector).collect()
+    }
+
+    fn state(&self, prefix: &str) -> Vec<(String, Param)> {
+        self.keyed(prefix, |m| m.state())
     }
 
     fn parameters(&self, prefix: &str) -> Vec<(String, Param)> {
-        let mut s: Vec<(String, Param)> = self
-            .encoder
-            .parameters()
-            .into_iter()
-            .map(|p| (format!("{prefix}.encoder.{}", p.name()), p))
-            .collect();
-        s.extend(
-            self.projector
-                .parameters()
-                .into_iter()
-                .map(|p| (format!("{prefix}.{}", p.name()), p)),
-        );
-        s
+        self.keyed(prefix, |m| m.parameters())
     }
 
     fn set_training(&self, training: bool) {

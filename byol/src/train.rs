@@ -268,8 +268,8 @@ impl Trainer {
         idx
     }
 
-    fn batch_tensor(b: &Batch, device: &Device) -> Tensor {
-        Tensor::from_vec(b.data.clone(), &b.shape, device)
+    fn batch_tensor(b: Batch, device: &Device) -> Tensor {
+        Tensor::from_vec(b.data, &b.shape, device)
     }
 
     /// Runs the remaining epochs; `on_step` sees every step's record (for a
@@ -302,8 +302,8 @@ impl Trainer {
             for i in skip..batches.len() {
                 let (b1, b2) = next.take().expect("prepared");
                 let (v1, v2) = (
-                    Self::batch_tensor(&b1, &device),
-                    Self::batch_tensor(&b2, &device),
+                    Self::batch_tensor(b1, &device),
+                    Self::batch_tensor(b2, &device),
                 );
                 // Make the next views on another thread while this step runs.
                 let (record, prepared) = std::thread::scope(|s| {

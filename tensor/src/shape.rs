@@ -76,6 +76,31 @@ pub fn check_axis(axis: usize, shape: &[usize], op: &str) -> usize {
     axis
 }
 
+/// The `(start, len)` ranges along `axis` that `sizes` cut it into, in
+/// order. Panics, naming `op`, unless the sizes add up to the axis length.
+pub fn split_ranges(
+    shape: &[usize],
+    sizes: &[usize],
+    axis: usize,
+    op: &str,
+) -> Vec<(usize, usize)> {
+    check_axis(axis, shape, op);
+    let total: usize = sizes.iter().sum();
+    assert_eq!(
+        total, shape[axis],
+        "{op}: sizes {sizes:?} add up to {total}, axis {axis} of shape {shape:?} has {}",
+        shape[axis]
+    );
+    let mut start = 0;
+    sizes
+        .iter()
+        .map(|&len| {
+            start += len;
+            (start - len, len)
+        })
+        .collect()
+}
+
 /// The shape after reducing `axes`: each reduced axis becomes 1 when
 /// `keep_dims` is true and disappears otherwise. Panics on a repeated or
 /// out-of-range axis.
@@ -131,6 +156,20 @@ mod tests {
     #[should_panic(expected = "add: shapes [2, 3] and [4] do not broadcast")]
     fn broadcasting_mismatch_names_op_and_shapes() {
         broadcast_shape(&[2, 3], &[4], "add");
+    }
+
+    #[test]
+    fn split_ranges_cover_the_axis_in_order() {
+        assert_eq!(
+            split_ranges(&[2, 7], &[3, 0, 4], 1, "t"),
+            vec![(0, 3), (3, 0), (3, 4)]
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "split: sizes [3, 3] add up to 6, axis 1 of shape [2, 7] has 7")]
+    fn split_sizes_must_add_up() {
+        split_ranges(&[2, 7], &[3, 3], 1, "split");
     }
 
     #[test]

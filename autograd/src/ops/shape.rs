@@ -95,22 +95,9 @@ impl Var {
     /// [`Var::narrow`] per piece (so each piece is its own node, and the
     /// gradients of the pieces add up in `x`).
     pub fn split(&self, sizes: &[usize], axis: usize) -> Vec<Var> {
-        let total: usize = sizes.iter().sum();
-        assert_eq!(
-            total,
-            self.shape()[axis],
-            "split: sizes {sizes:?} add up to {total}, axis {axis} of shape {:?} has {}",
-            self.shape(),
-            self.shape()[axis]
-        );
-        let mut start = 0;
-        sizes
-            .iter()
-            .map(|&len| {
-                let piece = self.narrow(axis, start, len);
-                start += len;
-                piece
-            })
+        tensor::shape::split_ranges(self.shape(), sizes, axis, "split")
+            .into_iter()
+            .map(|(start, len)| self.narrow(axis, start, len))
             .collect()
     }
 

@@ -9,7 +9,7 @@
 mod cpu;
 mod gpu;
 
-use crate::shape::{check_axis, numel};
+use crate::shape::{check_axis, numel, split_ranges};
 use crate::{Storage, Tensor};
 
 impl Tensor {
@@ -96,23 +96,9 @@ impl Tensor {
     /// Splits along `axis` into pieces of the given sizes, which must add up
     /// to the axis length.
     pub fn split(&self, sizes: &[usize], axis: usize) -> Vec<Tensor> {
-        check_axis(axis, self.shape(), "split");
-        let total: usize = sizes.iter().sum();
-        assert_eq!(
-            total,
-            self.shape()[axis],
-            "split: sizes {sizes:?} add up to {total}, axis {axis} of shape {:?} has {}",
-            self.shape(),
-            self.shape()[axis]
-        );
-        let mut start = 0;
-        sizes
-            .iter()
-            .map(|&len| {
-                let piece = self.narrow(axis, start, len);
-                start += len;
-                piece
-            })
+        split_ranges(self.shape(), sizes, axis, "split")
+            .into_iter()
+            .map(|(start, len)| self.narrow(axis, start, len))
             .collect()
     }
 
