@@ -44,4 +44,4 @@ mod train;
 
 pub use config::TrainConfig;
 pub use network::{collapse_signal, Branch, ByolNetworks, NetworkConfig, StepOutput, TargetInit};
-pub use train::{Monitor, TrainError, Trainer};
+pub use train::{Monitor, Progress, TrainError, Trainer};

@@ -84,6 +84,16 @@ fn setup<E: fmt::Display>(e: E) -> TrainError {
 /// `knn_every` epochs.
 pub type Monitor<'a> = &'a dyn Fn(&ResNet) -> Result<f32, String>;
 
+/// What [`Trainer::run`] reports as it goes (for a progress bar or a live
+/// plot): every step, and every epoch with its means and kNN accuracy.
+#[derive(Clone, Copy, Debug)]
+pub enum Progress<'a> {
+    /// A step has finished (its line is already in `metrics.jsonl`).
+    Step(&'a StepRecord),
+    /// An epoch has finished (its line is already in `metrics.jsonl`).
+    Epoch(&'a EpochRecord),
+}
+
 /// A BYOL training run in a run folder.
 pub struct Trainer {
     /// The settings.
@@ -149,7 +159,12 @@ impl Trainer {
             .into_iter()
             .map(|(_, p)| p)
             .collect();
-        let views = TwoViewConfig::preset(&config.augment, norm.clone()).map_err(setup)?;
+        let mut views = TwoViewConfig::preset(&config.augment, norm.clone()).map_err(setup)?;
+        for view in [&mut views.view1, &mut views.view2] {
+            if let Some(crop) = view.crop.as_mut() {
+                crop.area.0 = config.min_crop;
+            }
+        }
         Ok(Trainer {
             config,
             nets,
@@ -224,6 +239,21 @@ impl Trainer {
         self.stop.clone()
     }
 
+    /// Whether the stop flag ended the last [`Trainer::run`] early.
+    pub fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed) && self.epoch < self.config.epochs
+    }
+
+    /// The run folder.
+    pub fn run_folder(&self) -> &Path {
+        &self.run
+    }
+
+    /// The last checkpoint written by this trainer, if any.
+    pub fn last_checkpoint(&self) -> Option<&Path> {
+        self.last_checkpoint.as_deref()
+    }
+
     /// Steps per epoch: whole batches only.
     pub fn steps_per_epoch(&self) -> usize {
         self.data.len() / self.config.batch_size
@@ -272,13 +302,15 @@ impl Trainer {
         Tensor::from_vec(b.data, &b.shape, device)
     }
 
-    /// Runs the remaining epochs; `on_step` sees every step's record (for a
-    /// progress bar). Returns the epoch records of this call.
+    /// Runs the remaining epochs; `report` sees every step's and every
+    /// epoch's record as it happens. Returns the epoch records of this call.
+    /// After a stop through [`Trainer::stop_flag`] it returns early, with a
+    /// checkpoint written; [`Trainer::stopped`] then says so.
     pub fn run(
         &mut self,
         log: &mut MetricsLog,
         monitor: Option<Monitor<'_>>,
-        on_step: &mut dyn FnMut(&StepRecord),
+        report: &mut dyn FnMut(Progress<'_>),
     ) -> Result<Vec<EpochRecord>, TrainError> {
         let device = self.params[0].value().device();
         let mut epochs = Vec::new();
@@ -318,7 +350,7 @@ impl Trainer {
                 next = prepared.transpose().map_err(setup)?;
                 log.write(&record)
                     .map_err(|e| setup(format!("{}: {e}", log.path().display())))?;
-                on_step(&record);
+                report(Progress::Step(&record));
                 loss_sum += record.loss as f64;
                 collapse_sum += record.collapse as f64;
                 count += 1;
@@ -351,6 +383,7 @@ impl Trainer {
             };
             log.write(&record)
                 .map_err(|e| setup(format!("{}: {e}", log.path().display())))?;
+            report(Progress::Epoch(&record));
             epochs.push(record);
             if due(self.config.checkpoint_every) {
                 self.write_checkpoint()?;

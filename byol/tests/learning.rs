@@ -12,7 +12,7 @@ use augment::{embedded, Dataset, Normalization, Split};
 use byol::eval::features::{dataset_labels, extract_features};
 use byol::eval::knn::knn_accuracy;
 use byol::metrics::MetricsLog;
-use byol::{TrainConfig, Trainer};
+use byol::{Progress, TrainConfig, Trainer};
 use models::ResNet;
 use tensor::Device;
 
@@ -63,9 +63,11 @@ fn short_run() -> (f32, f32, Vec<f32>, Vec<f32>) {
     let mut log = MetricsLog::open(&run.join("metrics.jsonl")).unwrap();
     let (mut losses, mut collapse) = (Vec::new(), Vec::new());
     trainer
-        .run(&mut log, None, &mut |r| {
-            losses.push(r.loss);
-            collapse.push(r.collapse);
+        .run(&mut log, None, &mut |event| {
+            if let Progress::Step(r) = event {
+                losses.push(r.loss);
+                collapse.push(r.collapse);
+            }
         })
         .unwrap();
     let after = knn(&trainer.nets.online.encoder, &train, &test, &norm, &dev);

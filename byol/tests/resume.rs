@@ -4,7 +4,7 @@
 
 use augment::{embedded, Normalization, Split};
 use byol::metrics::MetricsLog;
-use byol::{TrainConfig, TrainError, Trainer};
+use byol::{Progress, TrainConfig, TrainError, Trainer};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use tensor::Device;
@@ -80,13 +80,16 @@ fn resumed_run_repeats_the_uninterrupted_losses_exactly() {
     .unwrap();
     let stop = t.stop_flag();
     let mut log = MetricsLog::open(&parts.join("metrics.jsonl")).unwrap();
-    t.run(&mut log, None, &mut |r| {
-        if r.step == 5 {
-            stop.store(true, Ordering::Relaxed);
+    t.run(&mut log, None, &mut |event| {
+        if let Progress::Step(r) = event {
+            if r.step == 5 {
+                stop.store(true, Ordering::Relaxed);
+            }
         }
     })
     .unwrap();
     assert_eq!(t.step, 6);
+    assert!(t.stopped());
     drop(t);
     let mut t = Trainer::resume(&parts, data, &dev).unwrap();
     assert_eq!((t.epoch, t.step), (1, 6));
