@@ -7,6 +7,7 @@
 //!
 //! ```text
 //! brightness  x' = x + d                      d ~ U[-0.4, 0.4]      (additive, as in the paper's code)
+//!    or       x' = b x                        b ~ U[0.6, 1.4]       (multiplicative, torchvision's)
 //! contrast    x' = m + c (x - m)              c ~ U[0.6, 1.4],  m = mean of Y over the image
 //! saturation  x' = Y(x) + s (x - Y(x))        s ~ U[0.8, 1.2],  per pixel
 //! hue         H' = (H + h) mod 1 in HSV       h ~ U[-0.1, 0.1]  (turns of the colour wheel)
@@ -20,11 +21,37 @@
 use super::grayscale::luma;
 use crate::rng::Rng;
 
+/// How brightness changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BrightnessMode {
+    /// `x + d`, `d ~ U[-b, b]`: the official BYOL code's. On a dark
+    /// background (Fashion-MNIST, MNIST) it lifts the background to gray.
+    Additive,
+    /// `x · f`, `f ~ U[1 - b, 1 + b]`: torchvision's `ColorJitter`, which
+    /// most PyTorch re-implementations use; black stays black.
+    Multiplicative,
+}
+
+impl BrightnessMode {
+    /// `additive` or `multiplicative`; `None` otherwise.
+    pub fn from_name(name: &str) -> Option<BrightnessMode> {
+        match name {
+            "additive" => Some(BrightnessMode::Additive),
+            "multiplicative" => Some(BrightnessMode::Multiplicative),
+            _ => None,
+        }
+    }
+}
+
 /// The strengths of the four parts, as in torchvision's `ColorJitter`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct JitterSettings {
-    /// Brightness: the delta is drawn from `U[-brightness, brightness]`.
+    /// Brightness: the delta is drawn from `U[-brightness, brightness]`
+    /// (additive) or the factor from `U[1 - brightness, 1 + brightness]`
+    /// (multiplicative).
     pub brightness: f32,
+    /// Whether brightness adds a delta (the paper's) or multiplies.
+    pub brightness_mode: BrightnessMode,
     /// Contrast: the factor is drawn from `U[1 - contrast, 1 + contrast]`.
     pub contrast: f32,
     /// Saturation: the factor is drawn from `U[1 - saturation, 1 + saturation]`.
@@ -38,6 +65,7 @@ impl JitterSettings {
     pub fn byol() -> Self {
         JitterSettings {
             brightness: 0.4,
+            brightness_mode: BrightnessMode::Additive,
             contrast: 0.4,
             saturation: 0.2,
             hue: 0.1,
@@ -48,7 +76,7 @@ impl JitterSettings {
 /// One of the four parts of the jitter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum JitterOp {
-    /// Add a delta.
+    /// Add a delta (or multiply by a factor).
     Brightness,
     /// Scale around the mean luma.
     Contrast,
@@ -63,8 +91,10 @@ pub enum JitterOp {
 pub struct JitterDraw {
     /// The order the four parts run in.
     pub order: [JitterOp; 4],
-    /// Brightness delta `d`.
+    /// Brightness delta `d` (additive) or factor `b` (multiplicative).
     pub brightness: f32,
+    /// Which of the two `brightness` is.
+    pub brightness_mode: BrightnessMode,
     /// Contrast factor `c`.
     pub contrast: f32,
     /// Saturation factor `s`.
@@ -76,7 +106,12 @@ pub struct JitterDraw {
 impl JitterDraw {
     /// Draws the amounts, then a random order.
     pub fn sample(rng: &mut Rng, s: &JitterSettings) -> Self {
-        let brightness = rng.uniform(-s.brightness, s.brightness);
+        let brightness = match s.brightness_mode {
+            BrightnessMode::Additive => rng.uniform(-s.brightness, s.brightness),
+            BrightnessMode::Multiplicative => {
+                rng.uniform((1.0 - s.brightness).max(0.0), 1.0 + s.brightness)
+            }
+        };
         let contrast = rng.uniform(1.0 - s.contrast, 1.0 + s.contrast);
         let saturation = rng.uniform(1.0 - s.saturation, 1.0 + s.saturation);
         let hue = rng.uniform(-s.hue, s.hue);
@@ -90,6 +125,7 @@ impl JitterDraw {
         JitterDraw {
             order,
             brightness,
+            brightness_mode: s.brightness_mode,
             contrast,
             saturation,
             hue,
@@ -101,7 +137,10 @@ impl JitterDraw {
     pub fn apply(&self, data: &mut [f32], channels: usize, plane: usize) {
         for op in self.order {
             match op {
-                JitterOp::Brightness => adjust_brightness(data, self.brightness),
+                JitterOp::Brightness => match self.brightness_mode {
+                    BrightnessMode::Additive => adjust_brightness(data, self.brightness),
+                    BrightnessMode::Multiplicative => scale_brightness(data, self.brightness),
+                },
                 JitterOp::Contrast => adjust_contrast(data, channels, plane, self.contrast),
                 JitterOp::Saturation => adjust_saturation(data, channels, plane, self.saturation),
                 JitterOp::Hue => adjust_hue(data, channels, plane, self.hue),
@@ -114,6 +153,13 @@ impl JitterDraw {
 pub fn adjust_brightness(data: &mut [f32], delta: f32) {
     for v in data {
         *v = (*v + delta).clamp(0.0, 1.0);
+    }
+}
+
+/// `x' = clip(b·x, 0, 1)` for every value: torchvision's brightness.
+pub fn scale_brightness(data: &mut [f32], factor: f32) {
+    for v in data {
+        *v = (*v * factor).clamp(0.0, 1.0);
     }
 }
 
@@ -253,6 +299,37 @@ mod tests {
         assert!(close(x[0], 0.3) && close(x[1], 0.7) && x[2] == 1.0);
         adjust_brightness(&mut x, -0.5);
         assert!(x[0] == 0.0 && close(x[1], 0.2) && close(x[2], 0.5));
+    }
+
+    #[test]
+    fn multiplicative_brightness_keeps_black_and_draws_factors() {
+        let mut x = [0.0, 0.5, 0.9];
+        scale_brightness(&mut x, 1.2);
+        assert!(x[0] == 0.0 && close(x[1], 0.6) && x[2] == 1.0);
+        let s = JitterSettings {
+            brightness_mode: BrightnessMode::Multiplicative,
+            ..JitterSettings::byol()
+        };
+        let mut rng = Rng::from_seed(3);
+        for _ in 0..200 {
+            let d = JitterDraw::sample(&mut rng, &s);
+            assert!((0.6..=1.4).contains(&d.brightness), "{}", d.brightness);
+            assert_eq!(d.brightness_mode, BrightnessMode::Multiplicative);
+        }
+        // The same seed draws the same amounts in either mode, bar the
+        // brightness: switching modes changes nothing else in a run.
+        let a = JitterDraw::sample(&mut Rng::from_seed(9), &JitterSettings::byol());
+        let b = JitterDraw::sample(&mut Rng::from_seed(9), &s);
+        assert_eq!((a.order, a.contrast, a.hue), (b.order, b.contrast, b.hue));
+        assert_eq!(
+            BrightnessMode::from_name("multiplicative"),
+            Some(BrightnessMode::Multiplicative)
+        );
+        assert_eq!(
+            BrightnessMode::from_name("additive"),
+            Some(BrightnessMode::Additive)
+        );
+        assert_eq!(BrightnessMode::from_name("linear"), None);
     }
 
     #[test]

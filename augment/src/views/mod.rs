@@ -314,6 +314,41 @@ impl TwoViewConfig {
         }
     }
 
+    /// The same views with the smallest crop area of both set to `area`
+    /// (a fraction of the image; the paper's is 0.08). Views without a
+    /// crop are left as they are.
+    pub fn with_min_crop(mut self, area: f32) -> Self {
+        for view in [&mut self.view1, &mut self.view2] {
+            if let Some(crop) = view.crop.as_mut() {
+                crop.area.0 = area;
+            }
+        }
+        self
+    }
+
+    /// The same views with the colour jitter of both scaled by `strength`
+    /// (SimCLR's "colour distortion strength"): brightness, contrast,
+    /// saturation and hue each multiplied by it, hue capped at 0.5 turn.
+    /// 1 leaves the paper's values; 0 turns the jitter into a no-op.
+    pub fn with_jitter_strength(mut self, strength: f32) -> Self {
+        for view in [&mut self.view1, &mut self.view2] {
+            let j = &mut view.jitter;
+            j.brightness *= strength;
+            j.contrast *= strength;
+            j.saturation *= strength;
+            j.hue = (j.hue * strength).min(0.5);
+        }
+        self
+    }
+
+    /// The same views with the brightness of both jitters changed in
+    /// `mode` (the paper's additive delta, or torchvision's factor).
+    pub fn with_brightness_mode(mut self, mode: jitter::BrightnessMode) -> Self {
+        self.view1.jitter.brightness_mode = mode;
+        self.view2.jitter.brightness_mode = mode;
+        self
+    }
+
     /// The output shape for input images of `input`.
     pub fn output_shape(&self, input: Shape) -> Shape {
         let (height, width) = self.output_size.unwrap_or((input.height, input.width));
@@ -439,5 +474,21 @@ mod tests {
                 .blur_p,
             0.0
         );
+    }
+
+    #[test]
+    fn min_crop_and_jitter_strength_change_both_views() {
+        let c = TwoViewConfig::byol(Normalization::fashion_mnist())
+            .with_min_crop(0.2)
+            .with_jitter_strength(0.5);
+        for v in [&c.view1, &c.view2] {
+            assert_eq!(v.crop.unwrap().area, (0.2, 1.0));
+            assert_eq!(v.jitter.brightness, 0.2);
+            assert_eq!(v.jitter.contrast, 0.2);
+            assert_eq!(v.jitter.saturation, 0.1);
+            assert_eq!(v.jitter.hue, 0.05);
+        }
+        let strong = TwoViewConfig::byol(Normalization::fashion_mnist()).with_jitter_strength(10.0);
+        assert_eq!(strong.view1.jitter.hue, 0.5);
     }
 }
