@@ -5,6 +5,7 @@
 
 use crate::network::{NetworkConfig, TargetInit};
 use crate::optim::OptimizerKind;
+use augment::views::jitter::BrightnessMode;
 use models::{Arch, ResNetConfig, Stem};
 use serde::{Deserialize, Serialize};
 
@@ -49,6 +50,19 @@ pub struct TrainConfig {
     /// re-implementations use). Both views use it.
     #[serde(default = "paper_min_crop")]
     pub min_crop: f32,
+    /// Strength of the colour jitter, as a multiple of the paper's
+    /// (brightness 0.4, contrast 0.4, saturation 0.2, hue 0.1): 1 is the
+    /// paper's, 0.5 half of each, 0 none (SimCLR's "colour distortion
+    /// strength"). Gray images are hit hard by the additive brightness
+    /// shift, which moves a black background to mid-gray.
+    #[serde(default = "paper_jitter")]
+    pub jitter: f32,
+    /// How the jitter changes brightness: `additive` (a delta, as the
+    /// official code) or `multiplicative` (a factor, as torchvision's
+    /// `ColorJitter`; black stays black, which suits images on a dark
+    /// background).
+    #[serde(default = "paper_brightness")]
+    pub brightness: String,
     /// The run's seed (weights, shuffling, views).
     pub seed: u64,
     /// Write a checkpoint every this many epochs (and at the end).
@@ -58,25 +72,39 @@ pub struct TrainConfig {
 }
 
 impl Default for TrainConfig {
-    /// Defaults sized for a 2-core CPU on 28x28 images.
+    /// Settings measured to learn on small images on a 2-core CPU: on the
+    /// embedded Fashion-MNIST subset (6,000 images of 28x28) they lift the
+    /// kNN accuracy of a ResNet-18 of width 8 from 62.3% at random
+    /// initialisation to 66.8% in 20 epochs (about 4 minutes; `byol demo`
+    /// runs them). A ResNet-18 of width 8 (64-d features), heads 256 -> 64,
+    /// batch 128, Adam at base lr 4e-3 (peak 2e-3) with one warm-up epoch
+    /// and cosine decay, τ_base 0.99, the paper's augmentations without
+    /// blur and with crops of at least 20% of the image.
+    ///
+    /// The paper's ImageNet setting differs in scale, not in kind: width 64,
+    /// heads 4096 -> 256, batch 4096, LARS at base lr 0.2 with weight decay
+    /// 1.5e-6, 10 warm-up epochs of 1000, τ_base 0.996, the `byol`
+    /// augmentations with crops from 8%.
     fn default() -> TrainConfig {
         TrainConfig {
             arch: "resnet18".into(),
             stem: "cifar".into(),
-            width: 16,
-            hidden: 512,
-            projection: 128,
+            width: 8,
+            hidden: 256,
+            projection: 64,
             predictor: true,
             target_copy: false,
-            epochs: 10,
-            batch_size: 256,
-            optimizer: "lars".into(),
-            lr: 1.0,
+            epochs: 20,
+            batch_size: 128,
+            optimizer: "adam".into(),
+            lr: 4e-3,
             weight_decay: 1.5e-6,
             warmup_epochs: 1.0,
             tau: 0.99,
-            augment: "byol".into(),
-            min_crop: 0.08,
+            augment: "cifar".into(),
+            min_crop: 0.2,
+            jitter: 1.0,
+            brightness: "additive".into(),
             seed: 0,
             checkpoint_every: 1,
             knn_every: 1,
@@ -88,6 +116,16 @@ impl Default for TrainConfig {
 /// existed used it).
 fn paper_min_crop() -> f32 {
     0.08
+}
+
+/// The paper's brightness jitter.
+fn paper_brightness() -> String {
+    "additive".into()
+}
+
+/// The paper's jitter strength.
+fn paper_jitter() -> f32 {
+    1.0
 }
 
 impl TrainConfig {
@@ -136,6 +174,18 @@ impl TrainConfig {
             return Err(format!(
                 "min_crop {}: the smallest crop area must be in (0, 1]",
                 self.min_crop
+            ));
+        }
+        if !(self.jitter >= 0.0 && self.jitter <= 2.5) {
+            return Err(format!(
+                "jitter {}: the colour jitter strength must be between 0 and 2.5 (1 is the paper's)",
+                self.jitter
+            ));
+        }
+        if BrightnessMode::from_name(&self.brightness).is_none() {
+            return Err(format!(
+                "brightness '{}': expected additive or multiplicative",
+                self.brightness
             ));
         }
         if !(0.0..=1.0).contains(&self.tau) {

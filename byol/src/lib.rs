@@ -32,6 +32,8 @@
 //! without collapsing, but kNN drops at first; see the ignored test in
 //! `tests/learning.rs`).
 
+#![warn(missing_docs)]
+
 pub mod checkpoint;
 pub mod config;
 pub mod eval;

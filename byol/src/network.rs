@@ -261,11 +261,18 @@ impl ByolNetworks {
 /// well-spread projections of dimension `D`; it falls towards 0 when every
 /// image maps to the same point.
 pub fn collapse_signal(projections: &Tensor) -> f32 {
+    collapse_signal_tensor(projections).item()
+}
+
+/// [`collapse_signal`] left on the projections' device as a one-element
+/// tensor, so the trainer can read it back together with the loss (one
+/// wait per step on a GPU instead of two).
+pub fn collapse_signal_tensor(projections: &Tensor) -> Tensor {
     let norm = projections
         .square()
         .sum(&[1], true)
         .sqrt()
         .maximum_scalar(crate::loss::NORM_EPS);
     let unit = projections.div(&norm);
-    unit.var(&[0], false, false).sqrt().mean_all().item()
+    unit.var(&[0], false, false).sqrt().mean_all().reshape(&[1])
 }

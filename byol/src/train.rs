@@ -7,8 +7,8 @@
 //!
 //! 1. takes the two views (made on another thread while the previous step
 //!    ran, so augmentation never holds the step up);
-//! 2. runs the forward pass and reads the loss (the one wait per step on a
-//!    GPU); a NaN or infinite loss stops the run before any weight changes,
+//! 2. runs the forward pass and reads the loss and the collapse signal
+//!    back together (the one wait per step on a GPU); a NaN or infinite loss stops the run before any weight changes,
 //!    leaving the last checkpoint as the last good state;
 //! 3. backward, an optimiser step with the scheduled learning rate, and the
 //!    moving-average update of the target with the scheduled τ;
@@ -22,9 +22,10 @@
 use crate::checkpoint::{self, CheckpointMeta};
 use crate::config::TrainConfig;
 use crate::metrics::{EpochRecord, MetricsLog, StepRecord};
-use crate::network::{collapse_signal, ByolNetworks};
+use crate::network::{collapse_signal_tensor, ByolNetworks};
 use crate::optim::{self, Optimizer, OptimizerKind};
 use crate::schedule;
+use augment::views::jitter::BrightnessMode;
 use augment::{two_views, Batch, Dataset, Normalization, Rng, TwoViewConfig};
 use autograd::{Param, Tape};
 use models::ResNet;
@@ -159,12 +160,13 @@ impl Trainer {
             .into_iter()
             .map(|(_, p)| p)
             .collect();
-        let mut views = TwoViewConfig::preset(&config.augment, norm.clone()).map_err(setup)?;
-        for view in [&mut views.view1, &mut views.view2] {
-            if let Some(crop) = view.crop.as_mut() {
-                crop.area.0 = config.min_crop;
-            }
-        }
+        let views = TwoViewConfig::preset(&config.augment, norm.clone())
+            .map_err(setup)?
+            .with_min_crop(config.min_crop)
+            .with_jitter_strength(config.jitter)
+            .with_brightness_mode(
+                BrightnessMode::from_name(&config.brightness).expect("validated"),
+            );
         Ok(Trainer {
             config,
             nets,
@@ -401,7 +403,11 @@ impl Trainer {
         }
         let tape = Tape::new();
         let out = self.nets.forward(&tape, v1, v2);
-        let loss = out.loss.item();
+        // The one read-back of the step: the loss (checked before any
+        // weight changes) and the collapse signal, together.
+        let collapse = collapse_signal_tensor(&out.online_projection);
+        let read = Tensor::concat(&[&out.loss.value().reshape(&[1]), &collapse], 0).to_vec();
+        let (loss, collapse) = (read[0], read[1]);
         if !loss.is_finite() {
             return Err(TrainError::NonFinite {
                 step: self.step,
@@ -412,7 +418,6 @@ impl Trainer {
         tape.backward(&out.loss);
         self.optimizer.step(&self.params, lr);
         self.nets.update_target(tau);
-        let collapse = collapse_signal(&out.online_projection);
         let record = StepRecord {
             kind: "step",
             step: self.step,

@@ -1,12 +1,16 @@
-//! BYOL learns on real data: a short run on the embedded Fashion-MNIST
-//! subset with a small encoder lowers the loss without collapsing.
+//! BYOL learns on real data: pretraining a small ResNet-18 on the 6,000
+//! embedded Fashion-MNIST training images, without their labels, lowers the
+//! loss without collapsing and makes the encoder's features better for kNN
+//! classification of the 1,000 test images than the same network's at its
+//! random initialisation.
 //!
-//! The second half of the issue's check, that the trained encoder's kNN
-//! accuracy beats the same encoder at its random initialisation, does NOT
-//! hold yet at this budget (90 steps: kNN 0.452 at init, 0.296 after; 300
-//! steps: 0.395). It is kept as an ignored test so the next session can run
-//! it (`cargo test -p byol --test learning -- --ignored`); see the issue 7
-//! note.
+//! The settings are `TrainConfig::default()`, the demo's: 20 epochs of 46
+//! steps (940 steps, about 4 minutes in a release build on 2 cores, a few
+//! more in the test profile). Shorter runs do not pass: kNN accuracy first
+//! falls below the random initialisation's (62.3% here), bottoms out within
+//! a few epochs and then climbs past it (66.8% after 20 epochs). PyTorch on
+//! the very same views behaves the same way (see the issue 7 notes), and a
+//! 10-epoch schedule ends near 59%.
 
 use augment::{embedded, Dataset, Normalization, Split};
 use byol::eval::features::{dataset_labels, extract_features};
@@ -32,27 +36,19 @@ fn knn(
     knn_accuracy(&f_train, l_train, &f_test, l_test, 10, 200, 0.1).unwrap()
 }
 
-/// Trains the small encoder and returns (kNN before, kNN after, losses,
-/// collapse signals).
-fn short_run() -> (f32, f32, Vec<f32>, Vec<f32>) {
+fn mean(v: &[f32]) -> f32 {
+    v.iter().sum::<f32>() / v.len() as f32
+}
+
+#[test]
+fn pretraining_lowers_the_loss_and_beats_random_init_on_knn() {
     let dev = Device::Cpu;
     let norm = Normalization::fashion_mnist();
-    let all = embedded::fashion_mnist_subset(Split::Train).unwrap();
-    // Every third image: 2,000 images, 200 per class.
-    let train = all
-        .subset(&(0..all.len()).step_by(3).collect::<Vec<_>>())
-        .unwrap();
+    let train = embedded::fashion_mnist_subset(Split::Train).unwrap();
     let test = embedded::fashion_mnist_subset(Split::Test).unwrap();
     let config = TrainConfig {
-        width: 4,
-        hidden: 128,
-        projection: 64,
-        epochs: 6,
-        batch_size: 128,
-        lr: 1.0,
-        warmup_epochs: 1.0,
-        augment: "cifar".into(),
         knn_every: 0,
+        checkpoint_every: 20,
         ..TrainConfig::default()
     };
     let run = std::env::temp_dir().join(format!("byol-learning-{}", std::process::id()));
@@ -72,37 +68,22 @@ fn short_run() -> (f32, f32, Vec<f32>, Vec<f32>) {
         .unwrap();
     let after = knn(&trainer.nets.online.encoder, &train, &test, &norm, &dev);
     std::fs::remove_dir_all(run).unwrap();
-    (before, after, losses, collapse)
-}
 
-fn mean(v: &[f32]) -> f32 {
-    v.iter().sum::<f32>() / v.len() as f32
-}
-
-#[test]
-fn a_short_run_lowers_the_loss_without_collapsing() {
-    let (before, after, losses, collapse) = short_run();
-    let (head, tail) = (mean(&losses[..10]), mean(&losses[losses.len() - 10..]));
+    let (head, tail) = (mean(&losses[..20]), mean(&losses[losses.len() - 20..]));
     eprintln!(
         "loss {head:.3} -> {tail:.3} over {} steps; kNN {before:.3} -> {after:.3}",
         losses.len()
     );
     assert!(
-        tail < head * 0.8,
-        "the loss did not fall: first 10 steps {head}, last 10 {tail}"
+        tail < head * 0.5,
+        "the loss did not fall: first 20 steps {head}, last 20 {tail}"
     );
     // Healthy projections of dimension 64 spread with std about 1/8; a
     // collapsed network gives ~0.
-    let last = mean(&collapse[collapse.len() - 10..]);
-    assert!(last > 0.04, "the collapse signal fell to {last}");
-}
-
-#[test]
-#[ignore = "fails at this budget: BYOL does not yet beat random-init kNN (see the issue 7 note)"]
-fn the_trained_encoder_beats_random_init_on_knn() {
-    let (before, after, _, _) = short_run();
+    let last = mean(&collapse[collapse.len() - 20..]);
+    assert!(last > 0.05, "the collapse signal fell to {last}");
     assert!(
         after > before + 0.02,
-        "kNN after training {after} is not above random init {before}"
+        "kNN after training {after} is not 2 points above random init {before}"
     );
 }

@@ -25,6 +25,7 @@ fn tiny() -> (TrainConfig, augment::Dataset) {
         projection: 8,
         epochs: 2,
         batch_size: 16,
+        optimizer: "lars".into(),
         lr: 0.5,
         warmup_epochs: 0.5,
         knn_every: 0,
