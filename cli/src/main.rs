@@ -1,19 +1,38 @@
 //! # The `byol` command
 //!
-//! The command line is the thin top of the stack: it parses arguments and
-//! calls the library crates; no training logic lives here. Today only the
-//! argument parser exists. The subcommands (`pretrain`, `eval`, `finetune`,
-//! `embed`, `export`, `ablate`, `augment-preview`, `bench`, `devices`,
-//! `demo`) arrive with issue 8, once the layers below them are built; each
-//! one listed here says so plainly instead of pretending to run.
+//! The command line is the thin top of the stack: it parses arguments,
+//! loads data and weights, and calls the library crates (`byol` for
+//! training and evaluation, `models` for weights, `augment` for data,
+//! `tensor` for devices). No training logic lives here. Each subcommand is
+//! one file under `commands/`; the pieces they share (data sets, encoders,
+//! progress, `.npy` files, plots) are the other modules.
+//!
+//! Errors are one line, `error: <what> (<fix>)`, on standard error with
+//! exit status 1; bad flags are clap's usage errors with status 2; a run
+//! stopped by Ctrl-C exits with 130 after writing its checkpoint.
+
+mod args;
+mod commands;
+mod data;
+mod encoder;
+mod experiment;
+mod interrupt;
+mod npy;
+mod plot;
+mod progress;
+mod report;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 /// BYOL (Bootstrap Your Own Latent): self-supervised pretraining of image
 /// encoders on unlabelled images, on a deep-learning stack written in Rust.
+///
+/// Start with `byol demo`: it pretrains a small ResNet on the embedded
+/// Fashion-MNIST subset and shows that its features beat a random
+/// network's. `byol <command> --help` explains each command.
 #[derive(Parser)]
-#[command(name = "byol", version, about, long_about = None)]
+#[command(name = "byol", version, about, long_about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -21,21 +40,61 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Pretrain a small encoder on the embedded Fashion-MNIST subset and
-    /// compare it with a random-init encoder (not built yet: issue 8).
-    Demo,
+    /// Pretrain an encoder with BYOL on unlabelled images.
+    Pretrain(commands::pretrain::PretrainArgs),
+    /// Evaluate a frozen encoder by kNN or a linear probe.
+    Eval(commands::eval::EvalArgs),
+    /// Fine-tune an encoder and a linear head on a fraction of the labels.
+    Finetune(commands::finetune::FinetuneArgs),
+    /// Write an encoder's features of a data set or an .npy array as .npy.
+    Embed(commands::embed::EmbedArgs),
+    /// Write a checkpoint's encoder as torchvision-named safetensors.
+    Export(commands::export::ExportArgs),
+    /// The paper's experiment at small scale: what makes BYOL work.
+    Ablate(commands::ablate::AblateArgs),
+    /// Write a PNG grid of the two augmented views of some images.
+    AugmentPreview(commands::preview::PreviewArgs),
+    /// Time the tensor, model and BYOL-step benchmarks on a device.
+    Bench(commands::bench::BenchArgs),
+    /// List the GPU adapters this machine offers.
+    Devices,
+    /// Pretrain a small encoder on the embedded data and compare it with a
+    /// random one (a few minutes on 2 CPU cores).
+    Demo(commands::demo::DemoArgs),
 }
 
 fn main() -> ExitCode {
+    quiet_vulkan_loader();
     let cli = Cli::parse();
-    match cli.command {
-        Command::Demo => {
-            eprintln!(
-                "byol demo: not built yet. The demo needs the autograd, models and byol \
-                 layers (issues 4, 6, 7) and the CLI issue (8); today only the tensor \
-                 crate works. Run `cargo bench -p tensor` to see it."
-            );
-            ExitCode::from(2)
+    let result = match cli.command {
+        Command::Pretrain(a) => commands::pretrain::run(a),
+        Command::Eval(a) => commands::eval::run(a),
+        Command::Finetune(a) => commands::finetune::run(a),
+        Command::Embed(a) => commands::embed::run(a),
+        Command::Export(a) => commands::export::run(a),
+        Command::Ablate(a) => commands::ablate::run(a),
+        Command::AugmentPreview(a) => commands::preview::run(a),
+        Command::Bench(a) => commands::bench::run(a),
+        Command::Devices => commands::devices::run(),
+        Command::Demo(a) => commands::demo::run(a),
+    };
+    match result {
+        Ok(commands::Outcome::Done) => ExitCode::SUCCESS,
+        Ok(commands::Outcome::Interrupted) => ExitCode::from(130),
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
         }
+    }
+}
+
+/// Mesa's Vulkan drivers print "error: XDG_RUNTIME_DIR is invalid or not
+/// set" while wgpu looks for adapters on machines without a desktop
+/// session (servers, containers, CI). Nothing is wrong, but the line reads
+/// like a failure, so point the variable at the temporary folder first.
+/// (Done before any thread starts, as changing the environment requires.)
+fn quiet_vulkan_loader() {
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir());
     }
 }

@@ -1,0 +1,244 @@
+//! `byol bench`: quick figures for the layers of the stack on one device,
+//! as a table and a JSON file: a square GEMM (tensor), a 3x3 convolution
+//! forward and backward (tensor), a ResNet-18 training step (models,
+//! autograd) and a whole BYOL step (byol). Each figure is the median of
+//! several timed repetitions after a warm-up; a GPU is synchronised
+//! (a read-back) before the clock stops.
+//!
+//! The crates' own benchmarks (`cargo bench -p tensor`, `-p models`, `-p
+//! byol`) measure the sizes the project's issues quote and compare with
+//! PyTorch; this command is the quick look at a new machine.
+
+use crate::args::DeviceArgs;
+use crate::commands::{CmdResult, Outcome};
+use crate::report::{self, Table};
+use augment::{embedded, two_views, Normalization, Split, TwoViewConfig};
+use autograd::{Param, Tape, Var};
+use byol::optim::{Adam, Optimizer};
+use byol::{ByolNetworks, NetworkConfig, TargetInit};
+use clap::Args;
+use models::{Arch, Module, ResNet, ResNetConfig, Stem};
+use serde_json::json;
+use std::path::PathBuf;
+use std::time::Instant;
+use tensor::{Conv2dParams, Device, Tensor};
+
+/// Flags of `byol bench`.
+#[derive(Args, Clone, Debug)]
+#[command(after_help = "Examples:
+  byol bench
+  byol bench --device gpu --out bench-gpu.json
+  byol bench --quick      (small sizes: seconds, for checking that it runs)")]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub device: DeviceArgs,
+    /// Small sizes and few repetitions.
+    #[arg(long)]
+    pub quick: bool,
+    /// Timed repetitions of each benchmark (median reported).
+    #[arg(long, default_value_t = 5)]
+    pub reps: usize,
+    /// The JSON file to write.
+    #[arg(long, value_name = "FILE.json", default_value = "bench.json")]
+    pub out: PathBuf,
+}
+
+/// One measured figure.
+struct Figure {
+    name: String,
+    size: String,
+    millis: f64,
+    rate: f64,
+    unit: &'static str,
+}
+
+/// Median seconds of `reps` runs of `f` after one warm-up run.
+fn median_seconds(reps: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    let mut times: Vec<f64> = (0..reps)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed().as_secs_f64()
+        })
+        .collect();
+    times.sort_by(|a, b| a.total_cmp(b));
+    times[times.len() / 2]
+}
+
+/// Runs `byol bench`.
+pub fn run(args: BenchArgs) -> CmdResult {
+    if args.reps == 0 {
+        return Err("--reps 0: give at least 1".into());
+    }
+    let dev = args.device.open()?;
+    let reps = if args.quick {
+        args.reps.min(2)
+    } else {
+        args.reps
+    };
+    eprintln!("benchmarking on {}", dev.describe());
+    let figures = [
+        gemm(&dev, if args.quick { 128 } else { 512 }, reps),
+        conv(&dev, args.quick, reps),
+        resnet_step(&dev, args.quick, reps),
+        byol_step(&dev, args.quick, reps)?,
+    ];
+    let table = Table {
+        header: vec![
+            "benchmark".into(),
+            "size".into(),
+            "median ms".into(),
+            "rate".into(),
+        ],
+        rows: figures
+            .iter()
+            .map(|f| {
+                vec![
+                    f.name.clone(),
+                    f.size.clone(),
+                    format!("{:.2}", f.millis),
+                    format!("{:.1} {}", f.rate, f.unit),
+                ]
+            })
+            .collect(),
+    };
+    println!("{}", table.text());
+    let value = json!({
+        "device": dev.describe(),
+        "quick": args.quick,
+        "reps": reps,
+        "results": figures.iter().map(|f| json!({
+            "name": f.name, "size": f.size, "median_ms": f.millis,
+            "rate": f.rate, "unit": f.unit,
+        })).collect::<Vec<_>>(),
+    });
+    report::write_json(&args.out, &value)?;
+    eprintln!("wrote {}", args.out.display());
+    Ok(Outcome::Done)
+}
+
+/// A square matrix product, `2n³` flops.
+fn gemm(dev: &Device, n: usize, reps: usize) -> Figure {
+    let a = Tensor::randn(&[n, n], 0.0, 1.0, 1, dev);
+    let b = Tensor::randn(&[n, n], 0.0, 1.0, 2, dev);
+    let s = median_seconds(reps, || {
+        a.matmul(&b).sum_all().item();
+    });
+    Figure {
+        name: "GEMM (tensor)".into(),
+        size: format!("{n}x{n}x{n}"),
+        millis: s * 1e3,
+        rate: 2.0 * (n as f64).powi(3) / s / 1e9,
+        unit: "GFLOP/s",
+    }
+}
+
+/// A 3x3 convolution, padding 1: forward, backward to the input and to the
+/// weight, each `2·N·O·C·9·H·W` flops.
+fn conv(dev: &Device, quick: bool, reps: usize) -> Figure {
+    let (n, c, hw) = if quick { (4, 16, 16) } else { (32, 64, 32) };
+    let x = Tensor::randn(&[n, c, hw, hw], 0.0, 1.0, 3, dev);
+    let w = Tensor::randn(&[c, c, 3, 3], 0.0, 0.1, 4, dev);
+    let p = Conv2dParams::new(1, 1);
+    let s = median_seconds(reps, || {
+        let y = x.conv2d(&w, p);
+        let gx = y.conv2d_backward_input(&w, x.shape(), p);
+        let gw = y.conv2d_backward_weight(&x, w.shape(), p);
+        gx.sum_all().item();
+        gw.sum_all().item();
+    });
+    let flops = 3.0 * 2.0 * (n * c * c * 9 * hw * hw) as f64;
+    Figure {
+        name: "conv2d fwd+bwd (tensor)".into(),
+        size: format!("3x3 {c}->{c}, batch {n}, {hw}x{hw}"),
+        millis: s * 1e3,
+        rate: flops / s / 1e9,
+        unit: "GFLOP/s",
+    }
+}
+
+fn encoder_config(width: usize) -> ResNetConfig {
+    ResNetConfig {
+        arch: Arch::ResNet18,
+        stem: Stem::Cifar,
+        in_channels: 1,
+        width,
+    }
+}
+
+/// A ResNet-18 forward and backward of the mean of its features.
+fn resnet_step(dev: &Device, quick: bool, reps: usize) -> Figure {
+    let (width, batch) = if quick { (4, 16) } else { (16, 64) };
+    let net = ResNet::new(encoder_config(width), 0, dev);
+    net.set_training(true);
+    let x = Tensor::randn(&[batch, 1, 28, 28], 0.0, 1.0, 5, dev);
+    let params = net.parameters();
+    let s = median_seconds(reps, || {
+        let tape = Tape::new();
+        let loss = net.forward(&tape, &Var::constant(x.clone())).mean_all();
+        tape.backward(&loss);
+        params[0].grad().map(|g| g.sum_all().item());
+        for p in &params {
+            p.zero_grad();
+        }
+    });
+    Figure {
+        name: "ResNet-18 train step (models)".into(),
+        size: format!("width {width}, batch {batch}, 1x28x28"),
+        millis: s * 1e3,
+        rate: batch as f64 / s,
+        unit: "img/s",
+    }
+}
+
+/// A whole BYOL step on pre-made views: both views through the online and
+/// target networks, the loss, backward, Adam, the moving average.
+fn byol_step(dev: &Device, quick: bool, reps: usize) -> Result<Figure, String> {
+    let (width, batch, hidden, projection) = if quick {
+        (4, 16, 64, 32)
+    } else {
+        (16, 64, 512, 128)
+    };
+    let data = embedded::fashion_mnist_subset(Split::Train).map_err(|e| e.to_string())?;
+    let views = TwoViewConfig::byol(Normalization::fashion_mnist());
+    let idx: Vec<usize> = (0..batch).collect();
+    let (b1, b2) = two_views(&data, &idx, 0, 0, &views).map_err(|e| e.to_string())?;
+    let v1 = Tensor::from_vec(b1.data, &b1.shape, dev);
+    let v2 = Tensor::from_vec(b2.data, &b2.shape, dev);
+    let nets = ByolNetworks::new(
+        NetworkConfig {
+            encoder: encoder_config(width),
+            hidden,
+            projection,
+            predictor: true,
+            target_init: TargetInit::Random,
+        },
+        0,
+        dev,
+    );
+    let params: Vec<Param> = nets
+        .online_parameters()
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect();
+    let mut adam = Adam::new(0.0, 0.9, 0.999, 1e-8);
+    let s = median_seconds(reps, || {
+        for p in &params {
+            p.zero_grad();
+        }
+        let tape = Tape::new();
+        let out = nets.forward(&tape, &v1, &v2);
+        tape.backward(&out.loss);
+        adam.step(&params, 1e-3);
+        nets.update_target(0.99);
+        params[0].value().sum_all().item();
+    });
+    Ok(Figure {
+        name: "BYOL step (byol)".into(),
+        size: format!("width {width}, batch {batch}, heads {hidden}/{projection}"),
+        millis: s * 1e3,
+        rate: batch as f64 / s,
+        unit: "img/s",
+    })
+}

@@ -1,0 +1,36 @@
+//! `byol devices`: the wgpu adapters this machine offers (hardware GPUs
+//! and software rasterisers such as Mesa's llvmpipe), their limits, and
+//! what `--device auto` would choose.
+
+use crate::commands::{CmdResult, Outcome};
+use tensor::backend::gpu::adapters_summary;
+use tensor::Device;
+
+/// Runs `byol devices`.
+pub fn run() -> CmdResult {
+    let adapters = adapters_summary();
+    println!("{}", Device::Cpu.describe());
+    if adapters.is_empty() {
+        println!(
+            "no GPU adapter found (Vulkan, Metal or DX12). On Debian, `apt-get install \
+             mesa-vulkan-drivers` gives a software one; training runs on the CPU meanwhile."
+        );
+    }
+    for (i, a) in adapters.iter().enumerate() {
+        println!(
+            "gpu {i}: {} [{}; {}; {}]",
+            a.name,
+            a.device_type,
+            a.backend,
+            if a.hardware { "hardware" } else { "software" }
+        );
+        println!(
+            "       max storage binding {} MiB, max buffer {} MiB, {} invocations per workgroup",
+            a.max_storage_binding >> 20,
+            a.max_buffer >> 20,
+            a.max_invocations
+        );
+    }
+    println!("--device auto picks: {}", Device::auto().describe());
+    Ok(Outcome::Done)
+}

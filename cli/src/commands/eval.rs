@@ -1,0 +1,137 @@
+//! `byol eval`: how good a frozen encoder's features are, by a kNN
+//! classifier (k = 200, cosine similarity, votes weighted exp(sim / 0.1))
+//! or a linear probe (a linear classifier on standardised features), both
+//! trained on the train split's labels and scored on the test split.
+
+use crate::args::DeviceArgs;
+use crate::commands::{CmdResult, Outcome};
+use crate::data::DataArgs;
+use crate::encoder::EncoderArgs;
+use crate::report;
+use augment::Split;
+use byol::eval::features::{dataset_labels, extract_features};
+use byol::eval::knn::knn_accuracy;
+use byol::eval::linear::{linear_probe, LinearProbeConfig};
+use clap::{Args, ValueEnum};
+use serde_json::json;
+use std::path::PathBuf;
+
+/// The evaluation protocols.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Method {
+    /// k nearest neighbours by cosine similarity.
+    Knn,
+    /// A linear classifier on the frozen features.
+    Linear,
+}
+
+/// Flags of `byol eval`.
+#[derive(Args, Clone, Debug)]
+#[command(after_help = "Examples:
+  byol eval --checkpoint runs/pretrain --method knn
+  byol eval --checkpoint runs/pretrain --method linear --json linear.json
+  byol eval --weights encoder.safetensors --dataset cifar10 --data cifar-10-batches-bin")]
+pub struct EvalArgs {
+    #[command(flatten)]
+    pub encoder: EncoderArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// knn or linear.
+    #[arg(long, value_enum, default_value = "knn")]
+    pub method: Method,
+    /// kNN: neighbours that vote.
+    #[arg(long, default_value_t = 200)]
+    pub k: usize,
+    /// kNN: temperature of the votes exp(sim / T).
+    #[arg(long, default_value_t = 0.1)]
+    pub temperature: f32,
+    /// Linear probe: passes over the train features.
+    #[arg(long, default_value_t = 100)]
+    pub probe_epochs: usize,
+    /// Linear probe: peak learning rate of Adam (cosine decay).
+    #[arg(long, default_value_t = 0.01)]
+    pub probe_lr: f32,
+    /// Also write the result as JSON here.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    #[command(flatten)]
+    pub device: DeviceArgs,
+}
+
+/// Runs `byol eval`.
+pub fn run(args: EvalArgs) -> CmdResult {
+    let device = args.device.open()?;
+    let loaded = args.encoder.load(&device)?;
+    let train = args.data.load(Split::Train, true)?;
+    let test = args.data.load(Split::Test, true)?;
+    let norm = match loaded.normalization {
+        Some(n) => n,
+        None => args.data.normalization(&train.dataset)?,
+    };
+    eprintln!("encoder: {}", loaded.description);
+    eprintln!("train: {}", train.description);
+    eprintln!("test: {}", test.description);
+    let classes = train.dataset.num_classes().max(test.dataset.num_classes());
+    let f_train = extract_features(&loaded.encoder, &train.dataset, &norm, 256, &device)?;
+    let f_test = extract_features(&loaded.encoder, &test.dataset, &norm, 256, &device)?;
+    let (l_train, l_test) = (
+        dataset_labels(&train.dataset, "train")?,
+        dataset_labels(&test.dataset, "test")?,
+    );
+    let (accuracy, detail) = match args.method {
+        Method::Knn => {
+            if args.k == 0 {
+                return Err("--k 0: at least one neighbour must vote".into());
+            }
+            if !(args.temperature > 0.0 && args.temperature.is_finite()) {
+                return Err(format!(
+                    "--temperature {}: must be a positive number (0.1 is usual)",
+                    args.temperature
+                ));
+            }
+            let acc = knn_accuracy(
+                &f_train,
+                l_train,
+                &f_test,
+                l_test,
+                classes,
+                args.k,
+                args.temperature,
+            )?;
+            (
+                acc,
+                json!({"method": "knn", "k": args.k, "temperature": args.temperature}),
+            )
+        }
+        Method::Linear => {
+            let config = LinearProbeConfig {
+                epochs: args.probe_epochs,
+                lr: args.probe_lr,
+                ..LinearProbeConfig::default()
+            };
+            let r = linear_probe(&f_train, l_train, &f_test, l_test, classes, &config)?;
+            (
+                r.test_accuracy,
+                json!({"method": "linear", "epochs": config.epochs, "lr": config.lr,
+                       "train_accuracy": r.train_accuracy}),
+            )
+        }
+    };
+    println!(
+        "{} top-1 accuracy: {accuracy:.4} on {} test images ({} classes)",
+        match args.method {
+            Method::Knn => "kNN",
+            Method::Linear => "linear probe",
+        },
+        test.dataset.len(),
+        classes
+    );
+    if let Some(path) = &args.json {
+        let mut value = detail;
+        value["accuracy"] = json!(accuracy);
+        value["encoder"] = json!(loaded.description);
+        value["test_images"] = json!(test.dataset.len());
+        report::write_json(path, &value)?;
+    }
+    Ok(Outcome::Done)
+}

@@ -1,0 +1,550 @@
+//! Every subcommand end to end, as a user runs it: the `byol` binary on a
+//! tiny configuration (a ResNet-18 of width 2, a few dozen images of the
+//! embedded subset, a few steps), checking what each promises to write,
+//! and that bad input gives a one-line message and a non-zero exit, never
+//! a panic.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+fn byol(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_byol"))
+        .args(args)
+        .env("BYOL_DEVICE", "cpu")
+        .output()
+        .expect("the byol binary runs")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn ok(args: &[&str]) -> String {
+    let o = byol(args);
+    assert!(o.status.success(), "byol {args:?} failed\n{}", text(&o));
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+/// Runs a command that must fail; returns its standard error.
+fn fails(args: &[&str], expect: &[&str]) {
+    let o = byol(args);
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(!o.status.success(), "byol {args:?} succeeded\n{}", text(&o));
+    assert!(
+        !err.contains("panicked"),
+        "byol {args:?} panicked\n{}",
+        text(&o)
+    );
+    for e in expect {
+        assert!(
+            err.contains(e),
+            "byol {args:?}: '{e}' not in the message\n{}",
+            text(&o)
+        );
+    }
+}
+
+fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("byol-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// The tiny pretraining flags: 64 images, width 2, batch 16 (4 steps an
+/// epoch).
+const TINY: [&str; 14] = [
+    "--limit",
+    "64",
+    "--width",
+    "2",
+    "--hidden",
+    "16",
+    "--projection",
+    "8",
+    "--batch-size",
+    "16",
+    "--optimizer",
+    "adam",
+    "--lr",
+    "0.001",
+];
+
+fn pretrain(run: &Path, epochs: &str) -> Vec<String> {
+    let mut args: Vec<&str> = vec!["pretrain", "--quiet", "--out", s(run), "--epochs", epochs];
+    args.extend(TINY);
+    args.iter().map(|a| a.to_string()).collect()
+}
+
+#[test]
+fn pretrain_writes_its_run_folder_and_the_encoder_travels() {
+    let dir = temp("pretrain");
+    let run = dir.join("run");
+    let args = pretrain(&run, "2");
+    ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    for f in [
+        "config.json",
+        "data.json",
+        "metrics.jsonl",
+        "checkpoints/epoch-0001.json",
+        "checkpoints/epoch-0002.safetensors",
+        "checkpoints/epoch-0002.json",
+        "plots/loss.png",
+        "plots/knn.png",
+        "plots/collapse.png",
+    ] {
+        assert!(run.join(f).exists(), "{f} missing from the run folder");
+    }
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    assert_eq!(metrics.matches("\"kind\":\"step\"").count(), 8);
+    assert_eq!(metrics.matches("\"knn\":0.").count(), 2);
+
+    // The same folder again is refused: it holds someone's run.
+    fails(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &["already holds a run", "--resume"],
+    );
+
+    // eval, both methods, with JSON.
+    let out = ok(&[
+        "eval",
+        "--checkpoint",
+        s(&run),
+        "--limit",
+        "64",
+        "--method",
+        "knn",
+    ]);
+    assert!(out.contains("kNN top-1 accuracy"), "{out}");
+    let json = dir.join("linear.json");
+    let out = ok(&[
+        "eval",
+        "--checkpoint",
+        s(&run),
+        "--limit",
+        "64",
+        "--method",
+        "linear",
+        "--probe-epochs",
+        "5",
+        "--json",
+        s(&json),
+    ]);
+    assert!(out.contains("linear probe top-1 accuracy"), "{out}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let acc = v["accuracy"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&acc));
+
+    // embed: [N, 8·width] features, and labels.
+    let feats = dir.join("f.npy");
+    let labels = dir.join("l.npy");
+    ok(&[
+        "embed",
+        "--checkpoint",
+        s(&run),
+        "--limit",
+        "40",
+        "--out",
+        s(&feats),
+        "--labels-out",
+        s(&labels),
+    ]);
+    let bytes = std::fs::read(&feats).unwrap();
+    let header = String::from_utf8_lossy(&bytes[..128]);
+    assert!(header.contains("'shape': (40, 16)"), "{header}");
+    assert_eq!(bytes.len() % 4, 0);
+
+    // export, then embed from the exported weights: the same features.
+    let weights = dir.join("encoder.safetensors");
+    let out = ok(&["export", "--checkpoint", s(&run), "--out", s(&weights)]);
+    assert!(out.contains("tensors of the online encoder"), "{out}");
+    let again = dir.join("g.npy");
+    ok(&[
+        "embed",
+        "--weights",
+        s(&weights),
+        "--limit",
+        "40",
+        "--out",
+        s(&again),
+    ]);
+    // Bare weights carry no normalisation: the data set's own is used,
+    // which for Fashion-MNIST is the one the checkpoint saved.
+    assert_eq!(std::fs::read(&again).unwrap(), bytes);
+
+    // embed an .npy array of images in [0, 1].
+    let images = dir.join("images.npy");
+    write_images_npy(&images, 3);
+    let from_npy = dir.join("h.npy");
+    ok(&[
+        "embed",
+        "--checkpoint",
+        s(&run),
+        "--npy",
+        s(&images),
+        "--out",
+        s(&from_npy),
+    ]);
+    let header = String::from_utf8_lossy(&std::fs::read(&from_npy).unwrap()[..128]).to_string();
+    assert!(header.contains("'shape': (3, 16)"), "{header}");
+
+    // finetune on half the labels for one epoch, saving the result.
+    let tuned = dir.join("tuned.safetensors");
+    let out = ok(&[
+        "finetune",
+        "--checkpoint",
+        s(&run),
+        "--limit",
+        "64",
+        "--label-fraction",
+        "0.5",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "16",
+        "--out",
+        s(&tuned),
+    ]);
+    assert!(out.contains("fine-tuned on 32 labelled images"), "{out}");
+    // The fine-tuned file (with its fc head) is an encoder for embed too.
+    ok(&[
+        "embed",
+        "--weights",
+        s(&tuned),
+        "--limit",
+        "8",
+        "--out",
+        s(&again),
+    ]);
+
+    // Bad inputs around an existing run.
+    fails(
+        &[
+            "embed",
+            "--checkpoint",
+            s(&run),
+            "--npy",
+            s(&feats),
+            "--out",
+            s(&again),
+        ],
+        &["f.npy", "4 dimensions"],
+    );
+    fails(
+        &[
+            "finetune",
+            "--checkpoint",
+            s(&run),
+            "--label-fraction",
+            "1.5",
+        ],
+        &["--label-fraction 1.5"],
+    );
+    fails(
+        &[
+            "embed",
+            "--weights",
+            s(&run.join("config.json")),
+            "--out",
+            s(&again),
+        ],
+        &["config.json"],
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Writes `n` gray 28x28 images with values in [0, 1] as float32 `.npy`.
+fn write_images_npy(path: &Path, n: usize) {
+    let mut header =
+        format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({n}, 1, 28, 28), }}");
+    header.push_str(&" ".repeat(64 * 2 - 10 - header.len() - 1));
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    for i in 0..n * 28 * 28 {
+        bytes.extend_from_slice(&((i % 97) as f32 / 96.0).to_le_bytes());
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn ctrl_c_checkpoints_and_resume_finishes_the_run() {
+    let dir = temp("resume");
+    let run = dir.join("run");
+    let args = pretrain(&run, "200");
+    let child = Command::new(env!("CARGO_BIN_EXE_byol"))
+        .args(&args)
+        .env("BYOL_DEVICE", "cpu")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the first steps, then press Ctrl-C.
+    let start = Instant::now();
+    while !std::fs::read_to_string(run.join("metrics.jsonl"))
+        .map(|m| m.contains("\"step\":2,"))
+        .unwrap_or(false)
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no steps were logged"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    assert!(err.contains("--resume"), "{err}");
+    let checkpoints: Vec<_> = std::fs::read_dir(run.join("checkpoints"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+        .collect();
+    assert!(!checkpoints.is_empty(), "Ctrl-C wrote no checkpoint");
+
+    // Settings cannot change on resume; the data comes from data.json.
+    fails(
+        &["pretrain", "--resume", s(&run), "--lr", "0.5"],
+        &["--resume"],
+    );
+    ok(&["pretrain", "--resume", s(&run), "--quiet"]);
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    assert!(
+        metrics.contains("\"step\":799,"),
+        "the resumed run did not finish"
+    );
+    assert!(run.join("checkpoints/epoch-0200.json").exists());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn config_files_layer_under_flags() {
+    let dir = temp("config");
+    let file = dir.join("run.toml");
+    std::fs::write(&file, "epochs = 1\nbatch_size = 32\nknn-every = 0\n").unwrap();
+    let run = dir.join("run");
+    let mut args = vec![
+        "pretrain",
+        "--quiet",
+        "--config",
+        s(&file),
+        "--out",
+        s(&run),
+    ];
+    args.extend(TINY);
+    ok(&args);
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["epochs"], 1);
+    // --batch-size 16 in TINY wins over the file's 32.
+    assert_eq!(config["batch_size"], 16);
+    assert_eq!(config["knn_every"], 0);
+    std::fs::write(&file, "epochz = 1\n").unwrap();
+    fails(
+        &[
+            "pretrain",
+            "--config",
+            s(&file),
+            "--out",
+            s(&dir.join("r2")),
+        ],
+        &["run.toml", "epochz"],
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn demo_and_ablate_write_their_tables_and_plots() {
+    let dir = temp("demo");
+    let demo = dir.join("demo");
+    let out = ok(&[
+        "demo",
+        "--limit",
+        "200",
+        "--epochs",
+        "1",
+        "--quiet",
+        "--out",
+        s(&demo),
+    ]);
+    assert!(out.contains("random-init ResNet-18"), "{out}");
+    assert!(out.contains("BYOL-pretrained ResNet-18"), "{out}");
+    for f in [
+        "results.md",
+        "results.json",
+        "plots/loss.png",
+        "plots/knn.png",
+        "plots/pca.png",
+        "checkpoints/epoch-0001.json",
+    ] {
+        assert!(demo.join(f).exists(), "demo: {f} missing");
+    }
+    let ablate = dir.join("ablate");
+    let out = ok(&[
+        "ablate",
+        "--limit",
+        "200",
+        "--epochs",
+        "1",
+        "--quiet",
+        "--out",
+        s(&ablate),
+    ]);
+    assert!(out.contains("fixed random target"), "{out}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ablate.join("ablate.json")).unwrap())
+            .unwrap();
+    assert_eq!(v["rows"].as_array().unwrap().len(), 6);
+    assert!(ablate.join("ablate.png").exists() && ablate.join("ablate.md").exists());
+    assert!(ablate.join("no-predictor/plots/loss.png").exists());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn the_small_commands_run() {
+    let dir = temp("small");
+    let png = dir.join("views.png");
+    let out = ok(&[
+        "augment-preview",
+        "--rows",
+        "2",
+        "--draws",
+        "2",
+        "--out",
+        s(&png),
+    ]);
+    assert!(out.contains("views.png"), "{out}");
+    assert!(image::open(&png).is_ok());
+    let json = dir.join("bench.json");
+    let out = ok(&["bench", "--quick", "--reps", "1", "--out", s(&json)]);
+    assert!(out.contains("BYOL step"), "{out}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["results"].as_array().unwrap().len(), 4);
+    let out = ok(&["devices"]);
+    assert!(out.contains("--device auto picks"), "{out}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Writes `per_class` small RGB PNGs for each of two classes under
+/// `root/<class>/`: class `a` bright on the left, class `b` on the right.
+fn write_image_folder(root: &Path, per_class: usize) {
+    for (class, left) in [("a", true), ("b", false)] {
+        let dir = root.join(class);
+        std::fs::create_dir_all(&dir).unwrap();
+        for i in 0..per_class {
+            let img = image::RgbImage::from_fn(20, 20, |x, y| {
+                let on = (x < 10) == left;
+                let v = if on { 200 } else { 20 } + ((x + y + i as u32) % 7) as u8;
+                image::Rgb([v, v / 2, 255 - v])
+            });
+            img.save(dir.join(format!("{i}.png"))).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_folder_of_images_pretrains_evaluates_and_embeds() {
+    let dir = temp("folder");
+    let (train, test) = (dir.join("train"), dir.join("test"));
+    write_image_folder(&train, 12);
+    write_image_folder(&test, 4);
+    std::fs::write(train.join("notes.txt"), "not an image").unwrap();
+    let run = dir.join("run");
+    ok(&[
+        "pretrain", "--quiet", "--dataset", "folder", "--data", s(&train), "--test-data",
+        s(&test), "--image-size", "16", "--channels", "3", "--width", "2", "--hidden", "16",
+        "--projection", "8", "--batch-size", "8", "--epochs", "2", "--out", s(&run),
+    ]);
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    // 24 images, batches of 8: 3 steps an epoch; the kNN monitor ran on
+    // the labelled test folder.
+    assert_eq!(metrics.matches("\"kind\":\"step\"").count(), 6);
+    assert!(metrics.contains("\"knn\":"), "{metrics}");
+    // The data description travels with the run: eval and embed need only
+    // the folders again.
+    let out = ok(&[
+        "eval", "--checkpoint", s(&run), "--dataset", "folder", "--data", s(&train),
+        "--test-data", s(&test), "--image-size", "16",
+    ]);
+    assert!(out.contains("on 8 test images (2 classes)"), "{out}");
+    let feats = dir.join("f.npy");
+    ok(&[
+        "embed", "--checkpoint", s(&run), "--dataset", "folder", "--data", s(&train),
+        "--image-size", "16", "--split", "train", "--out", s(&feats),
+    ]);
+    let header = String::from_utf8_lossy(&std::fs::read(&feats).unwrap()[..128]).to_string();
+    assert!(header.contains("'shape': (24, 16)"), "{header}");
+    // Resuming a finished run is a no-op that still succeeds.
+    ok(&["pretrain", "--resume", s(&run), "--quiet"]);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn bad_input_is_named_without_a_panic() {
+    let dir = temp("bad");
+    fails(&["pretrain", "--device", "tpu"], &["tpu"]);
+    fails(
+        &[
+            "pretrain",
+            "--data",
+            "no/such/folder",
+            "--out",
+            s(&dir.join("r")),
+        ],
+        &["no/such/folder"],
+    );
+    fails(
+        &["pretrain", "--arch", "vgg16", "--out", s(&dir.join("r"))],
+        &["arch 'vgg16'"],
+    );
+    fails(
+        &["pretrain", "--batch-size", "1", "--out", s(&dir.join("r"))],
+        &["batch_size 1"],
+    );
+    fails(&["pretrain", "--epochs", "many"], &["--epochs"]);
+    fails(&["eval", "--checkpoint", "no/such/run"], &["no/such/run"]);
+    fails(&["eval"], &["--checkpoint", "--weights"]);
+    fails(
+        &["export", "--checkpoint", s(&dir)],
+        &["no checkpoint found"],
+    );
+    fails(&["embed", "--checkpoint", s(&dir)], &["--out"]);
+    fails(
+        &[
+            "augment-preview",
+            "--augment",
+            "heavy",
+            "--out",
+            s(&dir.join("v.png")),
+        ],
+        &["heavy"],
+    );
+    fails(
+        &[
+            "pretrain",
+            "--dataset",
+            "folder",
+            "--out",
+            s(&dir.join("r")),
+        ],
+        &["--data"],
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
