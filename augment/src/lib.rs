@@ -71,6 +71,8 @@
 //! # Ok::<(), augment::DataError>(())
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod cifar;
 pub mod dataset;
 pub mod embedded;

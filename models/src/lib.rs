@@ -30,6 +30,8 @@
 //! assert_eq!(encoder.parameters()[0].name(), "conv1.weight");
 //! ```
 
+#![warn(missing_docs)]
+
 mod head;
 pub mod init;
 pub mod layers;

@@ -56,6 +56,8 @@
 //! assert_eq!(c.to_vec(), vec![11.0, 16.0, 19.0, 28.0]);
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod backend;
 mod device;
 pub mod ops;
