@@ -62,6 +62,17 @@ pub struct LoadedEncoder {
 }
 
 impl EncoderArgs {
+    /// Where the encoder comes from, for reports: the checkpoint or the
+    /// weights file, as given.
+    pub fn describe(&self) -> String {
+        match (&self.checkpoint, &self.weights) {
+            (Some(path), _) if self.target => format!("target encoder of {}", path.display()),
+            (Some(path), _) => format!("online encoder of {}", path.display()),
+            (None, Some(path)) => path.display().to_string(),
+            (None, None) => "none".to_string(),
+        }
+    }
+
     /// Loads the encoder onto `device`.
     pub fn load(&self, device: &Device) -> Result<LoadedEncoder, String> {
         match (&self.checkpoint, &self.weights) {

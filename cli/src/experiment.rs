@@ -5,6 +5,8 @@
 use crate::commands::pretrain::{refuse_existing_run, train, write_data_record, MonitorData};
 use crate::commands::Outcome;
 use crate::data::DataArgs;
+use crate::encoder::EncoderArgs;
+use augment::Split;
 use augment::{Dataset, Normalization};
 use byol::eval::features::{dataset_labels, extract_features, pixel_features};
 use byol::eval::knn::{knn_accuracy, DEFAULT_K, DEFAULT_TEMPERATURE};
@@ -109,6 +111,37 @@ pub fn pretrain(
     let monitor = (trainer.config.knn_every > 0).then_some(&monitor);
     let outcome = train(&mut trainer, monitor, device, quiet)?;
     Ok((trainer, outcome))
+}
+
+/// The encoder of `encoder` and the labelled train/test pair of `data`
+/// it is judged on (`eval`, `finetune`), normalised as the encoder's
+/// training data was (or, for bare weights, as the data set's kind says).
+/// Prints where each came from.
+pub fn encoder_and_splits(
+    encoder: &EncoderArgs,
+    data: &DataArgs,
+    device: &Device,
+) -> Result<(ResNet, EvalData), String> {
+    let loaded = encoder.load(device)?;
+    let train = data.load(Split::Train, true)?;
+    let test = data.load(Split::Test, true)?;
+    let norm = match loaded.normalization {
+        Some(n) => n,
+        None => data.normalization(&train.dataset)?,
+    };
+    eprintln!("encoder: {}", loaded.description);
+    eprintln!("train: {}", train.description);
+    eprintln!("test: {}", test.description);
+    let classes = train.dataset.num_classes().max(test.dataset.num_classes());
+    Ok((
+        loaded.encoder,
+        EvalData {
+            train: train.dataset,
+            test: test.dataset,
+            norm,
+            classes,
+        },
+    ))
 }
 
 /// A percentage with one decimal, for tables.

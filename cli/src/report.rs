@@ -65,9 +65,10 @@ pub fn read_metrics(run: &Path) -> Result<Metrics, String> {
 }
 
 /// Draws `plots/loss.png` (loss per step and per epoch), `plots/knn.png`
-/// (when the kNN monitor ran) and `plots/collapse.png` from the run's
-/// metrics; returns the files written.
-pub fn write_run_plots(run: &Path) -> Result<Vec<PathBuf>, String> {
+/// (when the kNN monitor ran; with `knn_baseline`, e.g. the random-init
+/// encoder's accuracy, as a flat reference line) and `plots/collapse.png`
+/// from the run's metrics; returns the files written.
+pub fn write_run_plots(run: &Path, knn_baseline: Option<f32>) -> Result<Vec<PathBuf>, String> {
     let m = read_metrics(run)?;
     let dir = run.join("plots");
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -101,15 +102,24 @@ pub fn write_run_plots(run: &Path) -> Result<Vec<PathBuf>, String> {
     loss.save_png(&path)?;
     written.push(path);
     if !m.epoch_knn.is_empty() {
+        let mut series = vec![Series {
+            name: "kNN, online encoder".into(),
+            points: m.epoch_knn.clone(),
+            color: ORANGE,
+        }];
+        if let Some(base) = knn_baseline {
+            let last = m.epoch_knn.last().map(|p| p.0).unwrap_or(1.0);
+            series.push(Series {
+                name: "random init".into(),
+                points: vec![(1.0, base), (last.max(1.0), base)],
+                color: [128, 128, 128],
+            });
+        }
         let knn = line_chart(
             "kNN accuracy of the online encoder (k = 200, cosine)",
             "epoch",
             "top-1 accuracy",
-            &[Series {
-                name: "kNN".into(),
-                points: m.epoch_knn.clone(),
-                color: ORANGE,
-            }],
+            &series,
         );
         let path = dir.join("knn.png");
         knn.save_png(&path)?;
@@ -238,7 +248,7 @@ mod tests {
         let m = read_metrics(&dir).unwrap();
         assert_eq!(m.step_loss, vec![(0.0, 3.0), (1.0, 2.4)]);
         assert_eq!(m.epoch_knn, vec![(1.0, 0.6)]);
-        let files = write_run_plots(&dir).unwrap();
+        let files = write_run_plots(&dir, Some(0.5)).unwrap();
         assert_eq!(files.len(), 3);
         assert!(files.iter().all(|f| f.exists()));
         std::fs::remove_dir_all(dir).unwrap();

@@ -442,6 +442,64 @@ fn the_small_commands_run() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// Reads the float32 values of a `.npy` file `byol embed` wrote (its
+/// header is padded to a multiple of 64 bytes).
+fn npy_values(path: &Path) -> Vec<f32> {
+    let bytes = std::fs::read(path).unwrap();
+    let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+    bytes[10 + header_len..]
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
+}
+
+#[test]
+fn pretrain_and_embed_run_on_the_gpu() {
+    // The software adapter (llvmpipe) counts; without any adapter the test
+    // skips, unless BYOL_REQUIRE_GPU=1 (CI) makes that a failure.
+    if tensor::testing::gpu_device().is_none() {
+        return;
+    }
+    let dir = temp("gpu");
+    let run = dir.join("run");
+    let mut args = pretrain(&run, "1");
+    args.extend(["--device".to_string(), "gpu".to_string()]);
+    let o = Command::new(env!("CARGO_BIN_EXE_byol"))
+        .args(&args)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("device: gpu"),
+        "{}",
+        text(&o)
+    );
+    // The same checkpoint embedded on both devices: the same features.
+    let (on_gpu, on_cpu) = (dir.join("gpu.npy"), dir.join("cpu.npy"));
+    for (device, out) in [("gpu", &on_gpu), ("cpu", &on_cpu)] {
+        let o = Command::new(env!("CARGO_BIN_EXE_byol"))
+            .args([
+                "embed",
+                "--checkpoint",
+                s(&run),
+                "--limit",
+                "16",
+                "--device",
+                device,
+            ])
+            .args(["--out", s(out)])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    let (g, c) = (npy_values(&on_gpu), npy_values(&on_cpu));
+    assert_eq!(g.len(), 16 * 16);
+    for (a, b) in g.iter().zip(&c) {
+        assert!((a - b).abs() <= 1e-4 + 1e-3 * b.abs(), "gpu {a} vs cpu {b}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 /// Writes `per_class` small RGB PNGs for each of two classes under
 /// `root/<class>/`: class `a` bright on the left, class `b` on the right.
 fn write_image_folder(root: &Path, per_class: usize) {
@@ -468,9 +526,30 @@ fn a_folder_of_images_pretrains_evaluates_and_embeds() {
     std::fs::write(train.join("notes.txt"), "not an image").unwrap();
     let run = dir.join("run");
     ok(&[
-        "pretrain", "--quiet", "--dataset", "folder", "--data", s(&train), "--test-data",
-        s(&test), "--image-size", "16", "--channels", "3", "--width", "2", "--hidden", "16",
-        "--projection", "8", "--batch-size", "8", "--epochs", "2", "--out", s(&run),
+        "pretrain",
+        "--quiet",
+        "--dataset",
+        "folder",
+        "--data",
+        s(&train),
+        "--test-data",
+        s(&test),
+        "--image-size",
+        "16",
+        "--channels",
+        "3",
+        "--width",
+        "2",
+        "--hidden",
+        "16",
+        "--projection",
+        "8",
+        "--batch-size",
+        "8",
+        "--epochs",
+        "2",
+        "--out",
+        s(&run),
     ]);
     let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
     // 24 images, batches of 8: 3 steps an epoch; the kNN monitor ran on
@@ -480,14 +559,34 @@ fn a_folder_of_images_pretrains_evaluates_and_embeds() {
     // The data description travels with the run: eval and embed need only
     // the folders again.
     let out = ok(&[
-        "eval", "--checkpoint", s(&run), "--dataset", "folder", "--data", s(&train),
-        "--test-data", s(&test), "--image-size", "16",
+        "eval",
+        "--checkpoint",
+        s(&run),
+        "--dataset",
+        "folder",
+        "--data",
+        s(&train),
+        "--test-data",
+        s(&test),
+        "--image-size",
+        "16",
     ]);
     assert!(out.contains("on 8 test images (2 classes)"), "{out}");
     let feats = dir.join("f.npy");
     ok(&[
-        "embed", "--checkpoint", s(&run), "--dataset", "folder", "--data", s(&train),
-        "--image-size", "16", "--split", "train", "--out", s(&feats),
+        "embed",
+        "--checkpoint",
+        s(&run),
+        "--dataset",
+        "folder",
+        "--data",
+        s(&train),
+        "--image-size",
+        "16",
+        "--split",
+        "train",
+        "--out",
+        s(&feats),
     ]);
     let header = String::from_utf8_lossy(&std::fs::read(&feats).unwrap()[..128]).to_string();
     assert!(header.contains("'shape': (24, 16)"), "{header}");

@@ -35,7 +35,7 @@ use std::time::Instant;
 #[derive(Args, Clone, Debug)]
 #[command(after_help = "Example:
   cargo run --release -p cli -- ablate
-Four trainings of the demo's size: about 17 minutes on 2 CPU cores.
+Four trainings of the demo's size: about 15 minutes on 2 CPU cores.
   cargo run --release -p cli -- ablate --epochs 5 --out runs/ablate-short")]
 pub struct AblateArgs {
     /// Passes over the training images, the same for every row.
@@ -131,7 +131,7 @@ pub fn run(args: AblateArgs) -> CmdResult {
             );
             return Ok(outcome);
         }
-        report::write_run_plots(&run)?;
+        report::write_run_plots(&run, None)?;
         let collapse = report::read_metrics(&run)?
             .epoch_collapse
             .last()

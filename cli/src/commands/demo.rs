@@ -125,7 +125,7 @@ pub fn run(args: DemoArgs) -> CmdResult {
             args.out.display(),
             args.out.display()
         );
-        report::write_run_plots(&args.out)?;
+        report::write_run_plots(&args.out, Some(random.knn))?;
         return Ok(outcome);
     }
     let (trained, trained_features) = data.score_encoder(&trainer.nets.online.encoder, &device)?;
@@ -146,7 +146,7 @@ pub fn run(args: DemoArgs) -> CmdResult {
     };
     println!("{verdict}");
 
-    let mut plots = report::write_run_plots(&args.out)?;
+    let mut plots = report::write_run_plots(&args.out, Some(random.knn))?;
     let pca = scatter_panels(
         "Test images, first two principal components of the encoder's features",
         &[

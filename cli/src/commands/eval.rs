@@ -7,8 +7,8 @@ use crate::args::DeviceArgs;
 use crate::commands::{CmdResult, Outcome};
 use crate::data::DataArgs;
 use crate::encoder::EncoderArgs;
+use crate::experiment::encoder_and_splits;
 use crate::report;
-use augment::Split;
 use byol::eval::features::{dataset_labels, extract_features};
 use byol::eval::knn::knn_accuracy;
 use byol::eval::linear::{linear_probe, LinearProbeConfig};
@@ -61,23 +61,14 @@ pub struct EvalArgs {
 /// Runs `byol eval`.
 pub fn run(args: EvalArgs) -> CmdResult {
     let device = args.device.open()?;
-    let loaded = args.encoder.load(&device)?;
-    let train = args.data.load(Split::Train, true)?;
-    let test = args.data.load(Split::Test, true)?;
-    let norm = match loaded.normalization {
-        Some(n) => n,
-        None => args.data.normalization(&train.dataset)?,
-    };
-    eprintln!("encoder: {}", loaded.description);
-    eprintln!("train: {}", train.description);
-    eprintln!("test: {}", test.description);
-    let classes = train.dataset.num_classes().max(test.dataset.num_classes());
-    let f_train = extract_features(&loaded.encoder, &train.dataset, &norm, 256, &device)?;
-    let f_test = extract_features(&loaded.encoder, &test.dataset, &norm, 256, &device)?;
+    let (encoder, data) = encoder_and_splits(&args.encoder, &args.data, &device)?;
+    let f_train = extract_features(&encoder, &data.train, &data.norm, 256, &device)?;
+    let f_test = extract_features(&encoder, &data.test, &data.norm, 256, &device)?;
     let (l_train, l_test) = (
-        dataset_labels(&train.dataset, "train")?,
-        dataset_labels(&test.dataset, "test")?,
+        dataset_labels(&data.train, "train")?,
+        dataset_labels(&data.test, "test")?,
     );
+    let classes = data.classes;
     let (accuracy, detail) = match args.method {
         Method::Knn => {
             if args.k == 0 {
@@ -123,14 +114,14 @@ pub fn run(args: EvalArgs) -> CmdResult {
             Method::Knn => "kNN",
             Method::Linear => "linear probe",
         },
-        test.dataset.len(),
+        data.test.len(),
         classes
     );
     if let Some(path) = &args.json {
         let mut value = detail;
         value["accuracy"] = json!(accuracy);
-        value["encoder"] = json!(loaded.description);
-        value["test_images"] = json!(test.dataset.len());
+        value["encoder"] = json!(args.encoder.describe());
+        value["test_images"] = json!(data.test.len());
         report::write_json(path, &value)?;
     }
     Ok(Outcome::Done)

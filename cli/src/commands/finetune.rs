@@ -6,8 +6,8 @@ use crate::args::{check_fraction, DeviceArgs};
 use crate::commands::{CmdResult, Outcome};
 use crate::data::DataArgs;
 use crate::encoder::EncoderArgs;
+use crate::experiment::encoder_and_splits;
 use crate::report;
-use augment::Split;
 use byol::eval::finetune::{finetune, FinetuneConfig};
 use clap::Args;
 use models::Module;
@@ -59,16 +59,7 @@ pub struct FinetuneArgs {
 pub fn run(args: FinetuneArgs) -> CmdResult {
     check_fraction("--label-fraction", args.label_fraction)?;
     let device = args.device.open()?;
-    let loaded = args.encoder.load(&device)?;
-    let train = args.data.load(Split::Train, true)?;
-    let test = args.data.load(Split::Test, true)?;
-    let norm = match loaded.normalization {
-        Some(n) => n,
-        None => args.data.normalization(&train.dataset)?,
-    };
-    eprintln!("encoder: {}", loaded.description);
-    eprintln!("train: {}", train.description);
-    let classes = train.dataset.num_classes().max(test.dataset.num_classes());
+    let (encoder, data) = encoder_and_splits(&args.encoder, &args.data, &device)?;
     let config = FinetuneConfig {
         fraction: args.label_fraction,
         epochs: args.epochs,
@@ -79,11 +70,11 @@ pub fn run(args: FinetuneArgs) -> CmdResult {
         ..FinetuneConfig::default()
     };
     let r = finetune(
-        &loaded.encoder,
-        &train.dataset,
-        &test.dataset,
-        &norm,
-        classes,
+        &encoder,
+        &data.train,
+        &data.test,
+        &data.norm,
+        data.classes,
         &config,
     )
     .map_err(|e| format!("{e} (see byol finetune --help)"))?;
@@ -91,9 +82,9 @@ pub fn run(args: FinetuneArgs) -> CmdResult {
         "fine-tuned on {} labelled images ({}% of {}): top-1 accuracy {:.4} on {} test images",
         r.labelled,
         args.label_fraction * 100.0,
-        train.dataset.len(),
+        data.train.len(),
         r.test_accuracy,
-        test.dataset.len()
+        data.test.len()
     );
     if let Some(path) = &args.out {
         let mut tensors: Vec<(String, Tensor)> = r
@@ -119,7 +110,7 @@ pub fn run(args: FinetuneArgs) -> CmdResult {
                 "lr": args.lr,
                 "test_accuracy": r.test_accuracy,
                 "final_loss": r.final_loss,
-                "encoder": loaded.description,
+                "encoder": args.encoder.describe(),
             }),
         )?;
     }

@@ -456,7 +456,7 @@ pub fn train(
 
 fn finish(trainer: &Trainer, outcome: Outcome) -> CmdResult {
     let run = trainer.run_folder();
-    let plots = report::write_run_plots(run)?;
+    let plots = report::write_run_plots(run, None)?;
     let checkpoint = trainer
         .last_checkpoint()
         .map(|p| p.display().to_string())
