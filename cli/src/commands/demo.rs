@@ -34,6 +34,10 @@ pub struct DemoArgs {
     /// Passes of BYOL over the 6,000 training images.
     #[arg(long, default_value_t = 20)]
     pub epochs: usize,
+    /// Base width of the ResNet-18 (8: 64-d features; 16 is about twice as
+    /// slow).
+    #[arg(long, default_value_t = 8)]
+    pub width: usize,
     /// Use only the first N images of each split (a quicker, weaker demo).
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
@@ -94,7 +98,10 @@ pub fn run(args: DemoArgs) -> CmdResult {
     let device = args.device.open()?;
     eprintln!("device: {}", device.describe());
     let (source, data) = embedded_data(args.limit)?;
-    let config = demo_config(args.epochs, args.seed);
+    let config = TrainConfig {
+        width: args.width,
+        ..demo_config(args.epochs, args.seed)
+    };
     config.validate()?;
 
     let pixels = data.score_pixels(&device)?;
