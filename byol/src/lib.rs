@@ -27,10 +27,11 @@
 //! probe, fine-tuning on a fraction of the labels).
 //!
 //! Status (issue 7): everything above is built and checked, one step
-//! against PyTorch on CPU and GPU. Not yet shown: that a short run on the
-//! embedded data beats the random-init encoder on kNN (it lowers the loss
-//! without collapsing, but kNN drops at first; see the ignored test in
-//! `tests/learning.rs`).
+//! against PyTorch on CPU and GPU, and [`TrainConfig::default`] learns on
+//! the embedded data: 40 epochs lift a ResNet-18's kNN accuracy from its
+//! random initialisation's 62.3% to 68.3% (`tests/learning.rs` checks a
+//! 20-epoch run). Not yet met: the step's speed target (PyTorch is faster
+//! on the CPU; see the crate README).
 
 #![warn(missing_docs)]
 

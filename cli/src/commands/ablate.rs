@@ -6,8 +6,8 @@
 //! network (BYOL) gives 74.3%. Removing the predictor, or using the online
 //! network as its own target (τ = 0), makes the representation collapse.
 //!
-//! Every row here trains with the same budget (the demo's settings unless
-//! changed) and is scored the same way (kNN and linear probe on the frozen
+//! Every row here trains with the same budget (the demo's settings for 20
+//! epochs unless changed) and is scored the same way (kNN and linear probe on the frozen
 //! features, test split):
 //!
 //! | row | what changes |
@@ -35,7 +35,8 @@ use std::time::Instant;
 #[derive(Args, Clone, Debug)]
 #[command(after_help = "Example:
   cargo run --release -p cli -- ablate
-Four trainings of the demo's size: about 15 minutes on 2 CPU cores.
+Four trainings of the demo's network for 20 epochs (half the demo's): about
+15 minutes on 2 CPU cores.
   cargo run --release -p cli -- ablate --epochs 5 --out runs/ablate-short")]
 pub struct AblateArgs {
     /// Passes over the training images, the same for every row.

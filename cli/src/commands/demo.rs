@@ -29,10 +29,10 @@ use tensor::Tensor;
 #[derive(Args, Clone, Debug)]
 #[command(after_help = "Example:
   cargo run --release -p cli -- demo
-About 5 minutes on 2 CPU cores; the results and plots go to runs/demo.")]
+About 7 minutes on 2 CPU cores; the results and plots go to runs/demo.")]
 pub struct DemoArgs {
     /// Passes of BYOL over the 6,000 training images.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 40)]
     pub epochs: usize,
     /// Base width of the ResNet-18 (8: 64-d features; 16 is about twice as
     /// slow).

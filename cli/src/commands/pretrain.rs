@@ -33,7 +33,7 @@ pub const MONITOR_TRAIN_IMAGES: usize = 10_000;
 /// Flags of `byol pretrain`.
 #[derive(Args, Clone, Debug, Default)]
 #[command(after_help = "Examples:
-  byol pretrain --epochs 20 --out runs/fmnist
+  byol pretrain --epochs 60 --out runs/fmnist
   byol pretrain --dataset folder --data photos/ --image-size 64 --channels 3 --out runs/photos
   byol pretrain --config byol.toml --lr 0.5
   byol pretrain --resume runs/fmnist      (after Ctrl-C, or to finish a run)")]
@@ -87,7 +87,7 @@ pub struct Settings {
     /// random initialisation, as the official code)
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub target_copy: Option<bool>,
-    /// Passes over the data [default: 20]
+    /// Passes over the data [default: 40]
     #[arg(long)]
     pub epochs: Option<usize>,
     /// Images per step [default: 128]
