@@ -16,6 +16,7 @@ mod commands;
 mod data;
 mod encoder;
 mod experiment;
+mod files;
 mod interrupt;
 mod npy;
 mod plot;

@@ -13,6 +13,7 @@
 //! starts at a multiple of 64 bytes. Reading accepts `<f4`, `<f8` and `|u1`
 //! (converted to f32), C order, versions 1 to 3.
 
+use crate::files::write_atomically;
 use std::path::Path;
 
 const MAGIC: &[u8] = b"\x93NUMPY";
@@ -47,18 +48,6 @@ pub fn write_f32(path: &Path, shape: &[usize], values: &[f32]) -> Result<(), Str
         bytes.extend_from_slice(&v.to_le_bytes());
     }
     write_atomically(path, &bytes)
-}
-
-/// Writes `bytes` to a temporary name beside `path`, then renames it, so a
-/// failure never leaves half a file under the real name.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    let name = path
-        .file_name()
-        .ok_or_else(|| format!("{}: not a file name", path.display()))?
-        .to_string_lossy();
-    let tmp = path.with_file_name(format!(".{name}.tmp"));
-    std::fs::write(&tmp, bytes).map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
-    std::fs::rename(&tmp, path).map_err(|e| format!("{}: cannot write: {e}", path.display()))
 }
 
 /// An array read from a `.npy` file, as f32.

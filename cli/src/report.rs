@@ -2,7 +2,7 @@
 //! from its `metrics.jsonl`, so a resumed run's plots cover all of it) and
 //! result tables as text, Markdown and JSON.
 
-use crate::npy::write_atomically;
+use crate::files::write_atomically;
 use crate::plot::{line_chart, Series};
 use serde_json::Value;
 use std::path::{Path, PathBuf};

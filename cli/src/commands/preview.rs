@@ -4,11 +4,10 @@
 
 use crate::commands::{CmdResult, Outcome};
 use crate::data::DataArgs;
-use crate::npy::write_atomically;
+use crate::files::{png_bytes, write_atomically};
 use augment::views::jitter::BrightnessMode;
 use augment::{render_preview, PreviewOptions, Split, TwoViewConfig};
 use clap::Args;
-use image::ImageEncoder;
 use std::path::PathBuf;
 
 /// Flags of `byol augment-preview`.
@@ -87,14 +86,7 @@ pub fn run(args: PreviewArgs) -> CmdResult {
         scale: args.scale,
     };
     let picture = render_preview(&data.dataset, &cfg, &opts).map_err(|e| e.to_string())?;
-    let mut png = Vec::new();
-    image::codecs::png::PngEncoder::new(&mut png)
-        .write_image(
-            &picture.rgb,
-            picture.width as u32,
-            picture.height as u32,
-            image::ExtendedColorType::Rgb8,
-        )
+    let png = png_bytes(&picture.rgb, picture.width, picture.height)
         .map_err(|e| format!("{}: {e}", args.out.display()))?;
     write_atomically(&args.out, &png)?;
     println!(

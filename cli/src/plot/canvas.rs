@@ -5,11 +5,8 @@
 //! clipped, so chart code never has to check bounds itself.
 
 use super::font;
-use image::codecs::png::PngEncoder;
-use image::{ExtendedColorType, ImageEncoder};
-use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use crate::files::{png_bytes, write_atomically};
+use std::path::Path;
 
 /// White, the background of a new canvas.
 pub const WHITE: [u8; 3] = [255, 255, 255];
@@ -185,53 +182,17 @@ impl Canvas {
     /// half-written PNG, even if the program dies midway. The folder must
     /// exist. On failure the message names the path and what went wrong.
     pub fn save_png(&self, path: &Path) -> Result<(), String> {
-        let fail = |what: String| format!("cannot write PNG {}: {what}", path.display());
-        let file_name = match path.file_name() {
-            Some(name) => name.to_string_lossy().into_owned(),
-            None => return Err(fail("the path has no file name".to_string())),
-        };
-        let temp = temporary_path(path, &file_name);
-        if let Err(e) = self.write_png_file(&temp) {
-            // Leave nothing behind; the file may not even exist.
-            let _ = std::fs::remove_file(&temp);
-            return Err(fail(e));
-        }
-        if let Err(e) = std::fs::rename(&temp, path) {
-            let _ = std::fs::remove_file(&temp);
-            return Err(fail(format!("renaming {} failed: {e}", temp.display())));
-        }
-        Ok(())
+        let rgb: Vec<u8> = self.pixels.iter().flatten().copied().collect();
+        let png = png_bytes(&rgb, self.width, self.height)
+            .map_err(|e| format!("cannot write PNG {}: {e}", path.display()))?;
+        write_atomically(path, &png)
     }
-
-    /// Encodes the canvas into a new file at `path`.
-    fn write_png_file(&self, path: &Path) -> Result<(), String> {
-        let width = u32::try_from(self.width).map_err(|_| "too wide".to_string())?;
-        let height = u32::try_from(self.height).map_err(|_| "too high".to_string())?;
-        let mut bytes = Vec::with_capacity(self.pixels.len() * 3);
-        for pixel in &self.pixels {
-            bytes.extend_from_slice(pixel);
-        }
-        let file = File::create(path).map_err(|e| e.to_string())?;
-        let mut writer = BufWriter::new(file);
-        PngEncoder::new(&mut writer)
-            .write_image(&bytes, width, height, ExtendedColorType::Rgb8)
-            .map_err(|e| e.to_string())?;
-        writer.flush().map_err(|e| e.to_string())?;
-        // Make sure the bytes are on disk before the rename makes them visible.
-        writer.get_ref().sync_all().map_err(|e| e.to_string())?;
-        Ok(())
-    }
-}
-
-/// `folder/.name.tmp-PID` beside `path`: same folder, so the final rename
-/// stays within one file system and is atomic.
-fn temporary_path(path: &Path, file_name: &str) -> PathBuf {
-    path.with_file_name(format!(".{file_name}.tmp-{}", std::process::id()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     const BLACK: [u8; 3] = [0, 0, 0];
     const RED: [u8; 3] = [255, 0, 0];
