@@ -18,12 +18,14 @@ impl Var {
     ///
     /// `dx = dz · [x > 0] = dz · [z > 0]` (the gradient at exactly 0 is
     /// taken as 0, as in PyTorch). The rule saves the output, which the
-    /// next op usually keeps anyway, and makes the mask only when it runs.
+    /// next op usually keeps anyway, and applies the mask as one select
+    /// pass (`where_positive`) rather than building a 0/1 mask and
+    /// multiplying.
     pub fn relu(&self) -> Var {
         let z = self.value().relu();
         let saved = z.clone();
         Var::from_op("relu", z, &[self], move |dz, _| {
-            vec![Some(dz.mul(&saved.gt_scalar(0.0)))]
+            vec![Some(dz.where_positive(&saved))]
         })
     }
 

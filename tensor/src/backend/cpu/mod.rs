@@ -16,22 +16,106 @@ pub fn go_parallel(n: usize) -> bool {
     n >= PAR_MIN_ELEMS && rayon::current_num_threads() > 1
 }
 
-/// Fills `out[i] = f(i)` for every `i`, in parallel when `out` is large.
-pub fn fill_indexed(out: &mut [f32], f: impl Fn(usize) -> f32 + Sync) {
+/// Elements per piece when an elementwise loop is split over threads:
+/// large enough that scheduling a piece costs little beside its work, small
+/// enough that both cores get several pieces of a layer's activations.
+const PIECE: usize = 1 << 14;
+
+/// A fresh buffer of `len` elements, filled by `fill(index, piece)` for
+/// each of the consecutive pieces of `piece_len` elements (the last may be
+/// shorter) that cover it, in parallel when the buffer is large.
+///
+/// The buffer is never zeroed first: `fill` must write every element of
+/// its piece (through `MaybeUninit::write`), which saves a whole pass over
+/// memory; zeroing cost as much as a simple elementwise op.
+///
+/// # Safety
+///
+/// `fill` must write every element of every piece it is handed: the
+/// buffer is returned as initialised `f32`s.
+pub unsafe fn fill_pieces(
+    len: usize,
+    piece_len: usize,
+    fill: impl Fn(usize, &mut [std::mem::MaybeUninit<f32>]) + Sync,
+) -> Vec<f32> {
     use rayon::prelude::*;
-    if go_parallel(out.len()) {
-        out.par_iter_mut().enumerate().for_each(|(i, o)| *o = f(i));
+    let mut out: Vec<f32> = Vec::with_capacity(len);
+    let spare = &mut out.spare_capacity_mut()[..len];
+    let piece_len = piece_len.max(1);
+    if go_parallel(len) {
+        spare
+            .par_chunks_mut(piece_len)
+            .enumerate()
+            .for_each(|(i, piece)| fill(i, piece));
     } else {
-        out.iter_mut().enumerate().for_each(|(i, o)| *o = f(i));
+        spare
+            .chunks_mut(piece_len)
+            .enumerate()
+            .for_each(|(i, piece)| fill(i, piece));
     }
+    // SAFETY: the pieces cover `0..len` and the caller promised that `fill`
+    // writes each element of each piece.
+    unsafe { out.set_len(len) };
+    out
 }
 
 /// `f` applied to every element of `x`, in parallel when `x` is large.
+///
+/// `f` should be a closure the compiler can see through (not a `match` on a
+/// run-time op inside): the inner loop is then straight-line code that it
+/// vectorises.
 pub fn map(x: &[f32], f: impl Fn(f32) -> f32 + Sync) -> Vec<f32> {
-    use rayon::prelude::*;
-    if go_parallel(x.len()) {
-        x.par_iter().map(|&v| f(v)).collect()
-    } else {
-        x.iter().map(|&v| f(v)).collect()
+    // SAFETY: each piece is zipped with the input slice of its own
+    // length, so every element is written.
+    unsafe {
+        fill_pieces(x.len(), PIECE, |i, out| {
+            let (at, end) = (i * PIECE, i * PIECE + out.len());
+            for (o, &v) in out.iter_mut().zip(&x[at..end]) {
+                o.write(f(v));
+            }
+        })
+    }
+}
+
+/// `f(x[i], y[i])` for every `i` of two equally long slices, in parallel
+/// when they are large.
+pub fn zip_map(x: &[f32], y: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
+    assert_eq!(x.len(), y.len(), "zip_map: operands differ in length");
+    // SAFETY: each piece is zipped with input slices of its own length,
+    // so every element is written.
+    unsafe {
+        fill_pieces(x.len(), PIECE, |i, out| {
+            let (at, end) = (i * PIECE, i * PIECE + out.len());
+            for ((o, &a), &b) in out.iter_mut().zip(&x[at..end]).zip(&y[at..end]) {
+                o.write(f(a, b));
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn map_and_zip_map_write_every_element_at_every_size() {
+        for n in [
+            0,
+            1,
+            17,
+            PIECE - 1,
+            PIECE,
+            PIECE + 3,
+            3 * PIECE + 5,
+            PAR_MIN_ELEMS + 7,
+        ] {
+            let x: Vec<f32> = (0..n).map(|i| i as f32).collect();
+            let y: Vec<f32> = (0..n).map(|i| 2.0 * i as f32).collect();
+            let m = map(&x, |v| v + 1.0);
+            assert_eq!(m.len(), n);
+            assert!(m.iter().enumerate().all(|(i, &v)| v == i as f32 + 1.0));
+            let z = zip_map(&x, &y, |a, b| b - a);
+            assert_eq!(z, x);
+        }
     }
 }

@@ -1,30 +1,57 @@
 //! CPU kernel of the binary ops: a straight zip when the shapes are equal,
 //! otherwise ndarray's broadcasting views zipped into the output.
+//!
+//! Every kernel is generic over the element function, and [`binary`] picks
+//! the function with one `match` outside the loops: each arm hands over a
+//! closure of one fixed op, so the inner loops are straight-line code the
+//! compiler vectorises (a `match` on the op inside the loop kept it scalar).
 
 use super::BinaryOp;
-use crate::backend::cpu::{fill_indexed, go_parallel};
+use crate::backend::cpu::{go_parallel, map, zip_map};
 use crate::Tensor;
 use ndarray::{ArrayViewMutD, IxDyn, Zip};
 
 /// The elements of `op(a, b)` broadcast to `shape`, row-major.
 pub fn binary(a: &Tensor, b: &Tensor, shape: &[usize], op: BinaryOp) -> Vec<f32> {
-    let n = crate::shape::numel(shape);
-    let mut out = vec![0.0f32; n];
+    let name = op.name();
+    match op {
+        BinaryOp::Add => with(a, b, shape, name, |x, y| BinaryOp::Add.apply(x, y)),
+        BinaryOp::Sub => with(a, b, shape, name, |x, y| BinaryOp::Sub.apply(x, y)),
+        BinaryOp::Mul => with(a, b, shape, name, |x, y| BinaryOp::Mul.apply(x, y)),
+        BinaryOp::Div => with(a, b, shape, name, |x, y| BinaryOp::Div.apply(x, y)),
+        BinaryOp::Maximum => with(a, b, shape, name, |x, y| BinaryOp::Maximum.apply(x, y)),
+        BinaryOp::Minimum => with(a, b, shape, name, |x, y| BinaryOp::Minimum.apply(x, y)),
+        BinaryOp::Gt => with(a, b, shape, name, |x, y| BinaryOp::Gt.apply(x, y)),
+        BinaryOp::Ge => with(a, b, shape, name, |x, y| BinaryOp::Ge.apply(x, y)),
+        BinaryOp::Eq => with(a, b, shape, name, |x, y| BinaryOp::Eq.apply(x, y)),
+        BinaryOp::WherePositive => with(a, b, shape, name, |x, y| {
+            BinaryOp::WherePositive.apply(x, y)
+        }),
+    }
+}
+
+/// `f(a, b)` broadcast to `shape`, for one fixed element function `f`.
+fn with(
+    a: &Tensor,
+    b: &Tensor,
+    shape: &[usize],
+    name: &str,
+    f: impl Fn(f32, f32) -> f32 + Sync + Copy,
+) -> Vec<f32> {
     if a.shape() == b.shape() {
-        let (x, y) = (a.cpu_slice(op.name()), b.cpu_slice(op.name()));
-        fill_indexed(&mut out, |i| op.apply(x[i], y[i]));
-        return out;
+        return zip_map(a.cpu_slice(name), b.cpu_slice(name), f);
     }
     if b.numel() == 1 && a.shape() == shape {
-        let (x, s) = (a.cpu_slice(op.name()), b.cpu_slice(op.name())[0]);
-        fill_indexed(&mut out, |i| op.apply(x[i], s));
+        let s = b.cpu_slice(name)[0];
+        return map(a.cpu_slice(name), |x| f(x, s));
+    }
+    if let Some(out) = blockwise(a, b, shape, name, f) {
         return out;
     }
-    if let Some(out) = blockwise(a, b, shape, op) {
-        return out;
-    }
-    let av = a.cpu_view(op.name());
-    let bv = b.cpu_view(op.name());
+    let n = crate::shape::numel(shape);
+    let mut out = vec![0.0f32; n];
+    let av = a.cpu_view(name);
+    let bv = b.cpu_view(name);
     let av = av
         .broadcast(IxDyn(shape))
         .expect("shape checked by broadcast_shape");
@@ -34,9 +61,9 @@ pub fn binary(a: &Tensor, b: &Tensor, shape: &[usize], op: BinaryOp) -> Vec<f32>
     let mut ov = ArrayViewMutD::from_shape(IxDyn(shape), &mut out).expect("sized above");
     let zip = Zip::from(&mut ov).and(&av).and(&bv);
     if go_parallel(n) {
-        zip.par_for_each(|o, &x, &y| *o = op.apply(x, y));
+        zip.par_for_each(|o, &x, &y| *o = f(x, y));
     } else {
-        zip.for_each(|o, &x, &y| *o = op.apply(x, y));
+        zip.for_each(|o, &x, &y| *o = f(x, y));
     }
     out
 }
@@ -50,7 +77,13 @@ pub fn binary(a: &Tensor, b: &Tensor, shape: &[usize], op: BinaryOp) -> Vec<f32>
 /// the small operand is one value; each run is a tight loop against a
 /// scalar, and runs are spread over threads. `None` when the shapes are not
 /// of this form, or the runs are too short to be worth it.
-fn blockwise(a: &Tensor, b: &Tensor, shape: &[usize], op: BinaryOp) -> Option<Vec<f32>> {
+fn blockwise(
+    a: &Tensor,
+    b: &Tensor,
+    shape: &[usize],
+    name: &str,
+    f: impl Fn(f32, f32) -> f32 + Sync + Copy,
+) -> Option<Vec<f32>> {
     let (full, small, small_is_b) = if a.shape() == shape {
         (a, b, true)
     } else if b.shape() == shape {
@@ -71,7 +104,7 @@ fn blockwise(a: &Tensor, b: &Tensor, shape: &[usize], op: BinaryOp) -> Option<Ve
         return None;
     }
     let lead = &shape[..t];
-    let (xs, ss) = (full.cpu_slice(op.name()), small.cpu_slice(op.name()));
+    let (xs, ss) = (full.cpu_slice(name), small.cpu_slice(name));
     let mut out = vec![0.0f32; xs.len()];
     let run = |(j, (o, x)): (usize, (&mut [f32], &[f32]))| {
         // The small operand's element for run j: j's coordinates over the
@@ -84,9 +117,9 @@ fn blockwise(a: &Tensor, b: &Tensor, shape: &[usize], op: BinaryOp) -> Option<Ve
         }
         let s = ss[at];
         if small_is_b {
-            o.iter_mut().zip(x).for_each(|(o, &x)| *o = op.apply(x, s));
+            o.iter_mut().zip(x).for_each(|(o, &x)| *o = f(x, s));
         } else {
-            o.iter_mut().zip(x).for_each(|(o, &x)| *o = op.apply(s, x));
+            o.iter_mut().zip(x).for_each(|(o, &x)| *o = f(s, x));
         }
     };
     if go_parallel(out.len()) {
@@ -166,6 +199,7 @@ mod tests {
             BinaryOp::Gt,
             BinaryOp::Ge,
             BinaryOp::Eq,
+            BinaryOp::WherePositive,
         ];
         for (i, (sa, sb)) in cases.iter().enumerate() {
             let a = Tensor::randn(sa, 0.0, 1.0, 10 + i as u64, &d);
@@ -194,6 +228,17 @@ mod tests {
         assert_eq!(a.gt(&b).to_vec(), vec![0.0, 0.0, 1.0]);
         assert_eq!(a.ge(&b).to_vec(), vec![0.0, 1.0, 1.0]);
         assert_eq!(a.eq(&b).to_vec(), vec![0.0, 1.0, 0.0]);
+    }
+
+    /// ReLU's backward select keeps the gradient only where the output is
+    /// positive, and drops even a NaN gradient elsewhere (a product with a
+    /// 0/1 mask would keep it).
+    #[test]
+    fn where_positive_selects_rather_than_multiplies() {
+        let d = Device::Cpu;
+        let dz = Tensor::from_vec(vec![1.5, f32::NAN, -2.0, 4.0], &[4], &d);
+        let z = Tensor::from_vec(vec![0.5, 0.0, 3.0, -1.0], &[4], &d);
+        assert_eq!(dz.where_positive(&z).to_vec(), vec![1.5, 0.0, -2.0, 0.0]);
     }
 
     #[test]

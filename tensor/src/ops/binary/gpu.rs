@@ -20,6 +20,7 @@ fn code(op: BinaryOp) -> u32 {
         BinaryOp::Gt => 6,
         BinaryOp::Ge => 7,
         BinaryOp::Eq => 8,
+        BinaryOp::WherePositive => 9,
     }
 }
 
@@ -78,6 +79,7 @@ mod tests {
             BinaryOp::Gt,
             BinaryOp::Ge,
             BinaryOp::Eq,
+            BinaryOp::WherePositive,
         ];
         for (i, (sa, sb)) in cases.iter().enumerate() {
             let a = Tensor::randn(sa, 0.0, 1.0, i as u64, &Device::Cpu);

@@ -35,6 +35,10 @@ pub enum BinaryOp {
     Ge,
     /// `1` if `a == b` else `0`
     Eq,
+    /// `a` where `b > 0`, else `0`: ReLU's backward rule, with `a` the
+    /// incoming gradient and `b` ReLU's output (a select, not a product, so
+    /// a non-finite `a` where `b ≤ 0` still gives 0, as in PyTorch).
+    WherePositive,
 }
 
 impl BinaryOp {
@@ -50,6 +54,7 @@ impl BinaryOp {
             BinaryOp::Gt => "gt",
             BinaryOp::Ge => "ge",
             BinaryOp::Eq => "eq",
+            BinaryOp::WherePositive => "where_positive",
         }
     }
 
@@ -66,6 +71,13 @@ impl BinaryOp {
             BinaryOp::Gt => (a > b) as u8 as f32,
             BinaryOp::Ge => (a >= b) as u8 as f32,
             BinaryOp::Eq => (a == b) as u8 as f32,
+            BinaryOp::WherePositive => {
+                if b > 0.0 {
+                    a
+                } else {
+                    0.0
+                }
+            }
         }
     }
 }
@@ -127,5 +139,11 @@ impl Tensor {
     /// Mask of `self == other` (1.0 or 0.0), broadcasting.
     pub fn eq(&self, other: &Tensor) -> Tensor {
         self.binary(other, BinaryOp::Eq)
+    }
+
+    /// `self` where `other > 0`, else 0, broadcasting: the backward rule of
+    /// ReLU (`dx = dz` where the output `z` is positive) in one pass.
+    pub fn where_positive(&self, other: &Tensor) -> Tensor {
+        self.binary(other, BinaryOp::WherePositive)
     }
 }
