@@ -1,10 +1,20 @@
-//! CPU convolution: im2col into a per-thread scratch buffer, then one GEMM
-//! per image.
+//! CPU convolution: im2col into a per-thread scratch buffer, then GEMMs.
 //!
 //! Parallelism: with at least as many images as threads, each thread takes
-//! whole images and runs a single-threaded GEMM (no synchronisation inside
-//! a product). With fewer images, images run one after another and each
-//! GEMM uses every thread.
+//! a contiguous run of images and runs single-threaded GEMMs (no
+//! synchronisation inside a product). With fewer images, images run one
+//! after another and each GEMM uses every thread.
+//!
+//! **Image groups.** The GEMM's kernels fill tiles 64 values long along the
+//! output's contiguous axis, which for an NCHW output is one image's
+//! `OH·OW` positions. Deep layers have few positions (7x7 = 49 and
+//! 4x4 = 16 for 28x28 inputs), so most of each tile stayed empty and the
+//! products ran the narrow edge kernels at about half speed. When an image
+//! has fewer than [`GROUP_POSITIONS`] positions, a group of `G` images goes
+//! through one product instead: their column matrices side by side,
+//! `[C·KH·KW, G·OH·OW]`, giving `[O, G·OH·OW]`, which is then copied out
+//! image by image (for the input gradient, `dY` is first gathered into that
+//! layout).
 
 use super::im2col::{col2im, im2col};
 use super::ConvGeometry;
@@ -12,81 +22,133 @@ use crate::backend::cpu::gemm::{matmul_into, MatRef};
 use crate::Tensor;
 use rayon::prelude::*;
 
+/// Images with fewer output positions than this are batched into groups
+/// whose positions together reach it (see the module docs).
+const GROUP_POSITIONS: usize = 256;
+
 /// Whether to spread the images of a batch over threads (else the GEMM of
 /// each image uses all threads).
 fn per_image_threads(g: &ConvGeometry) -> bool {
     g.n >= rayon::current_num_threads()
 }
 
-/// Runs `f(image, out_chunk, scratch, parallel_gemm)` for every image, where
-/// `out` is split into one `chunk` per image.
-///
-/// The batch is split into one contiguous run of images per thread, each
-/// with a single im2col scratch buffer. (Letting rayon split the batch
-/// adaptively would allocate a fresh multi-megabyte scratch for every
-/// piece, and the page faults of those allocations cost more than the
-/// arithmetic.)
-fn for_each_image(
-    g: &ConvGeometry,
-    out: &mut [f32],
-    chunk: usize,
-    f: impl Fn(usize, &mut [f32], &mut [f32], bool) + Sync,
-) {
-    let scratch_len = if g.is_pointwise() {
+/// How many images share one product (1: each image alone).
+fn group_size(g: &ConvGeometry) -> usize {
+    let p = g.positions();
+    if g.is_pointwise() || p == 0 || p >= GROUP_POSITIONS {
+        1
+    } else {
+        GROUP_POSITIONS.div_ceil(p)
+    }
+}
+
+/// Scratch a thread needs for one group: the column matrix, plus for
+/// groups of several images the `[O, G·OH·OW]` staging matrix.
+fn scratch_len(g: &ConvGeometry) -> usize {
+    let group = group_size(g);
+    let cols = if g.is_pointwise() {
         0
     } else {
-        g.col_rows() * g.positions()
+        g.col_rows() * group * g.positions()
     };
+    let staging = if group > 1 {
+        g.o * group * g.positions()
+    } else {
+        0
+    };
+    cols + staging
+}
+
+/// Runs `f(first_image, out_chunk, scratch, parallel_gemm)` for every group
+/// of images, where `out` holds `per_image` values per image and
+/// `out_chunk` is the part that belongs to the group's images (the last
+/// group of a thread's run may be short).
+///
+/// The batch is split into one contiguous run of images per thread, each
+/// with a single scratch buffer. (Letting rayon split the batch adaptively
+/// would allocate a fresh multi-megabyte scratch for every piece, and the
+/// page faults of those allocations cost more than the arithmetic.)
+fn for_each_group(
+    g: &ConvGeometry,
+    out: &mut [f32],
+    per_image: usize,
+    f: impl Fn(usize, &mut [f32], &mut [f32], bool) + Sync,
+) {
+    let group = group_size(g);
+    let scratch = scratch_len(g);
     if per_image_threads(g) {
         let per = g.n.div_ceil(rayon::current_num_threads());
-        out.par_chunks_mut(chunk * per)
+        out.par_chunks_mut(per_image * per)
             .enumerate()
             .for_each(|(t, run)| {
-                let mut col = vec![0.0f32; scratch_len];
-                for (j, o) in run.chunks_mut(chunk).enumerate() {
-                    f(t * per + j, o, &mut col, false);
+                let mut buf = vec![0.0f32; scratch];
+                for (j, o) in run.chunks_mut(per_image * group).enumerate() {
+                    f(t * per + j * group, o, &mut buf, false);
                 }
             });
     } else {
-        let mut col = vec![0.0f32; scratch_len];
-        for (i, o) in out.chunks_mut(chunk).enumerate() {
-            f(i, o, &mut col, true);
+        let mut buf = vec![0.0f32; scratch];
+        for (j, o) in out.chunks_mut(per_image * group).enumerate() {
+            f(j * group, o, &mut buf, true);
         }
     }
 }
 
-/// `y_n = W · im2col(x_n)` for every image.
+/// `y_n = W · im2col(x_n)` for every image (a group's images in one
+/// product).
 pub fn forward(x: &Tensor, w: &Tensor, g: &ConvGeometry) -> Vec<f32> {
     let (xs, ws) = (x.cpu_slice("conv2d"), w.cpu_slice("conv2d"));
     let (k, p) = (g.col_rows(), g.positions());
     let image = g.c * g.h * g.w;
+    let group = group_size(g);
     let mut out = vec![0.0f32; g.n * g.o * p];
     if out.is_empty() {
         return out;
     }
-    for_each_image(g, &mut out, g.o * p, |i, y, col, parallel| {
-        let xi = &xs[i * image..(i + 1) * image];
-        let cols: &[f32] = if g.is_pointwise() {
-            xi
-        } else {
-            im2col(xi, g, col);
-            col
-        };
-        matmul_into(
-            g.o,
-            p,
-            k,
-            MatRef::row_major(ws, k),
-            MatRef::row_major(cols, p),
-            y,
-            false,
-            parallel,
-        );
+    let wm = MatRef::row_major(ws, k);
+    for_each_group(g, &mut out, g.o * p, |first, y, scratch, parallel| {
+        if group == 1 {
+            let xi = &xs[first * image..(first + 1) * image];
+            let cols: &[f32] = if g.is_pointwise() {
+                xi
+            } else {
+                im2col(xi, g, scratch, p);
+                scratch
+            };
+            matmul_into(
+                g.o,
+                p,
+                k,
+                wm,
+                MatRef::row_major(cols, p),
+                y,
+                false,
+                parallel,
+            );
+            return;
+        }
+        let count = y.len() / (g.o * p);
+        let width = count * p;
+        let (cols, staging) = scratch.split_at_mut(k * group * p);
+        let (cols, staging) = (&mut cols[..k * width], &mut staging[..g.o * width]);
+        for j in 0..count {
+            let xi = &xs[(first + j) * image..(first + j + 1) * image];
+            im2col(xi, g, &mut cols[j * p..], width);
+        }
+        let cm = MatRef::row_major(cols, width);
+        matmul_into(g.o, width, k, wm, cm, staging, false, parallel);
+        // staging[o, j·P + q] -> y[j, o, q]
+        for (j, yj) in y.chunks_exact_mut(g.o * p).enumerate() {
+            for (o, row) in yj.chunks_exact_mut(p).enumerate() {
+                row.copy_from_slice(&staging[o * width + j * p..o * width + (j + 1) * p]);
+            }
+        }
     });
     out
 }
 
-/// `dx_n = col2im(Wᵀ · dy_n)` for every image.
+/// `dx_n = col2im(Wᵀ · dy_n)` for every image (a group's images in one
+/// product).
 pub fn backward_input(gy: &Tensor, w: &Tensor, g: &ConvGeometry) -> Vec<f32> {
     let (gys, ws) = (
         gy.cpu_slice("conv2d_backward_input"),
@@ -94,24 +156,45 @@ pub fn backward_input(gy: &Tensor, w: &Tensor, g: &ConvGeometry) -> Vec<f32> {
     );
     let (k, p) = (g.col_rows(), g.positions());
     let image = g.c * g.h * g.w;
+    let group = group_size(g);
     let mut out = vec![0.0f32; g.n * image];
     if out.is_empty() {
         return out;
     }
-    for_each_image(g, &mut out, image, |i, dx, col, parallel| {
-        let dy = MatRef::row_major(&gys[i * g.o * p..(i + 1) * g.o * p], p);
-        let wt = MatRef::transposed(ws, k);
-        if g.is_pointwise() {
-            matmul_into(k, p, g.o, wt, dy, dx, false, parallel);
-        } else {
-            matmul_into(k, p, g.o, wt, dy, col, false, parallel);
-            // The output buffer is freshly allocated and its pages not yet
-            // mapped. Writing zeros first maps each page once for writing;
-            // letting col2im's `+=` read it first would fault every page
-            // twice (a read mapping, then a copy on write), which measured
-            // slower than the arithmetic itself with two threads.
-            dx.fill(0.0);
-            col2im(col, g, dx);
+    let wt = MatRef::transposed(ws, k);
+    for_each_group(g, &mut out, image, |first, dx, scratch, parallel| {
+        let count = dx.len() / image;
+        let dys = &gys[first * g.o * p..(first + count) * g.o * p];
+        if group == 1 {
+            let dy = MatRef::row_major(dys, p);
+            if g.is_pointwise() {
+                matmul_into(k, p, g.o, wt, dy, dx, false, parallel);
+            } else {
+                matmul_into(k, p, g.o, wt, dy, scratch, false, parallel);
+                // The output buffer is freshly allocated and its pages not
+                // yet mapped. Writing zeros first maps each page once for
+                // writing; letting col2im's `+=` read it first would fault
+                // every page twice (a read mapping, then a copy on write),
+                // which measured slower than the arithmetic itself.
+                dx.fill(0.0);
+                col2im(scratch, p, g, dx);
+            }
+            return;
+        }
+        let width = count * p;
+        let (cols, staging) = scratch.split_at_mut(k * group * p);
+        let (cols, staging) = (&mut cols[..k * width], &mut staging[..g.o * width]);
+        // dy[j, o, q] -> staging[o, j·P + q]
+        for (j, dyj) in dys.chunks_exact(g.o * p).enumerate() {
+            for (o, row) in dyj.chunks_exact(p).enumerate() {
+                staging[o * width + j * p..o * width + (j + 1) * p].copy_from_slice(row);
+            }
+        }
+        let dym = MatRef::row_major(staging, width);
+        matmul_into(k, width, g.o, wt, dym, cols, false, parallel);
+        dx.fill(0.0);
+        for (j, dxj) in dx.chunks_exact_mut(image).enumerate() {
+            col2im(&mut cols[j * p..], width, g, dxj);
         }
     });
     out
@@ -130,14 +213,14 @@ pub fn backward_weight(gy: &Tensor, x: &Tensor, g: &ConvGeometry) -> Vec<f32> {
     );
     let (k, p) = (g.col_rows(), g.positions());
     let image = g.c * g.h * g.w;
-    let scratch_len = if g.is_pointwise() { 0 } else { k * p };
+    let cols_len = if g.is_pointwise() { 0 } else { k * p };
     // Adds image i's contribution into `dwt` (`[C·KH·KW, O]`).
     let add_image = |i: usize, dwt: &mut [f32], col: &mut [f32], parallel: bool| {
         let xi = &xs[i * image..(i + 1) * image];
         let cols: &[f32] = if g.is_pointwise() {
             xi
         } else {
-            im2col(xi, g, col);
+            im2col(xi, g, col, p);
             col
         };
         let dyt = MatRef::transposed(&gys[i * g.o * p..(i + 1) * g.o * p], p);
@@ -161,7 +244,7 @@ pub fn backward_weight(gy: &Tensor, x: &Tensor, g: &ConvGeometry) -> Vec<f32> {
             .into_par_iter()
             .map(|t| {
                 let mut dwt = vec![0.0f32; k * g.o];
-                let mut col = vec![0.0f32; scratch_len];
+                let mut col = vec![0.0f32; cols_len];
                 for i in (t * per)..((t + 1) * per).min(g.n) {
                     add_image(i, &mut dwt, &mut col, false);
                 }
@@ -174,7 +257,7 @@ pub fn backward_weight(gy: &Tensor, x: &Tensor, g: &ConvGeometry) -> Vec<f32> {
             .unwrap_or_else(|| vec![0.0; k * g.o])
     } else {
         let mut dwt = vec![0.0f32; k * g.o];
-        let mut col = vec![0.0f32; scratch_len];
+        let mut col = vec![0.0f32; cols_len];
         for i in 0..g.n {
             add_image(i, &mut dwt, &mut col, true);
         }
@@ -270,6 +353,8 @@ mod tests {
         check([2, 7, 9, 5], [3, 7, 1, 1], Conv2dParams::new(1, 0));
         check([2, 7, 9, 5], [3, 7, 1, 1], Conv2dParams::new(2, 0));
         check([3, 2, 11, 13], [4, 2, 7, 7], Conv2dParams::new(2, 3));
+        // 16 positions: groups of 8 images, full and partial ones.
+        check([19, 3, 4, 4], [6, 3, 3, 3], Conv2dParams::new(1, 1));
         check(
             [1, 3, 8, 33],
             [2, 3, 2, 5],

@@ -69,6 +69,9 @@ fn shift(g: &ConvGeometry, a: usize, b: usize) -> (isize, usize, usize, isize) {
 
 /// Zeroes, in one row of `col` laid out as the `H x W` output plane, the
 /// columns whose source column `j + dc` is outside `0..W`.
+///
+/// Column by column with a stride-`W` loop: these are one or two values
+/// per line, and a slice `fill` per line became a `memset` call per value.
 fn zero_wrapped_columns(row: &mut [f32], g: &ConvGeometry, dc: isize) {
     let w = g.w;
     let cols = if dc > 0 {
@@ -76,32 +79,36 @@ fn zero_wrapped_columns(row: &mut [f32], g: &ConvGeometry, dc: isize) {
     } else {
         0..(-dc) as usize
     };
-    if cols.is_empty() {
-        return;
-    }
-    for line in row.chunks_exact_mut(w) {
-        line[cols.clone()].fill(0.0);
+    for j in cols {
+        for v in row[j..].iter_mut().step_by(w) {
+            *v = 0.0;
+        }
     }
 }
 
-/// Fills `col` (`[C·KH·KW, OH·OW]`) from one image `x` (`[C, H, W]`).
-pub fn im2col(x: &[f32], g: &ConvGeometry, col: &mut [f32]) {
+/// Fills `col` (`[C·KH·KW, OH·OW]`, rows `ld` elements apart) from one
+/// image `x` (`[C, H, W]`).
+///
+/// `ld ≥ OH·OW` lets several images share one column matrix side by side
+/// (`[C·KH·KW, G·OH·OW]`, image `g` starting at column `g·OH·OW`), so that
+/// one GEMM covers a group of images.
+pub fn im2col(x: &[f32], g: &ConvGeometry, col: &mut [f32], ld: usize) {
     if same_size_stride1(g) {
-        im2col_same_size(x, g, col);
+        im2col_same_size(x, g, col, ld);
     } else {
-        im2col_general(x, g, col);
+        im2col_general(x, g, col, ld);
     }
 }
 
 /// [`im2col`] on the same-size stride-1 path: a shifted copy per row.
-fn im2col_same_size(x: &[f32], g: &ConvGeometry, col: &mut [f32]) {
+fn im2col_same_size(x: &[f32], g: &ConvGeometry, col: &mut [f32], ld: usize) {
     let hw = g.h * g.w;
     for c in 0..g.c {
         let plane = &x[c * hw..(c + 1) * hw];
         for a in 0..g.kh {
             for b in 0..g.kw {
                 let row_index = (c * g.kh + a) * g.kw + b;
-                let row = &mut col[row_index * hw..(row_index + 1) * hw];
+                let row = &mut col[row_index * ld..row_index * ld + hw];
                 let (d, lo, hi, dc) = shift(g, a, b);
                 row[..lo].fill(0.0);
                 row[hi..].fill(0.0);
@@ -114,7 +121,7 @@ fn im2col_same_size(x: &[f32], g: &ConvGeometry, col: &mut [f32]) {
 }
 
 /// [`im2col`] for any geometry: one slice per output row.
-fn im2col_general(x: &[f32], g: &ConvGeometry, col: &mut [f32]) {
+fn im2col_general(x: &[f32], g: &ConvGeometry, col: &mut [f32], ld: usize) {
     let (s, p) = (g.params.stride[1], g.params.padding[1]);
     let positions = g.positions();
     for c in 0..g.c {
@@ -122,7 +129,7 @@ fn im2col_general(x: &[f32], g: &ConvGeometry, col: &mut [f32]) {
         for a in 0..g.kh {
             for b in 0..g.kw {
                 let row_index = (c * g.kh + a) * g.kw + b;
-                let row = &mut col[row_index * positions..(row_index + 1) * positions];
+                let row = &mut col[row_index * ld..row_index * ld + positions];
                 let (lo, hi) = valid_cols(g, b);
                 for i in 0..g.oh {
                     let dst = &mut row[i * g.ow..(i + 1) * g.ow];
@@ -146,31 +153,32 @@ fn im2col_general(x: &[f32], g: &ConvGeometry, col: &mut [f32]) {
     }
 }
 
-/// Adds every element of `col` (`[C·KH·KW, OH·OW]`) onto the input position
-/// it was gathered from, in `x` (`[C, H, W]`), which the caller zeroes.
+/// Adds every element of `col` (`[C·KH·KW, OH·OW]`, rows `ld` elements
+/// apart, as in [`im2col`]) onto the input position it was gathered from,
+/// in `x` (`[C, H, W]`), which the caller zeroes.
 ///
 /// `col` is scratch: the same-size path zeroes its entries that map
 /// outside the image, so that each row is then added to the plane in one
 /// contiguous, vectorised loop. Each input element still receives its
 /// contributions in the same order, so the result is bit-identical to the
 /// general path's.
-pub fn col2im(col: &mut [f32], g: &ConvGeometry, x: &mut [f32]) {
+pub fn col2im(col: &mut [f32], ld: usize, g: &ConvGeometry, x: &mut [f32]) {
     if same_size_stride1(g) {
-        col2im_same_size(col, g, x);
+        col2im_same_size(col, ld, g, x);
     } else {
-        col2im_general(col, g, x);
+        col2im_general(col, ld, g, x);
     }
 }
 
 /// [`col2im`] on the same-size stride-1 path: one shifted add per row.
-fn col2im_same_size(col: &mut [f32], g: &ConvGeometry, x: &mut [f32]) {
+fn col2im_same_size(col: &mut [f32], ld: usize, g: &ConvGeometry, x: &mut [f32]) {
     let hw = g.h * g.w;
     for c in 0..g.c {
         let plane = &mut x[c * hw..(c + 1) * hw];
         for a in 0..g.kh {
             for b in 0..g.kw {
                 let row_index = (c * g.kh + a) * g.kw + b;
-                let row = &mut col[row_index * hw..(row_index + 1) * hw];
+                let row = &mut col[row_index * ld..row_index * ld + hw];
                 let (d, lo, hi, dc) = shift(g, a, b);
                 zero_wrapped_columns(row, g, dc);
                 let to = (lo as isize + d) as usize;
@@ -183,7 +191,7 @@ fn col2im_same_size(col: &mut [f32], g: &ConvGeometry, x: &mut [f32]) {
 }
 
 /// [`col2im`] for any geometry: one slice per output row.
-fn col2im_general(col: &[f32], g: &ConvGeometry, x: &mut [f32]) {
+fn col2im_general(col: &[f32], ld: usize, g: &ConvGeometry, x: &mut [f32]) {
     let (s, p) = (g.params.stride[1], g.params.padding[1]);
     let positions = g.positions();
     for c in 0..g.c {
@@ -191,7 +199,7 @@ fn col2im_general(col: &[f32], g: &ConvGeometry, x: &mut [f32]) {
         for a in 0..g.kh {
             for b in 0..g.kw {
                 let row_index = (c * g.kh + a) * g.kw + b;
-                let row = &col[row_index * positions..(row_index + 1) * positions];
+                let row = &col[row_index * ld..row_index * ld + positions];
                 let (lo, hi) = valid_cols(g, b);
                 for i in 0..g.oh {
                     let Some(r) = input_row(g, i, a) else {
@@ -240,17 +248,20 @@ mod tests {
             assert!(same_size_stride1(&g), "{x_shape:?} {w_shape:?}");
             let image = g.c * g.h * g.w;
             let x = seq(image);
-            let rows = g.col_rows() * g.positions();
-            let (mut fast, mut general) = (vec![1.0; rows], vec![2.0; rows]);
-            im2col_same_size(&x, &g, &mut fast);
-            im2col_general(&x, &g, &mut general);
-            assert_eq!(fast, general, "im2col {x_shape:?} {w_shape:?}");
+            // Rows packed tight, and rows with a gap (a group's matrix).
+            for ld in [g.positions(), g.positions() + 3] {
+                let len = (g.col_rows() - 1) * ld + g.positions();
+                let (mut fast, mut general) = (vec![-7.0; len], vec![-7.0; len]);
+                im2col_same_size(&x, &g, &mut fast, ld);
+                im2col_general(&x, &g, &mut general, ld);
+                assert_eq!(fast, general, "im2col {x_shape:?} {w_shape:?} ld {ld}");
 
-            let mut col = seq(rows);
-            let (mut fast, mut general) = (vec![0.0; image], vec![0.0; image]);
-            col2im_general(&col, &g, &mut general);
-            col2im_same_size(&mut col, &g, &mut fast);
-            assert_eq!(fast, general, "col2im {x_shape:?} {w_shape:?}");
+                let mut col = seq(len);
+                let (mut fast, mut general) = (vec![0.0; image], vec![0.0; image]);
+                col2im_general(&col, ld, &g, &mut general);
+                col2im_same_size(&mut col, ld, &g, &mut fast);
+                assert_eq!(fast, general, "col2im {x_shape:?} {w_shape:?} ld {ld}");
+            }
         }
     }
 }
