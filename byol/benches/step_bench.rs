@@ -9,7 +9,8 @@
 //! step, the moving-average update. The views are made before the clock
 //! starts (augmentation is not timed). The figure is the median of the
 //! timed steps after two warm-up steps; the peak resident memory of the
-//! process is printed too.
+//! process is printed too. Like the `byol` command, the benchmark keeps
+//! freed memory in the allocator (`tensor::reuse_freed_memory`).
 //!
 //! Run: `cargo bench -p byol --bench step_bench [-- --device gpu]
 //! [--width 16|64] [--steps N]`.
@@ -37,6 +38,8 @@ fn peak_rss_mib() -> Option<f64> {
 }
 
 fn main() {
+    // As the `byol` command does: freed buffers stay for the next step.
+    tensor::reuse_freed_memory();
     let args: Vec<String> = std::env::args().collect();
     let dev = Device::from_name(&arg(&args, "--device").unwrap_or_else(|| "cpu".into()))
         .unwrap_or_else(|e| {

@@ -66,6 +66,9 @@ enum Command {
 
 fn main() -> ExitCode {
     quiet_vulkan_loader();
+    // Training allocates and frees large buffers every step: keep them for
+    // reuse instead of page-faulting fresh ones (see the tensor crate).
+    tensor::reuse_freed_memory();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Pretrain(a) => commands::pretrain::run(a),

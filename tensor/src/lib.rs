@@ -67,6 +67,7 @@ mod storage;
 mod tensor;
 pub mod testing;
 
+pub use backend::cpu::alloc::reuse_freed_memory;
 pub use device::{Device, DeviceError};
 pub use ops::conv2d::Conv2dParams;
 pub use ops::pool::Pool2dParams;

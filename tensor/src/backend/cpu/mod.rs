@@ -5,6 +5,7 @@
 //! small loop over threads costs more than it saves, so elementwise kernels
 //! go parallel only above [`PAR_MIN_ELEMS`] elements.
 
+pub mod alloc;
 pub mod gemm;
 
 /// Below this many elements an elementwise kernel runs on one thread: the
