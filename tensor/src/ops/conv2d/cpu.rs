@@ -205,7 +205,14 @@ pub fn backward_input(gy: &Tensor, w: &Tensor, g: &ConvGeometry) -> Vec<f32> {
 /// The sum is accumulated transposed, `dWᵀ = Σ_n im2col(x_n) · dy_nᵀ`, and
 /// transposed once at the end: in that orientation both GEMM operands are
 /// read along their contiguous rows, which measured about three times
-/// faster (192 vs 62 GFLOP/s on one core for a 64-channel 3x3 layer).
+/// faster (192 vs 62 GFLOP/s on one core for a 64-channel 3x3 layer; for
+/// 16 and 32 channels too, 10-40% faster).
+///
+/// Small-plane images go in groups here as well: the reduction runs over
+/// `G·OH·OW` positions per product instead of 16 or 49, so each product
+/// reads and writes the `dWᵀ` accumulator once per group rather than once
+/// per image (the weight gradients of a width-16 ResNet-18 on 28x28 inputs:
+/// 21.0 -> 19.3 ms per batch of 256).
 pub fn backward_weight(gy: &Tensor, x: &Tensor, g: &ConvGeometry) -> Vec<f32> {
     let (gys, xs) = (
         gy.cpu_slice("conv2d_backward_weight"),
@@ -213,28 +220,48 @@ pub fn backward_weight(gy: &Tensor, x: &Tensor, g: &ConvGeometry) -> Vec<f32> {
     );
     let (k, p) = (g.col_rows(), g.positions());
     let image = g.c * g.h * g.w;
-    let cols_len = if g.is_pointwise() { 0 } else { k * p };
-    // Adds image i's contribution into `dwt` (`[C·KH·KW, O]`).
-    let add_image = |i: usize, dwt: &mut [f32], col: &mut [f32], parallel: bool| {
-        let xi = &xs[i * image..(i + 1) * image];
-        let cols: &[f32] = if g.is_pointwise() {
-            xi
-        } else {
-            im2col(xi, g, col, p);
-            col
+    let group = group_size(g);
+    // Adds the contribution of images first..first+count into `dwt`
+    // (`[C·KH·KW, O]`): a group's column matrices side by side times its
+    // gathered `dY`, transposed.
+    let add_group =
+        |first: usize, count: usize, dwt: &mut [f32], scratch: &mut [f32], parallel: bool| {
+            let width = count * p;
+            let dys = &gys[first * g.o * p..(first + count) * g.o * p];
+            let (cols, staging): (&[f32], &[f32]) = if group == 1 {
+                let xi = &xs[first * image..(first + 1) * image];
+                if g.is_pointwise() {
+                    (xi, dys)
+                } else {
+                    im2col(xi, g, scratch, p);
+                    (&scratch[..k * p], dys)
+                }
+            } else {
+                let (cols, staging) = scratch.split_at_mut(k * group * p);
+                let (cols, staging) = (&mut cols[..k * width], &mut staging[..g.o * width]);
+                for j in 0..count {
+                    let xi = &xs[(first + j) * image..(first + j + 1) * image];
+                    im2col(xi, g, &mut cols[j * p..], width);
+                }
+                for (j, dyj) in dys.chunks_exact(g.o * p).enumerate() {
+                    for (o, row) in dyj.chunks_exact(p).enumerate() {
+                        staging[o * width + j * p..o * width + (j + 1) * p].copy_from_slice(row);
+                    }
+                }
+                (cols, staging)
+            };
+            matmul_into(
+                k,
+                g.o,
+                width,
+                MatRef::row_major(cols, width),
+                MatRef::transposed(staging, width),
+                dwt,
+                true,
+                parallel,
+            );
         };
-        let dyt = MatRef::transposed(&gys[i * g.o * p..(i + 1) * g.o * p], p);
-        matmul_into(
-            k,
-            g.o,
-            p,
-            MatRef::row_major(cols, p),
-            dyt,
-            dwt,
-            true,
-            parallel,
-        );
-    };
+    let scratch = scratch_len(g);
     let dwt = if per_image_threads(g) {
         // Each thread sums its run of the batch into its own dWᵀ; the
         // partial sums are added at the end.
@@ -243,12 +270,16 @@ pub fn backward_weight(gy: &Tensor, x: &Tensor, g: &ConvGeometry) -> Vec<f32> {
         (0..threads)
             .into_par_iter()
             .map(|t| {
-                let mut dwt = vec![0.0f32; k * g.o];
-                let mut col = vec![0.0f32; cols_len];
-                for i in (t * per)..((t + 1) * per).min(g.n) {
-                    add_image(i, &mut dwt, &mut col, false);
+                let mut acc = vec![0.0f32; k * g.o];
+                let mut buf = vec![0.0f32; scratch];
+                let end = ((t + 1) * per).min(g.n);
+                let mut first = t * per;
+                while first < end {
+                    let count = group.min(end - first);
+                    add_group(first, count, &mut acc, &mut buf, false);
+                    first += count;
                 }
-                dwt
+                acc
             })
             .reduce_with(|mut a, b| {
                 a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
@@ -256,12 +287,15 @@ pub fn backward_weight(gy: &Tensor, x: &Tensor, g: &ConvGeometry) -> Vec<f32> {
             })
             .unwrap_or_else(|| vec![0.0; k * g.o])
     } else {
-        let mut dwt = vec![0.0f32; k * g.o];
-        let mut col = vec![0.0f32; cols_len];
-        for i in 0..g.n {
-            add_image(i, &mut dwt, &mut col, true);
+        let mut acc = vec![0.0f32; k * g.o];
+        let mut buf = vec![0.0f32; scratch];
+        let mut first = 0;
+        while first < g.n {
+            let count = group.min(g.n - first);
+            add_group(first, count, &mut acc, &mut buf, true);
+            first += count;
         }
-        dwt
+        acc
     };
     // dW[o, r] = dWᵀ[r, o].
     let mut dw = vec![0.0f32; g.o * k];
