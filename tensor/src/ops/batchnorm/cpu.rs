@@ -19,28 +19,33 @@ fn dims(x: &Tensor) -> (usize, usize, usize) {
 /// together at the end.
 const LANES: usize = 16;
 
-/// `(Σ f(a_i, b_i), Σ g(a_i, b_i))` over two equally long slices, in `LANES`
-/// interleaved partial sums.
+/// `(Σ f(a_i, b_i, c_i), Σ g(a_i, b_i, c_i))` over three equally long
+/// slices, in `LANES` interleaved partial sums.
 #[inline(always)]
-fn lane_sums2(
+fn lane_sums3(
     a: &[f32],
     b: &[f32],
-    f: impl Fn(f32, f32) -> f32,
-    g: impl Fn(f32, f32) -> f32,
+    c: &[f32],
+    f: impl Fn(f32, f32, f32) -> f32,
+    g: impl Fn(f32, f32, f32) -> f32,
 ) -> (f32, f32) {
     let (mut sf, mut sg) = ([0.0f32; LANES], [0.0f32; LANES]);
-    let (ac, bc) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let (ar, br) = (ac.remainder(), bc.remainder());
-    for (x, y) in ac.zip(bc) {
+    let (ac, bc, cc) = (
+        a.chunks_exact(LANES),
+        b.chunks_exact(LANES),
+        c.chunks_exact(LANES),
+    );
+    let (ar, br, cr) = (ac.remainder(), bc.remainder(), cc.remainder());
+    for ((x, y), z) in ac.zip(bc).zip(cc) {
         for k in 0..LANES {
-            sf[k] += f(x[k], y[k]);
-            sg[k] += g(x[k], y[k]);
+            sf[k] += f(x[k], y[k], z[k]);
+            sg[k] += g(x[k], y[k], z[k]);
         }
     }
     let (mut tf, mut tg) = (sf.iter().sum::<f32>(), sg.iter().sum::<f32>());
-    for (&x, &y) in ar.iter().zip(br) {
-        tf += f(x, y);
-        tg += g(x, y);
+    for ((&x, &y), &z) in ar.iter().zip(br).zip(cr) {
+        tf += f(x, y, z);
+        tg += g(x, y, z);
     }
     (tf, tg)
 }
@@ -48,7 +53,7 @@ fn lane_sums2(
 /// `Σ f(a_i)` in `LANES` interleaved partial sums.
 #[inline(always)]
 fn lane_sum(a: &[f32], f: impl Fn(f32) -> f32) -> f32 {
-    lane_sums2(a, a, |x, _| f(x), |_, _| 0.0).0
+    lane_sums3(a, a, a, |x, _, _| f(x), |_, _, _| 0.0).0
 }
 
 /// Per-channel mean and biased variance.
@@ -85,7 +90,7 @@ pub fn channel_stats(x: &Tensor) -> (Vec<f32>, Vec<f32>) {
 }
 
 /// `y = x · scale[c] + shift[c]` with `scale = w / sqrt(var + eps)` and
-/// `shift = b - mean · scale`.
+/// `shift = b - mean · scale`; `max(y, 0)` when `relu`.
 pub fn normalize(
     x: &Tensor,
     mean: &Tensor,
@@ -93,6 +98,25 @@ pub fn normalize(
     w: &Tensor,
     b: &Tensor,
     eps: f32,
+    relu: bool,
+) -> Vec<f32> {
+    if relu {
+        normalize_then(x, mean, var, w, b, eps, |y| y.max(0.0))
+    } else {
+        normalize_then(x, mean, var, w, b, eps, |y| y)
+    }
+}
+
+/// [`normalize`] with `then` applied to each output (a closure of its own
+/// per call site, so each loop is compiled straight through).
+fn normalize_then(
+    x: &Tensor,
+    mean: &Tensor,
+    var: &Tensor,
+    w: &Tensor,
+    b: &Tensor,
+    eps: f32,
+    then: impl Fn(f32) -> f32 + Sync,
 ) -> Vec<f32> {
     let (_, c, l) = dims(x);
     let op = "normalize_scale_shift";
@@ -114,7 +138,7 @@ pub fn normalize(
         fill_pieces(xs.len(), l, |plane, out| {
             let (s, t) = (scale[plane % c], shift[plane % c]);
             for (y, &v) in out.iter_mut().zip(&xs[plane * l..(plane + 1) * l]) {
-                y.write(v * s + t);
+                y.write(then(v * s + t));
             }
         })
     }
@@ -123,12 +147,41 @@ pub fn normalize(
 /// `(dx, dγ, dβ)` in two passes: per channel the sums `Σ dy` and
 /// `Σ dy·(x - μ)` (channels in parallel, each plane in `LANES` partial
 /// sums, planes added in `f64`), then `dx` plane by plane.
+///
+/// With `relu_out`, the batch norm was followed by ReLU and `dy` is the
+/// gradient of its output `z`: both passes read `dy` where `z > 0` and 0
+/// elsewhere, ReLU's backward rule, without writing the masked gradient.
 pub fn batch_norm_backward(
     dy: &Tensor,
+    relu_out: Option<&Tensor>,
     x: &Tensor,
     mean: &Tensor,
     inv_std: &Tensor,
     w: &Tensor,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let op = "batch_norm_backward";
+    match relu_out {
+        // The mask slice is `dy` itself, unread by the identity closure.
+        None => backward_masked(dy, dy.cpu_slice(op), x, mean, inv_std, w, |g, _| g),
+        Some(z) => backward_masked(dy, z.cpu_slice(op), x, mean, inv_std, w, |g, z| {
+            if z > 0.0 {
+                g
+            } else {
+                0.0
+            }
+        }),
+    }
+}
+
+/// [`batch_norm_backward`] reading the gradient as `grad(dy_i, z_i)`.
+fn backward_masked(
+    dy: &Tensor,
+    zs: &[f32],
+    x: &Tensor,
+    mean: &Tensor,
+    inv_std: &Tensor,
+    w: &Tensor,
+    grad: impl Fn(f32, f32) -> f32 + Sync + Copy,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let (n, c, l) = dims(x);
     let op = "batch_norm_backward";
@@ -141,8 +194,13 @@ pub fn batch_norm_backward(
             let (mut sdy, mut sdyx) = (0.0f64, 0.0f64);
             for b in 0..n {
                 let at = (b * c + ch) * l;
-                let (g, xp) = (&gs[at..at + l], &xs[at..at + l]);
-                let (a, bsum) = lane_sums2(g, xp, |gv, _| gv, |gv, xv| gv * (xv - mu));
+                let (a, bsum) = lane_sums3(
+                    &gs[at..at + l],
+                    &zs[at..at + l],
+                    &xs[at..at + l],
+                    |gv, zv, _| grad(gv, zv),
+                    |gv, zv, xv| grad(gv, zv) * (xv - mu),
+                );
                 sdy += a as f64;
                 sdyx += bsum as f64;
             }
@@ -159,12 +217,16 @@ pub fn batch_norm_backward(
     let dx = unsafe {
         fill_pieces(xs.len(), l, |plane, out| {
             let ch = plane % c;
-            let at = plane * l;
+            let span = plane * l..(plane + 1) * l;
             let coeff = w[ch] * r[ch] / m;
             let (db, dg, mu, rr) = (dbeta[ch], dgamma[ch], mean[ch], r[ch]);
-            for ((o, &gv), &xv) in out.iter_mut().zip(&gs[at..at + l]).zip(&xs[at..at + l]) {
+            let inputs = gs[span.clone()]
+                .iter()
+                .zip(&zs[span.clone()])
+                .zip(&xs[span]);
+            for (o, ((&gv, &zv), &xv)) in out.iter_mut().zip(inputs) {
                 let x_hat = (xv - mu) * rr;
-                o.write(coeff * (m * gv - db - x_hat * dg));
+                o.write(coeff * (m * grad(gv, zv) - db - x_hat * dg));
             }
         })
     };
@@ -231,6 +293,32 @@ mod tests {
             crate::testing::assert_close(&got.0, &want.0, 1e-4, 1e-4, "dx");
             crate::testing::assert_close(&got.1, &want.1, 1e-4, 1e-4, "dgamma");
             crate::testing::assert_close(&got.2, &want.2, 1e-4, 1e-4, "dbeta");
+        }
+    }
+
+    /// The fused ReLU variants do the same arithmetic as the separate ops,
+    /// so they agree bit for bit: forward `relu(normalize(x))`, backward
+    /// `batch_norm_backward(where_positive(dz, z))`.
+    #[test]
+    fn relu_fusions_equal_the_separate_ops() {
+        let d = Device::Cpu;
+        for shape in [vec![7, 3], vec![3, 5, 7, 1], vec![2, 3, 3, 33]] {
+            let c = shape[1];
+            let x = Tensor::randn(&shape, 0.5, 2.0, 4, &d);
+            let dz = Tensor::randn(&shape, 0.0, 1.0, 5, &d);
+            let w = Tensor::randn(&[c], 1.0, 0.3, 6, &d);
+            let b = Tensor::randn(&[c], 0.0, 0.5, 7, &d);
+            let (mean, var) = x.channel_stats();
+            let z = x.normalize_scale_shift_relu(&mean, &var, &w, &b, 1e-5);
+            let separate = x.normalize_scale_shift(&mean, &var, &w, &b, 1e-5).relu();
+            assert_eq!(z.to_vec(), separate.to_vec());
+            assert!(z.to_vec().contains(&0.0), "the test should mask something");
+            let r = var.add_scalar(1e-5).rsqrt();
+            let fused = dz.batch_norm_relu_backward(&z, &x, &mean, &r, &w);
+            let apart = dz.where_positive(&z).batch_norm_backward(&x, &mean, &r, &w);
+            assert_eq!(fused.0.to_vec(), apart.0.to_vec(), "dx {shape:?}");
+            assert_eq!(fused.1.to_vec(), apart.1.to_vec(), "dgamma {shape:?}");
+            assert_eq!(fused.2.to_vec(), apart.2.to_vec(), "dbeta {shape:?}");
         }
     }
 

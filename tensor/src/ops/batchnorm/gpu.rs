@@ -7,12 +7,16 @@
 //!   over 256 partial sums and a pairwise tree, so they differ from the
 //!   CPU's `f64` sums in the last bits.
 //! - [`normalize`]: one invocation per element computes its channel's
-//!   `scale` and `shift` and writes `x · scale + shift` (`normalize.wgsl`).
+//!   `scale` and `shift` and writes `x · scale + shift`, or its ReLU
+//!   (`normalize.wgsl`).
+//!
+//! The backward pass (with or without a ReLU mask) is composed from
+//! general tensor ops in `mod.rs`.
 //!
 //! Parameter layouts (`p[k]`):
 //! - `channel_stats.wgsl`: p[0] = N, p[1] = C, p[2] = L.
 //! - `normalize.wgsl`: p[0] = number of elements, p[1] = C, p[2] = L,
-//!   p[3] = eps (`f32` bits).
+//!   p[3] = eps (`f32` bits), p[4] = 1 to apply ReLU.
 
 use crate::backend::gpu::{grid_1d, grid_for_groups, GpuBuffer};
 use crate::Tensor;
@@ -56,6 +60,7 @@ pub fn normalize(
     w: &Tensor,
     b: &Tensor,
     eps: f32,
+    relu: bool,
 ) -> GpuBuffer {
     let op = "normalize_scale_shift";
     let xb = x.gpu_buffer(op);
@@ -64,7 +69,7 @@ pub fn normalize(
     let n = x.numel();
     let out = GpuBuffer::new(ctx, n);
     if n > 0 {
-        let params = [n as u32, c as u32, l as u32, eps.to_bits()];
+        let params = [n as u32, c as u32, l as u32, eps.to_bits(), relu as u32];
         let buffers = [
             xb,
             mean.gpu_buffer(op),
@@ -156,6 +161,42 @@ mod tests {
                 .normalize_scale_shift(&on_gpu[1], &on_gpu[2], &on_gpu[3], &on_gpu[4], 1e-5);
             assert_eq!(got.device(), gpu);
             assert_close(&got, &want, 1e-5, 1e-5, &format!("normalize {shape:?}"));
+            let want = x.normalize_scale_shift_relu(&mean, &var, &w, &b, 1e-5);
+            let got = on_gpu[0]
+                .normalize_scale_shift_relu(&on_gpu[1], &on_gpu[2], &on_gpu[3], &on_gpu[4], 1e-5);
+            assert_close(
+                &got,
+                &want,
+                1e-5,
+                1e-5,
+                &format!("normalize+relu {shape:?}"),
+            );
+        }
+    }
+
+    /// The fused ReLU + batch-norm backward (composed on the GPU) against
+    /// the CPU's fused kernel.
+    #[test]
+    fn relu_backward_matches_the_cpu() {
+        let Some(gpu) = gpu_device() else { return };
+        for (k, &shape) in SHAPES.iter().enumerate() {
+            let c = shape[1];
+            let x = Tensor::randn(shape, 0.5, 2.0, 70 + k as u64, &Device::Cpu);
+            let dz = Tensor::randn(shape, 0.0, 1.0, 71, &Device::Cpu);
+            let w = Tensor::randn(&[c], 1.0, 0.5, 72, &Device::Cpu);
+            let b = Tensor::randn(&[c], 0.0, 0.5, 73, &Device::Cpu);
+            let (mean, var) = x.channel_stats();
+            let z = x.normalize_scale_shift_relu(&mean, &var, &w, &b, 1e-5);
+            let r = var.add_scalar(1e-5).rsqrt();
+            let want = dz.batch_norm_relu_backward(&z, &x, &mean, &r, &w);
+            let g: Vec<Tensor> = [&dz, &z, &x, &mean, &r, &w]
+                .iter()
+                .map(|t| t.to_device(&gpu))
+                .collect();
+            let got = g[0].batch_norm_relu_backward(&g[1], &g[2], &g[3], &g[4], &g[5]);
+            assert_close(&got.0, &want.0, 1e-4, 1e-4, &format!("dx {shape:?}"));
+            assert_close(&got.1, &want.1, 1e-4, 1e-4, &format!("dgamma {shape:?}"));
+            assert_close(&got.2, &want.2, 1e-4, 1e-4, &format!("dbeta {shape:?}"));
         }
     }
 

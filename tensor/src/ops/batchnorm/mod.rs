@@ -81,6 +81,43 @@ impl Tensor {
         inv_std: &Tensor,
         weight: &Tensor,
     ) -> (Tensor, Tensor, Tensor) {
+        self.bn_backward(None, x, mean, inv_std, weight)
+    }
+
+    /// The gradients of batch norm followed by ReLU, `z = max(y, 0)`:
+    /// `self` is dL/dz and `z` the output. The same as
+    /// `self.where_positive(z).batch_norm_backward(..)`, but on the CPU
+    /// without the intermediate gradient: both passes apply the mask as
+    /// they read `dz`.
+    pub fn batch_norm_relu_backward(
+        &self,
+        z: &Tensor,
+        x: &Tensor,
+        mean: &Tensor,
+        inv_std: &Tensor,
+        weight: &Tensor,
+    ) -> (Tensor, Tensor, Tensor) {
+        assert_eq!(
+            z.shape(),
+            x.shape(),
+            "batch_norm_relu_backward: output {:?} and input {:?} differ",
+            z.shape(),
+            x.shape()
+        );
+        self.same_device(z, "batch_norm_relu_backward");
+        self.bn_backward(Some(z), x, mean, inv_std, weight)
+    }
+
+    /// [`Tensor::batch_norm_backward`], with the gradient masked where
+    /// `relu_out` is not positive when it is given.
+    fn bn_backward(
+        &self,
+        relu_out: Option<&Tensor>,
+        x: &Tensor,
+        mean: &Tensor,
+        inv_std: &Tensor,
+        weight: &Tensor,
+    ) -> (Tensor, Tensor, Tensor) {
         let c = channels(x, "batch_norm_backward");
         assert_eq!(
             self.shape(),
@@ -101,7 +138,8 @@ impl Tensor {
         }
         match self.storage() {
             Storage::Cpu(_) => {
-                let (dx, dg, db) = cpu::batch_norm_backward(self, x, mean, inv_std, weight);
+                let (dx, dg, db) =
+                    cpu::batch_norm_backward(self, relu_out, x, mean, inv_std, weight);
                 (
                     Tensor::cpu(dx, x.shape()),
                     Tensor::cpu(dg, &[c]),
@@ -109,7 +147,11 @@ impl Tensor {
                 )
             }
             // On the GPU the composed form runs as a handful of dispatches.
-            Storage::Gpu(_) => batch_norm_backward_composed(self, x, mean, inv_std, weight),
+            Storage::Gpu(_) => {
+                let dy = relu_out.map(|z| self.where_positive(z));
+                let dy = dy.as_ref().unwrap_or(self);
+                batch_norm_backward_composed(dy, x, mean, inv_std, weight)
+            }
         }
     }
 
@@ -144,6 +186,33 @@ impl Tensor {
         bias: &Tensor,
         eps: f32,
     ) -> Tensor {
+        self.normalize_with(mean, var, weight, bias, eps, false)
+    }
+
+    /// [`Tensor::normalize_scale_shift`] followed by ReLU, `max(y, 0)`, in
+    /// the same pass: batch norm then ReLU, as a ResNet applies them, without
+    /// writing and re-reading the normalised tensor.
+    pub fn normalize_scale_shift_relu(
+        &self,
+        mean: &Tensor,
+        var: &Tensor,
+        weight: &Tensor,
+        bias: &Tensor,
+        eps: f32,
+    ) -> Tensor {
+        self.normalize_with(mean, var, weight, bias, eps, true)
+    }
+
+    /// The normalisation, with ReLU applied when `relu`.
+    fn normalize_with(
+        &self,
+        mean: &Tensor,
+        var: &Tensor,
+        weight: &Tensor,
+        bias: &Tensor,
+        eps: f32,
+        relu: bool,
+    ) -> Tensor {
         let c = channels(self, "normalize_scale_shift");
         for (name, t) in [
             ("mean", mean),
@@ -162,11 +231,11 @@ impl Tensor {
         }
         match self.storage() {
             Storage::Cpu(_) => Tensor::cpu(
-                cpu::normalize(self, mean, var, weight, bias, eps),
+                cpu::normalize(self, mean, var, weight, bias, eps, relu),
                 self.shape(),
             ),
             Storage::Gpu(_) => Tensor::gpu(
-                gpu::normalize(self, mean, var, weight, bias, eps),
+                gpu::normalize(self, mean, var, weight, bias, eps, relu),
                 self.shape(),
             ),
         }

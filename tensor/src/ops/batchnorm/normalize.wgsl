@@ -5,9 +5,11 @@
 //   scale = w[c] / sqrt(var[c] + eps)
 //   shift = b[c] - mean[c] · scale
 //   y[i]  = x[i] · scale + shift
-// which equals (x - mean) / sqrt(var + eps) · w + b.
+// which equals (x - mean) / sqrt(var + eps) · w + b; then max(y, 0) when
+// the ReLU flag is set (batch norm followed by ReLU in one pass).
 //
-// p[0] = number of elements, p[1] = C, p[2] = L, p[3] = eps (f32 bits).
+// p[0] = number of elements, p[1] = C, p[2] = L, p[3] = eps (f32 bits),
+// p[4] = 1 to apply ReLU, else 0.
 
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read> mean: array<f32>;
@@ -24,5 +26,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let c = (i / p[2]) % p[1];
     let scale = weight[c] / sqrt(variance[c] + pf(3u));
     let shift = bias[c] - mean[c] * scale;
-    out[i] = x[i] * scale + shift;
+    let y = x[i] * scale + shift;
+    out[i] = select(y, max(y, 0.0), p[4] == 1u);
 }

@@ -27,6 +27,7 @@ pub fn binary(a: &Tensor, b: &Tensor, shape: &[usize], op: BinaryOp) -> Vec<f32>
         BinaryOp::WherePositive => with(a, b, shape, name, |x, y| {
             BinaryOp::WherePositive.apply(x, y)
         }),
+        BinaryOp::AddRelu => with(a, b, shape, name, |x, y| BinaryOp::AddRelu.apply(x, y)),
     }
 }
 
@@ -200,6 +201,7 @@ mod tests {
             BinaryOp::Ge,
             BinaryOp::Eq,
             BinaryOp::WherePositive,
+            BinaryOp::AddRelu,
         ];
         for (i, (sa, sb)) in cases.iter().enumerate() {
             let a = Tensor::randn(sa, 0.0, 1.0, 10 + i as u64, &d);

@@ -21,6 +21,7 @@ fn code(op: BinaryOp) -> u32 {
         BinaryOp::Ge => 7,
         BinaryOp::Eq => 8,
         BinaryOp::WherePositive => 9,
+        BinaryOp::AddRelu => 10,
     }
 }
 
@@ -80,6 +81,7 @@ mod tests {
             BinaryOp::Ge,
             BinaryOp::Eq,
             BinaryOp::WherePositive,
+            BinaryOp::AddRelu,
         ];
         for (i, (sa, sb)) in cases.iter().enumerate() {
             let a = Tensor::randn(sa, 0.0, 1.0, i as u64, &Device::Cpu);

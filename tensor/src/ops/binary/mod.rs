@@ -39,6 +39,9 @@ pub enum BinaryOp {
     /// incoming gradient and `b` ReLU's output (a select, not a product, so
     /// a non-finite `a` where `b ≤ 0` still gives 0, as in PyTorch).
     WherePositive,
+    /// `max(a + b, 0)`: a residual connection's sum and the ReLU after it,
+    /// in one pass.
+    AddRelu,
 }
 
 impl BinaryOp {
@@ -55,6 +58,7 @@ impl BinaryOp {
             BinaryOp::Ge => "ge",
             BinaryOp::Eq => "eq",
             BinaryOp::WherePositive => "where_positive",
+            BinaryOp::AddRelu => "add_relu",
         }
     }
 
@@ -78,6 +82,7 @@ impl BinaryOp {
                     0.0
                 }
             }
+            BinaryOp::AddRelu => (a + b).max(0.0),
         }
     }
 }
@@ -145,5 +150,11 @@ impl Tensor {
     /// ReLU (`dx = dz` where the output `z` is positive) in one pass.
     pub fn where_positive(&self, other: &Tensor) -> Tensor {
         self.binary(other, BinaryOp::WherePositive)
+    }
+
+    /// `max(self + other, 0)`, broadcasting: the sum and ReLU at the end of
+    /// a residual block without writing the sum.
+    pub fn add_relu(&self, other: &Tensor) -> Tensor {
+        self.binary(other, BinaryOp::AddRelu)
     }
 }
