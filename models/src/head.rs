@@ -41,7 +41,7 @@ impl MlpHead {
 
 impl Module for MlpHead {
     fn forward(&self, tape: &Tape, x: &Var) -> Var {
-        let h = self.bn.forward(tape, &self.fc1.forward(tape, x)).relu();
+        let h = self.bn.forward_relu(tape, &self.fc1.forward(tape, x));
         self.fc2.forward(tape, &h)
     }
 

@@ -191,16 +191,20 @@ impl Block {
         let mut h = x.clone();
         let last = self.convs.len() - 1;
         for (i, (conv, bn)) in self.convs.iter().zip(&self.bns).enumerate() {
-            h = bn.forward(tape, &conv.forward(tape, &h));
-            if i < last {
-                h = h.relu();
-            }
+            let c = conv.forward(tape, &h);
+            // Batch norm and ReLU as one node, except after the last conv,
+            // whose ReLU comes after the shortcut is added.
+            h = if i < last {
+                bn.forward_relu(tape, &c)
+            } else {
+                bn.forward(tape, &c)
+            };
         }
         let shortcut = match &self.downsample {
             Some((conv, bn)) => bn.forward(tape, &conv.forward(tape, x)),
             None => x.clone(),
         };
-        h.add(&shortcut).relu()
+        h.add_relu(&shortcut)
     }
 
     fn modules(&self) -> Vec<&dyn Module> {
@@ -301,7 +305,7 @@ impl Module for ResNet {
             self.config.in_channels,
             x.shape()
         );
-        let mut h = self.bn1.forward(tape, &self.conv1.forward(tape, x)).relu();
+        let mut h = self.bn1.forward_relu(tape, &self.conv1.forward(tape, x));
         if self.config.stem == Stem::ImageNet {
             h = h.max_pool2d(Pool2dParams::new(3, 2, 1));
         }

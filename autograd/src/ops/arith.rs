@@ -26,6 +26,23 @@ impl Var {
         })
     }
 
+    /// `z = max(x + y, 0)`, broadcasting: the end of a residual block (the
+    /// sum, then ReLU) as one node, without writing the sum.
+    ///
+    /// `g = dz · [z > 0]`, then `dx = unbroadcast(g)`, `dy = unbroadcast(g)`.
+    pub fn add_relu(&self, other: &Var) -> Var {
+        let (xs, ys) = (self.shape().to_vec(), other.shape().to_vec());
+        let z = self.value().add_relu(other.value());
+        let saved = z.clone();
+        Var::from_op("add_relu", z, &[self, other], move |dz, needs| {
+            let g = dz.where_positive(&saved);
+            vec![
+                needs[0].then(|| unbroadcast(&g, &xs)),
+                needs[1].then(|| unbroadcast(&g, &ys)),
+            ]
+        })
+    }
+
     /// `z = x - y`, broadcasting.
     ///
     /// `dx = unbroadcast(dz)`, `dy = -unbroadcast(dz)`.
@@ -117,5 +134,42 @@ impl Var {
             &[self],
             move |dz, _| vec![Some(dz.div_scalar(s))],
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Tape, Var};
+    use tensor::{Device, Tensor};
+
+    /// `add_relu` against `add` then `relu`: the same values and gradients,
+    /// bit for bit, with equal shapes and with a broadcast operand.
+    #[test]
+    fn add_relu_equals_add_then_relu() {
+        let d = Device::Cpu;
+        for (sa, sb) in [(vec![4, 3, 2, 2], vec![4, 3, 2, 2]), (vec![5, 3], vec![3])] {
+            let a = Tensor::randn(&sa, 0.0, 1.0, 1, &d);
+            let b = Tensor::randn(&sb, 0.0, 1.0, 2, &d);
+            let probe = Tensor::randn(&sa, 0.0, 1.0, 3, &d);
+            let run = |fused: bool| {
+                let tape = Tape::new();
+                let (av, bv) = (tape.leaf(a.clone()), tape.leaf(b.clone()));
+                let z = if fused {
+                    av.add_relu(&bv)
+                } else {
+                    av.add(&bv).relu()
+                };
+                let loss = z.mul(&Var::constant(probe.clone())).sum_all();
+                let g = tape.backward(&loss);
+                let grads: Vec<Vec<f32>> = [&av, &bv]
+                    .iter()
+                    .map(|v| g.get(v).expect("gradient").to_vec())
+                    .collect();
+                (z.value().to_vec(), grads)
+            };
+            let (z1, g1) = run(true);
+            assert!(z1.contains(&0.0), "the ReLU should cut something");
+            assert_eq!(run(false), (z1, g1), "{sa:?} + {sb:?}");
+        }
     }
 }

@@ -103,7 +103,32 @@ impl Var {
     /// `dx = γ·r/m · (m·dy - Σ dy - x̂·Σ(dy·x̂))`. Panics if a channel has a
     /// single value (`m = 1`), as PyTorch does in training mode.
     pub fn batch_norm_train(&self, weight: &Var, bias: &Var, eps: f32) -> BatchNormTrain {
-        let op = "batch_norm_train";
+        self.batch_norm_train_with(weight, bias, eps, false)
+    }
+
+    /// Training-mode batch norm followed by ReLU, `z = max(y, 0)`, as one
+    /// node: the same values and gradients as
+    /// `self.batch_norm_train(..).y.relu()`, with one pass fewer each way on
+    /// the CPU (the forward writes `z` without writing `y`; the backward
+    /// masks `dz` as it reads it instead of writing `dy` first).
+    ///
+    /// Rule: `dy = dz · [z > 0]`, then the batch-norm rule above.
+    pub fn batch_norm_relu_train(&self, weight: &Var, bias: &Var, eps: f32) -> BatchNormTrain {
+        self.batch_norm_train_with(weight, bias, eps, true)
+    }
+
+    fn batch_norm_train_with(
+        &self,
+        weight: &Var,
+        bias: &Var,
+        eps: f32,
+        relu: bool,
+    ) -> BatchNormTrain {
+        let op = if relu {
+            "batch_norm_relu_train"
+        } else {
+            "batch_norm_train"
+        };
         let c = check_channels(
             self,
             &[("weight", weight.shape()), ("bias", bias.shape())],
@@ -117,13 +142,21 @@ impl Var {
         );
         let (x, gamma) = (self.value().clone(), weight.value().clone());
         let (mean, var) = x.channel_stats();
-        let y = x.normalize_scale_shift(&mean, &var, &gamma, bias.value(), eps);
+        let y = if relu {
+            x.normalize_scale_shift_relu(&mean, &var, &gamma, bias.value(), eps)
+        } else {
+            x.normalize_scale_shift(&mean, &var, &gamma, bias.value(), eps)
+        };
         let inv_std = var.add_scalar(eps).rsqrt();
         let (saved_mean, saved_inv_std) = (mean.clone(), inv_std);
+        // With ReLU the rule needs the output for its mask.
+        let saved_out = relu.then(|| y.clone());
         let y = Var::from_op(op, y, &[self, weight, bias], move |dy, needs| {
             // One fused tensor op (two passes on the CPU) computes all three.
-            let (dx, dgamma, dbeta) =
-                dy.batch_norm_backward(&x, &saved_mean, &saved_inv_std, &gamma);
+            let (dx, dgamma, dbeta) = match &saved_out {
+                Some(z) => dy.batch_norm_relu_backward(z, &x, &saved_mean, &saved_inv_std, &gamma),
+                None => dy.batch_norm_backward(&x, &saved_mean, &saved_inv_std, &gamma),
+            };
             vec![
                 needs[0].then_some(dx),
                 needs[1].then_some(dgamma),
@@ -178,5 +211,51 @@ impl Var {
             let dbeta = needs[2].then(|| dy.sum(&axes, false).reshape(&[c]));
             vec![dx, dgamma, dbeta]
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Tape;
+    use tensor::{Device, Tensor};
+
+    /// The fused node against batch norm then ReLU as two nodes: the same
+    /// output and the same three gradients, bit for bit (the kernels do the
+    /// same arithmetic), for a conv-shaped and a linear-shaped input.
+    #[test]
+    fn fused_relu_equals_batch_norm_then_relu() {
+        let d = Device::Cpu;
+        for shape in [vec![4, 3, 5, 5], vec![6, 4]] {
+            let c = shape[1];
+            let x = Tensor::randn(&shape, 0.3, 1.5, 1, &d);
+            let w = Tensor::randn(&[c], 1.0, 0.3, 2, &d);
+            let b = Tensor::randn(&[c], 0.0, 0.5, 3, &d);
+            let probe = Tensor::randn(&shape, 0.0, 1.0, 4, &d);
+            let run = |fused: bool| {
+                let tape = Tape::new();
+                let (xv, wv, bv) = (
+                    tape.leaf(x.clone()),
+                    tape.leaf(w.clone()),
+                    tape.leaf(b.clone()),
+                );
+                let z = if fused {
+                    xv.batch_norm_relu_train(&wv, &bv, 1e-5).y
+                } else {
+                    xv.batch_norm_train(&wv, &bv, 1e-5).y.relu()
+                };
+                let loss = z.mul(&crate::Var::constant(probe.clone())).sum_all();
+                let g = tape.backward(&loss);
+                let grads: Vec<Vec<f32>> = [&xv, &wv, &bv]
+                    .iter()
+                    .map(|v| g.get(v).expect("gradient").to_vec())
+                    .collect();
+                (z.value().to_vec(), grads)
+            };
+            let (z1, g1) = run(true);
+            let (z2, g2) = run(false);
+            assert!(z1.contains(&0.0), "the ReLU should cut something");
+            assert_eq!(z1, z2, "{shape:?}");
+            assert_eq!(g1, g2, "{shape:?}");
+        }
     }
 }

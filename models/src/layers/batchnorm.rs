@@ -61,19 +61,34 @@ impl BatchNorm {
     }
 }
 
-impl Module for BatchNorm {
-    fn forward(&self, tape: &Tape, x: &Var) -> Var {
+impl BatchNorm {
+    /// The layer followed by ReLU, as a ResNet applies them: in training
+    /// mode one fused node (`Var::batch_norm_relu_train`, a pass fewer each
+    /// way), in evaluation mode the two ops. Values, gradients and running
+    /// statistics are the same as `relu(forward(x))`.
+    pub fn forward_relu(&self, tape: &Tape, x: &Var) -> Var {
+        self.apply(tape, x, true)
+    }
+
+    /// Normalises `x` (training or evaluation mode), then applies ReLU when
+    /// `relu`; in training mode also updates the running statistics.
+    fn apply(&self, tape: &Tape, x: &Var, relu: bool) -> Var {
         let (w, b) = (tape.param(&self.weight), tape.param(&self.bias));
         if !self.is_training() {
-            return x.batch_norm_eval(
+            let y = x.batch_norm_eval(
                 &w,
                 &b,
                 &self.running_mean.value(),
                 &self.running_var.value(),
                 EPS,
             );
+            return if relu { y.relu() } else { y };
         }
-        let out = x.batch_norm_train(&w, &b, EPS);
+        let out = if relu {
+            x.batch_norm_relu_train(&w, &b, EPS)
+        } else {
+            x.batch_norm_train(&w, &b, EPS)
+        };
         let blend = |old: Tensor, new: &Tensor| {
             old.mul_scalar(1.0 - MOMENTUM)
                 .add(&new.mul_scalar(MOMENTUM))
@@ -85,6 +100,12 @@ impl Module for BatchNorm {
         self.num_batches_tracked
             .set_value(self.num_batches_tracked.value().add_scalar(1.0));
         out.y
+    }
+}
+
+impl Module for BatchNorm {
+    fn forward(&self, tape: &Tape, x: &Var) -> Var {
+        self.apply(tape, x, false)
     }
 
     fn parameters(&self) -> Vec<Param> {
