@@ -11,7 +11,8 @@
 //!
 //! Run: `cargo bench -p models --bench resnet_bench [-- --device gpu]
 //! [--only w16|w64] [--steps N]`. Each figure is the median of the timed
-//! steps after two warm-up steps.
+//! steps after two warm-up steps. Like the `byol` command, the benchmark
+//! keeps freed memory in the allocator (`tensor::reuse_freed_memory`).
 
 use autograd::{Tape, Var};
 use models::{Arch, Module, ResNet, ResNetConfig, Stem};
@@ -25,6 +26,7 @@ fn arg(args: &[String], name: &str) -> Option<String> {
 }
 
 fn main() {
+    tensor::reuse_freed_memory();
     let args: Vec<String> = std::env::args().collect();
     let device_name = arg(&args, "--device").unwrap_or_else(|| "cpu".into());
     let dev = Device::from_name(&device_name).unwrap_or_else(|e| {
