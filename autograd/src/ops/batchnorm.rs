@@ -108,9 +108,8 @@ impl Var {
 
     /// Training-mode batch norm followed by ReLU, `z = max(y, 0)`, as one
     /// node: the same values and gradients as
-    /// `self.batch_norm_train(..).y.relu()`, with one pass fewer each way on
-    /// the CPU (the forward writes `z` without writing `y`; the backward
-    /// masks `dz` as it reads it instead of writing `dy` first).
+    /// `self.batch_norm_train(..).y.relu()`, with one node and one saved
+    /// tensor fewer, and a forward pass that writes `z` without writing `y`.
     ///
     /// Rule: `dy = dz · [z > 0]`, then the batch-norm rule above.
     pub fn batch_norm_relu_train(&self, weight: &Var, bias: &Var, eps: f32) -> BatchNormTrain {

@@ -14,38 +14,33 @@ fn dims(x: &Tensor) -> (usize, usize, usize) {
 
 /// Independent partial sums per reduction: a sum kept in one accumulator
 /// is a chain of dependent additions the compiler may not reorder (float
-/// addition is not associative), so it cannot vectorise; sixteen lanes
-/// are one AVX-512 register (two AVX2 ones) of separate sums, added
-/// together at the end.
-const LANES: usize = 16;
+/// addition is not associative), so it cannot vectorise; eight lanes are
+/// two SSE registers (the baseline x86-64 code is built for) or one AVX
+/// register of separate sums, added together at the end.
+const LANES: usize = 8;
 
-/// `(Σ f(a_i, b_i, c_i), Σ g(a_i, b_i, c_i))` over three equally long
-/// slices, in `LANES` interleaved partial sums.
+/// `(Σ f(a_i, b_i), Σ g(a_i, b_i))` over two equally long slices, in `LANES`
+/// interleaved partial sums.
 #[inline(always)]
-fn lane_sums3(
+fn lane_sums2(
     a: &[f32],
     b: &[f32],
-    c: &[f32],
-    f: impl Fn(f32, f32, f32) -> f32,
-    g: impl Fn(f32, f32, f32) -> f32,
+    f: impl Fn(f32, f32) -> f32,
+    g: impl Fn(f32, f32) -> f32,
 ) -> (f32, f32) {
     let (mut sf, mut sg) = ([0.0f32; LANES], [0.0f32; LANES]);
-    let (ac, bc, cc) = (
-        a.chunks_exact(LANES),
-        b.chunks_exact(LANES),
-        c.chunks_exact(LANES),
-    );
-    let (ar, br, cr) = (ac.remainder(), bc.remainder(), cc.remainder());
-    for ((x, y), z) in ac.zip(bc).zip(cc) {
+    let (ac, bc) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let (ar, br) = (ac.remainder(), bc.remainder());
+    for (x, y) in ac.zip(bc) {
         for k in 0..LANES {
-            sf[k] += f(x[k], y[k], z[k]);
-            sg[k] += g(x[k], y[k], z[k]);
+            sf[k] += f(x[k], y[k]);
+            sg[k] += g(x[k], y[k]);
         }
     }
     let (mut tf, mut tg) = (sf.iter().sum::<f32>(), sg.iter().sum::<f32>());
-    for ((&x, &y), &z) in ar.iter().zip(br).zip(cr) {
-        tf += f(x, y, z);
-        tg += g(x, y, z);
+    for (&x, &y) in ar.iter().zip(br) {
+        tf += f(x, y);
+        tg += g(x, y);
     }
     (tf, tg)
 }
@@ -53,7 +48,7 @@ fn lane_sums3(
 /// `Σ f(a_i)` in `LANES` interleaved partial sums.
 #[inline(always)]
 fn lane_sum(a: &[f32], f: impl Fn(f32) -> f32) -> f32 {
-    lane_sums3(a, a, a, |x, _, _| f(x), |_, _, _| 0.0).0
+    lane_sums2(a, a, |x, _| f(x), |_, _| 0.0).0
 }
 
 /// Per-channel mean and biased variance.
@@ -147,41 +142,12 @@ fn normalize_then(
 /// `(dx, dγ, dβ)` in two passes: per channel the sums `Σ dy` and
 /// `Σ dy·(x - μ)` (channels in parallel, each plane in `LANES` partial
 /// sums, planes added in `f64`), then `dx` plane by plane.
-///
-/// With `relu_out`, the batch norm was followed by ReLU and `dy` is the
-/// gradient of its output `z`: both passes read `dy` where `z > 0` and 0
-/// elsewhere, ReLU's backward rule, without writing the masked gradient.
 pub fn batch_norm_backward(
     dy: &Tensor,
-    relu_out: Option<&Tensor>,
     x: &Tensor,
     mean: &Tensor,
     inv_std: &Tensor,
     w: &Tensor,
-) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    let op = "batch_norm_backward";
-    match relu_out {
-        // The mask slice is `dy` itself, unread by the identity closure.
-        None => backward_masked(dy, dy.cpu_slice(op), x, mean, inv_std, w, |g, _| g),
-        Some(z) => backward_masked(dy, z.cpu_slice(op), x, mean, inv_std, w, |g, z| {
-            if z > 0.0 {
-                g
-            } else {
-                0.0
-            }
-        }),
-    }
-}
-
-/// [`batch_norm_backward`] reading the gradient as `grad(dy_i, z_i)`.
-fn backward_masked(
-    dy: &Tensor,
-    zs: &[f32],
-    x: &Tensor,
-    mean: &Tensor,
-    inv_std: &Tensor,
-    w: &Tensor,
-    grad: impl Fn(f32, f32) -> f32 + Sync + Copy,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let (n, c, l) = dims(x);
     let op = "batch_norm_backward";
@@ -194,13 +160,8 @@ fn backward_masked(
             let (mut sdy, mut sdyx) = (0.0f64, 0.0f64);
             for b in 0..n {
                 let at = (b * c + ch) * l;
-                let (a, bsum) = lane_sums3(
-                    &gs[at..at + l],
-                    &zs[at..at + l],
-                    &xs[at..at + l],
-                    |gv, zv, _| grad(gv, zv),
-                    |gv, zv, xv| grad(gv, zv) * (xv - mu),
-                );
+                let (g, xp) = (&gs[at..at + l], &xs[at..at + l]);
+                let (a, bsum) = lane_sums2(g, xp, |gv, _| gv, |gv, xv| gv * (xv - mu));
                 sdy += a as f64;
                 sdyx += bsum as f64;
             }
@@ -217,16 +178,12 @@ fn backward_masked(
     let dx = unsafe {
         fill_pieces(xs.len(), l, |plane, out| {
             let ch = plane % c;
-            let span = plane * l..(plane + 1) * l;
+            let at = plane * l;
             let coeff = w[ch] * r[ch] / m;
             let (db, dg, mu, rr) = (dbeta[ch], dgamma[ch], mean[ch], r[ch]);
-            let inputs = gs[span.clone()]
-                .iter()
-                .zip(&zs[span.clone()])
-                .zip(&xs[span]);
-            for (o, ((&gv, &zv), &xv)) in out.iter_mut().zip(inputs) {
+            for ((o, &gv), &xv) in out.iter_mut().zip(&gs[at..at + l]).zip(&xs[at..at + l]) {
                 let x_hat = (xv - mu) * rr;
-                o.write(coeff * (m * grad(gv, zv) - db - x_hat * dg));
+                o.write(coeff * (m * gv - db - x_hat * dg));
             }
         })
     };
