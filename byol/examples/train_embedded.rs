@@ -11,7 +11,7 @@
 //! Adam, batch 128). The default of 2 epochs (94 steps) takes about half a
 //! minute on a 2-core CPU and shows the loss falling; it is too short to
 //! beat the random initialisation on kNN (the accuracy dips first).
-//! `--epochs 40` (about 7 minutes) is `byol demo`'s run, which does. It
+//! `--epochs 40` (about 5 minutes) is `byol demo`'s run, which does. It
 //! runs on the CPU unless `BYOL_DEVICE` names another
 //! device (`gpu`, or `auto`: a hardware GPU when there is one). The run
 //! folder (config, metrics, checkpoints) goes to the system's temporary

@@ -29,7 +29,7 @@ use tensor::Tensor;
 #[derive(Args, Clone, Debug)]
 #[command(after_help = "Example:
   cargo run --release -p cli -- demo
-About 7 minutes on 2 CPU cores; the results and plots go to runs/demo.")]
+About 5 minutes on 2 CPU cores; the results and plots go to runs/demo.")]
 pub struct DemoArgs {
     /// Passes of BYOL over the 6,000 training images.
     #[arg(long, default_value_t = 40)]
