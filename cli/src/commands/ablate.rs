@@ -36,7 +36,7 @@ use std::time::Instant;
 #[command(after_help = "Example:
   cargo run --release -p cli -- ablate
 Four trainings of the demo's network for 20 epochs (half the demo's): about
-15 minutes on 2 CPU cores.
+8 minutes on 2 CPU cores.
   cargo run --release -p cli -- ablate --epochs 5 --out runs/ablate-short")]
 pub struct AblateArgs {
     /// Passes over the training images, the same for every row.
