@@ -81,7 +81,36 @@ impl Tensor {
         inv_std: &Tensor,
         weight: &Tensor,
     ) -> (Tensor, Tensor, Tensor) {
-        self.bn_backward(None, x, mean, inv_std, weight)
+        let c = channels(x, "batch_norm_backward");
+        assert_eq!(
+            self.shape(),
+            x.shape(),
+            "batch_norm_backward: gradient {:?} and input {:?} differ",
+            self.shape(),
+            x.shape()
+        );
+        for (name, t) in [("mean", mean), ("inv_std", inv_std), ("weight", weight)] {
+            self.same_device(t, "batch_norm_backward");
+            assert_eq!(
+                t.shape(),
+                &[c],
+                "batch_norm_backward: {name} has shape {:?}, input {:?} needs [{c}]",
+                t.shape(),
+                x.shape()
+            );
+        }
+        match self.storage() {
+            Storage::Cpu(_) => {
+                let (dx, dg, db) = cpu::batch_norm_backward(self, x, mean, inv_std, weight);
+                (
+                    Tensor::cpu(dx, x.shape()),
+                    Tensor::cpu(dg, &[c]),
+                    Tensor::cpu(db, &[c]),
+                )
+            }
+            // On the GPU the composed form runs as a handful of dispatches.
+            Storage::Gpu(_) => batch_norm_backward_composed(self, x, mean, inv_std, weight),
+        }
     }
 
     /// The gradients of batch norm followed by ReLU, `z = max(y, 0)`:
@@ -106,55 +135,8 @@ impl Tensor {
             x.shape()
         );
         self.same_device(z, "batch_norm_relu_backward");
-        self.bn_backward(Some(z), x, mean, inv_std, weight)
-    }
-
-    /// [`Tensor::batch_norm_backward`], with the gradient masked where
-    /// `relu_out` is not positive when it is given.
-    fn bn_backward(
-        &self,
-        relu_out: Option<&Tensor>,
-        x: &Tensor,
-        mean: &Tensor,
-        inv_std: &Tensor,
-        weight: &Tensor,
-    ) -> (Tensor, Tensor, Tensor) {
-        let c = channels(x, "batch_norm_backward");
-        assert_eq!(
-            self.shape(),
-            x.shape(),
-            "batch_norm_backward: gradient {:?} and input {:?} differ",
-            self.shape(),
-            x.shape()
-        );
-        for (name, t) in [("mean", mean), ("inv_std", inv_std), ("weight", weight)] {
-            self.same_device(t, "batch_norm_backward");
-            assert_eq!(
-                t.shape(),
-                &[c],
-                "batch_norm_backward: {name} has shape {:?}, input {:?} needs [{c}]",
-                t.shape(),
-                x.shape()
-            );
-        }
-        match self.storage() {
-            Storage::Cpu(_) => {
-                let dy = relu_out.map(|z| self.where_positive(z));
-                let dy = dy.as_ref().unwrap_or(self);
-                let (dx, dg, db) = cpu::batch_norm_backward(dy, x, mean, inv_std, weight);
-                (
-                    Tensor::cpu(dx, x.shape()),
-                    Tensor::cpu(dg, &[c]),
-                    Tensor::cpu(db, &[c]),
-                )
-            }
-            // On the GPU the composed form runs as a handful of dispatches.
-            Storage::Gpu(_) => {
-                let dy = relu_out.map(|z| self.where_positive(z));
-                let dy = dy.as_ref().unwrap_or(self);
-                batch_norm_backward_composed(dy, x, mean, inv_std, weight)
-            }
-        }
+        self.where_positive(z)
+            .batch_norm_backward(x, mean, inv_std, weight)
     }
 
     /// Per-channel mean and biased variance over every axis but axis 1;

@@ -59,6 +59,28 @@ fn scratch_len(g: &ConvGeometry) -> usize {
     cols + staging
 }
 
+/// The column matrices of images `first..first + count` of `xs` side by
+/// side in `cols` (`[C·KH·KW, count·OH·OW]`, row length `count·OH·OW`).
+fn im2col_group(xs: &[f32], first: usize, count: usize, g: &ConvGeometry, cols: &mut [f32]) {
+    let (p, image) = (g.positions(), g.c * g.h * g.w);
+    for j in 0..count {
+        let xi = &xs[(first + j) * image..(first + j + 1) * image];
+        im2col(xi, g, &mut cols[j * p..], count * p);
+    }
+}
+
+/// A group's `dY` (`[count, O, OH·OW]`) laid out as the product's
+/// `[O, count·OH·OW]`: `staging[o, j·P + q] = dy[j, o, q]`.
+fn gather_group(dys: &[f32], g: &ConvGeometry, staging: &mut [f32]) {
+    let p = g.positions();
+    let width = dys.len() / g.o;
+    for (j, dyj) in dys.chunks_exact(g.o * p).enumerate() {
+        for (o, row) in dyj.chunks_exact(p).enumerate() {
+            staging[o * width + j * p..o * width + (j + 1) * p].copy_from_slice(row);
+        }
+    }
+}
+
 /// Runs `f(first_image, out_chunk, scratch, parallel_gemm)` for every group
 /// of images, where `out` holds `per_image` values per image and
 /// `out_chunk` is the part that belongs to the group's images (the last
@@ -131,10 +153,7 @@ pub fn forward(x: &Tensor, w: &Tensor, g: &ConvGeometry) -> Vec<f32> {
         let width = count * p;
         let (cols, staging) = scratch.split_at_mut(k * group * p);
         let (cols, staging) = (&mut cols[..k * width], &mut staging[..g.o * width]);
-        for j in 0..count {
-            let xi = &xs[(first + j) * image..(first + j + 1) * image];
-            im2col(xi, g, &mut cols[j * p..], width);
-        }
+        im2col_group(xs, first, count, g, cols);
         let cm = MatRef::row_major(cols, width);
         matmul_into(g.o, width, k, wm, cm, staging, false, parallel);
         // staging[o, j·P + q] -> y[j, o, q]
@@ -184,12 +203,7 @@ pub fn backward_input(gy: &Tensor, w: &Tensor, g: &ConvGeometry) -> Vec<f32> {
         let width = count * p;
         let (cols, staging) = scratch.split_at_mut(k * group * p);
         let (cols, staging) = (&mut cols[..k * width], &mut staging[..g.o * width]);
-        // dy[j, o, q] -> staging[o, j·P + q]
-        for (j, dyj) in dys.chunks_exact(g.o * p).enumerate() {
-            for (o, row) in dyj.chunks_exact(p).enumerate() {
-                staging[o * width + j * p..o * width + (j + 1) * p].copy_from_slice(row);
-            }
-        }
+        gather_group(dys, g, staging);
         let dym = MatRef::row_major(staging, width);
         matmul_into(k, width, g.o, wt, dym, cols, false, parallel);
         dx.fill(0.0);
@@ -239,15 +253,8 @@ pub fn backward_weight(gy: &Tensor, x: &Tensor, g: &ConvGeometry) -> Vec<f32> {
             } else {
                 let (cols, staging) = scratch.split_at_mut(k * group * p);
                 let (cols, staging) = (&mut cols[..k * width], &mut staging[..g.o * width]);
-                for j in 0..count {
-                    let xi = &xs[(first + j) * image..(first + j + 1) * image];
-                    im2col(xi, g, &mut cols[j * p..], width);
-                }
-                for (j, dyj) in dys.chunks_exact(g.o * p).enumerate() {
-                    for (o, row) in dyj.chunks_exact(p).enumerate() {
-                        staging[o * width + j * p..o * width + (j + 1) * p].copy_from_slice(row);
-                    }
-                }
+                im2col_group(xs, first, count, g, cols);
+                gather_group(dys, g, staging);
                 (cols, staging)
             };
             matmul_into(
