@@ -63,8 +63,9 @@ impl BatchNorm {
 
 impl BatchNorm {
     /// The layer followed by ReLU, as a ResNet applies them: in training
-    /// mode one fused node (`Var::batch_norm_relu_train`, a pass fewer each
-    /// way), in evaluation mode the two ops. Values, gradients and running
+    /// mode one fused node (`Var::batch_norm_relu_train`, whose forward pass
+    /// writes the ReLU's output without the normalised tensor), in
+    /// evaluation mode the two ops. Values, gradients and running
     /// statistics are the same as `relu(forward(x))`.
     pub fn forward_relu(&self, tape: &Tape, x: &Var) -> Var {
         self.apply(tape, x, true)

@@ -124,9 +124,6 @@ fn normalize_then(
     let scale: Vec<f32> = (0..c).map(|ch| w[ch] / (var[ch] + eps).sqrt()).collect();
     let shift: Vec<f32> = (0..c).map(|ch| b[ch] - mean[ch] * scale[ch]).collect();
     let xs = x.cpu_slice(op);
-    if xs.is_empty() || l == 0 {
-        return vec![0.0; xs.len()];
-    }
     // SAFETY: each plane is zipped with the input plane of the same length,
     // so every element is written.
     unsafe {
@@ -170,9 +167,6 @@ pub fn batch_norm_backward(
         .collect();
     let (dbeta, dgamma): (Vec<f32>, Vec<f32>) = sums.into_iter().unzip();
     let m = (n * l) as f32;
-    if xs.is_empty() || l == 0 {
-        return (vec![0.0; xs.len()], dgamma, dbeta);
-    }
     // SAFETY: each plane is zipped with input planes of the same length, so
     // every element is written.
     let dx = unsafe {
@@ -253,9 +247,10 @@ mod tests {
         }
     }
 
-    /// The fused ReLU variants do the same arithmetic as the separate ops,
-    /// so they agree bit for bit: forward `relu(normalize(x))`, backward
-    /// `batch_norm_backward(where_positive(dz, z))`.
+    /// The fused forward does the same arithmetic as the separate ops, so
+    /// it agrees with `relu(normalize(x))` bit for bit; the backward is
+    /// `where_positive` then `batch_norm_backward` by construction, and the
+    /// check here is that it masks by `z` (its arguments in their places).
     #[test]
     fn relu_fusions_equal_the_separate_ops() {
         let d = Device::Cpu;
@@ -277,6 +272,25 @@ mod tests {
             assert_eq!(fused.1.to_vec(), apart.1.to_vec(), "dgamma {shape:?}");
             assert_eq!(fused.2.to_vec(), apart.2.to_vec(), "dbeta {shape:?}");
         }
+    }
+
+    /// Planes of no values: empty outputs and zero parameter gradients.
+    #[test]
+    fn empty_planes_give_empty_outputs() {
+        let d = Device::Cpu;
+        let x = Tensor::zeros(&[2, 3, 0], &d);
+        let c = Tensor::ones(&[3], &d);
+        assert!(x
+            .normalize_scale_shift(&c, &c, &c, &c, 1e-5)
+            .to_vec()
+            .is_empty());
+        assert!(x
+            .normalize_scale_shift_relu(&c, &c, &c, &c, 1e-5)
+            .to_vec()
+            .is_empty());
+        let (dx, dg, db) = x.batch_norm_backward(&x, &c, &c, &c);
+        assert_eq!(dx.shape(), &[2, 3, 0]);
+        assert_eq!((dg.to_vec(), db.to_vec()), (vec![0.0; 3], vec![0.0; 3]));
     }
 
     #[test]
