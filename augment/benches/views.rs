@@ -9,7 +9,8 @@
 
 use std::time::{Duration, Instant};
 
-use augment::{two_views, Dataset, Normalization, Rng, TwoViewConfig};
+use augment::{two_views, Dataset, Normalization, TwoViewConfig};
+use rng::Rng;
 
 /// Images per batch, the batch size of small-image BYOL runs.
 const BATCH: usize = 256;

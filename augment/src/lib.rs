@@ -54,7 +54,7 @@
 //!
 //! [`two_views`] makes the two views of a list of images in parallel (rayon)
 //! and returns two [`Batch`]es. Every image draws its random parameters from
-//! its own generator ([`rng`]), seeded by `(run seed, epoch, image index)`,
+//! its own generator (the workspace's `rng` crate), seeded by `(run seed, epoch, image index)`,
 //! so a batch is the same whatever the number of threads, and a resumed run
 //! replays exactly the same views. [`plain_batch`] gives the unaugmented,
 //! normalised images for evaluation, and [`preview`] draws a PNG grid of
@@ -83,7 +83,6 @@ pub mod idx;
 pub mod locate;
 pub mod pipeline;
 pub mod preview;
-pub mod rng;
 pub mod views;
 
 #[cfg(test)]
@@ -99,6 +98,5 @@ pub use idx::{read_idx_images, read_idx_labels, read_idx_pair};
 pub use locate::{load_fashion_mnist, locate_fashion_mnist, FashionSource};
 pub use pipeline::{plain_batch, two_views, Batch, View};
 pub use preview::{render_preview, write_preview, Preview, PreviewOptions};
-pub use rng::{seed_for, Rng};
 pub use views::normalize::Normalization;
 pub use views::{TwoViewConfig, ViewSettings};

@@ -6,8 +6,8 @@
 //!
 //! ```text
 //! image_seed = seed_for(s, e, i)
-//! view 1: Rng::from_seed(view_seed(image_seed, 1))
-//! view 2: Rng::from_seed(view_seed(image_seed, 2))
+//! view 1: Rng::from_seed(fold(image_seed, 1))
+//! view 2: Rng::from_seed(fold(image_seed, 2))
 //! ```
 //!
 //! so its two views depend on `(s, e, i)` alone: the same whatever the batch
@@ -20,10 +20,10 @@
 //! of the two output arrays.
 
 use rayon::prelude::*;
+use rng::{fold, seed_for, Rng};
 
 use crate::dataset::{Dataset, Shape};
 use crate::error::{DataError, Result};
-use crate::rng::{seed_for, view_seed, Rng};
 use crate::views::crop::{self, CropBox, ResampleScratch};
 use crate::views::normalize::Normalization;
 use crate::views::{apply_view, TwoViewConfig, ViewDraw, ViewScratch};
@@ -96,7 +96,7 @@ pub fn draw_for(
         View::One => (&cfg.view1, 1),
         View::Two => (&cfg.view2, 2),
     };
-    let mut rng = Rng::from_seed(view_seed(seed_for(run_seed, epoch, index as u64), tag));
+    let mut rng = Rng::from_seed(fold(seed_for(run_seed, epoch, index as u64), tag));
     settings.draw(
         &mut rng,
         input.height,

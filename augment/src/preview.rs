@@ -12,7 +12,6 @@
 //! pixels stay visible. The command line exposes this as
 //! `byol augment-preview`.
 
-use std::fs::File;
 use std::io::BufWriter;
 use std::path::Path;
 
@@ -57,17 +56,26 @@ pub struct Preview {
 }
 
 impl Preview {
-    /// Writes the picture as a PNG file.
+    /// Writes the picture as a PNG file, complete or not at all (through
+    /// the workspace's one writer, the `files` crate).
     pub fn write_png(&self, path: &Path) -> Result<()> {
-        let file = File::create(path).map_err(|e| DataError::io(path, e))?;
-        PngEncoder::new(BufWriter::new(file))
-            .write_image(
-                &self.rgb,
-                self.width as u32,
-                self.height as u32,
-                ExtendedColorType::Rgb8,
+        let too_large = || {
+            DataError::io(
+                path,
+                std::io::Error::other(format!(
+                    "a {}x{} picture is too large for PNG",
+                    self.width, self.height
+                )),
             )
-            .map_err(|e| DataError::io(path, std::io::Error::other(e)))
+        };
+        let width = u32::try_from(self.width).map_err(|_| too_large())?;
+        let height = u32::try_from(self.height).map_err(|_| too_large())?;
+        files::write_with(path, |file| {
+            PngEncoder::new(BufWriter::new(file))
+                .write_image(&self.rgb, width, height, ExtendedColorType::Rgb8)
+                .map_err(std::io::Error::other)
+        })
+        .map_err(|e| DataError::io(path, std::io::Error::other(e)))
     }
 }
 

@@ -72,9 +72,9 @@ fn away_from_zero(shape: &[usize], seed: u64) -> Tensor {
 fn distinct(shape: &[usize], seed: u64) -> Tensor {
     let n: usize = shape.iter().product();
     let mut v: Vec<f32> = (0..n).map(|i| (i as f32 - n as f32 / 2.0) * 0.05).collect();
-    let mut rng = tensor::Rng::new(seed);
+    let mut rng = rng::Rng::from_seed(seed);
     for i in (1..n).rev() {
-        let j = (rng.uniform() * (i + 1) as f32) as usize;
+        let j = (rng.next_f32() * (i + 1) as f32) as usize;
         v.swap(i, j.min(i));
     }
     Tensor::from_vec(v, shape, &Device::Cpu)

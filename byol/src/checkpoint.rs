@@ -61,10 +61,8 @@ pub fn save(
     let name = stem(meta.epoch);
     weights::write(&dir.join(format!("{name}.safetensors")), tensors).map_err(|e| e.to_string())?;
     let json_path = dir.join(format!("{name}.json"));
-    let tmp = dir.join(format!(".{name}.json.tmp"));
     let text = serde_json::to_string_pretty(meta).map_err(|e| e.to_string())?;
-    std::fs::write(&tmp, text).map_err(|e| format!("{}: {e}", tmp.display()))?;
-    std::fs::rename(&tmp, &json_path).map_err(|e| format!("{}: {e}", json_path.display()))?;
+    files::write_atomically(&json_path, text.as_bytes()).map_err(|e| e.to_string())?;
     Ok(json_path)
 }
 

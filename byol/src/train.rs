@@ -26,9 +26,10 @@ use crate::network::{collapse_signal_tensor, ByolNetworks};
 use crate::optim::{self, Optimizer, OptimizerKind};
 use crate::schedule;
 use augment::views::jitter::BrightnessMode;
-use augment::{two_views, Batch, Dataset, Normalization, Rng, TwoViewConfig};
+use augment::{two_views, Batch, Dataset, Normalization, TwoViewConfig};
 use autograd::{Param, Tape};
 use models::ResNet;
+use rng::Rng;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -291,7 +292,7 @@ impl Trainer {
     /// The order of the images in `epoch`: a Fisher-Yates shuffle seeded by
     /// (run seed, epoch).
     fn order(&self, epoch: usize) -> Vec<usize> {
-        let mut rng = Rng::from_seed(augment::seed_for(self.config.seed, epoch as u64, u64::MAX));
+        let mut rng = Rng::from_seed(rng::seed_for(self.config.seed, epoch as u64, u64::MAX));
         let mut idx: Vec<usize> = (0..self.data.len()).collect();
         for i in (1..idx.len()).rev() {
             let j = (rng.next_u64() % (i as u64 + 1)) as usize;

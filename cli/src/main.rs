@@ -16,10 +16,8 @@ mod commands;
 mod data;
 mod encoder;
 mod experiment;
-mod files;
 mod interrupt;
 mod npy;
-mod plot;
 mod progress;
 mod report;
 

@@ -13,7 +13,6 @@
 //! starts at a multiple of 64 bytes. Reading accepts `<f4`, `<f8` and `|u1`
 //! (converted to f32), C order, versions 1 to 3.
 
-use crate::files::write_atomically;
 use std::path::Path;
 
 const MAGIC: &[u8] = b"\x93NUMPY";
@@ -47,7 +46,7 @@ pub fn write_f32(path: &Path, shape: &[usize], values: &[f32]) -> Result<(), Str
     for v in values {
         bytes.extend_from_slice(&v.to_le_bytes());
     }
-    write_atomically(path, &bytes)
+    files::write_atomically(path, &bytes).map_err(|e| e.to_string())
 }
 
 /// An array read from a `.npy` file, as f32.

@@ -2,8 +2,7 @@
 //! from its `metrics.jsonl`, so a resumed run's plots cover all of it) and
 //! result tables as text, Markdown and JSON.
 
-use crate::files::write_atomically;
-use crate::plot::{line_chart, Series};
+use charts::{line_chart, Series};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -99,7 +98,7 @@ pub fn write_run_plots(run: &Path, knn_baseline: Option<f32>) -> Result<Vec<Path
         ],
     );
     let path = dir.join("loss.png");
-    loss.save_png(&path)?;
+    loss.save_png(&path).map_err(|e| e.to_string())?;
     written.push(path);
     if !m.epoch_knn.is_empty() {
         let mut series = vec![Series {
@@ -122,7 +121,7 @@ pub fn write_run_plots(run: &Path, knn_baseline: Option<f32>) -> Result<Vec<Path
             &series,
         );
         let path = dir.join("knn.png");
-        knn.save_png(&path)?;
+        knn.save_png(&path).map_err(|e| e.to_string())?;
         written.push(path);
     }
     if !m.epoch_collapse.is_empty() {
@@ -137,7 +136,7 @@ pub fn write_run_plots(run: &Path, knn_baseline: Option<f32>) -> Result<Vec<Path
             }],
         );
         let path = dir.join("collapse.png");
-        collapse.save_png(&path)?;
+        collapse.save_png(&path).map_err(|e| e.to_string())?;
         written.push(path);
     }
     Ok(written)
@@ -201,7 +200,7 @@ impl Table {
 
 /// Writes `text` to `path` (temporary name, then rename).
 pub fn write_text(path: &Path, text: &str) -> Result<(), String> {
-    write_atomically(path, text.as_bytes())
+    files::write_atomically(path, text.as_bytes()).map_err(|e| e.to_string())
 }
 
 /// Writes a JSON value to `path`, pretty-printed.

@@ -30,13 +30,11 @@ impl Seeds {
         }
     }
 
-    /// The next seed: a SplitMix64-style mix of the base and a counter.
+    /// The next seed: SplitMix64's mix of the base and a counter,
+    /// `mix64(base ^ counter · g)` (`g` the golden gamma).
     pub fn next_seed(&mut self) -> u64 {
         self.next += 1;
-        let mut z = self.base ^ self.next.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        rng::mix64(self.base ^ self.next.wrapping_mul(rng::GOLDEN_GAMMA))
     }
 }
 

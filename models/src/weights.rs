@@ -12,8 +12,9 @@
 //! module does not (*unexpected*), and tensors whose shape differs. Any of
 //! them is an error naming the file and the keys, unless the caller asks
 //! for a partial load, in which case the tensors that match are loaded and
-//! the rest reported. Files are written to a temporary name and renamed,
-//! so a crash never leaves a half-written file where a good one was.
+//! the rest reported. Files are written through the workspace's atomic
+//! writer (the `files` crate), so a crash never leaves a half-written file
+//! where a good one was.
 
 use crate::Module;
 use safetensors::{Dtype, SafeTensors};
@@ -25,7 +26,9 @@ use tensor::{Device, Tensor};
 /// Why a weights file could not be read, written or applied.
 #[derive(Debug)]
 pub enum WeightsError {
-    /// The file could not be read or written.
+    /// The file could not be written (the message names it).
+    Write(files::WriteError),
+    /// The file could not be read.
     Io {
         /// The file.
         path: PathBuf,
@@ -52,6 +55,7 @@ pub enum WeightsError {
 impl fmt::Display for WeightsError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            WeightsError::Write(e) => write!(f, "{e}"),
             WeightsError::Io { path, source } => write!(f, "{}: {source}", path.display()),
             WeightsError::Format { path, message } => {
                 write!(
@@ -172,13 +176,10 @@ pub fn read(path: &Path) -> Result<BTreeMap<String, Tensor>, WeightsError> {
     Ok(out)
 }
 
-/// Writes named tensors as a safetensors file (through a temporary file in
-/// the same folder, renamed into place).
+/// Writes named tensors as a safetensors file, complete or not at all
+/// (through the workspace's one atomic writer, the `files` crate: a
+/// temporary file in the same folder, synced, renamed into place).
 pub fn write(path: &Path, tensors: &[(String, Tensor)]) -> Result<(), WeightsError> {
-    let io = |source| WeightsError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
     let bytes: Vec<(String, Vec<u8>, Vec<usize>, Dtype)> = tensors
         .iter()
         .map(|(name, t)| {
@@ -204,13 +205,7 @@ pub fn write(path: &Path, tensors: &[(String, Tensor)]) -> Result<(), WeightsErr
         path: path.to_path_buf(),
         message: e.to_string(),
     })?;
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{file_name}.tmp"));
-    std::fs::write(&tmp, encoded).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    files::write_atomically(path, &encoded).map_err(WeightsError::Write)
 }
 
 /// Saves a module's parameters and buffers under their names.

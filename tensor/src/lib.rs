@@ -61,7 +61,6 @@
 pub mod backend;
 mod device;
 pub mod ops;
-mod rng;
 pub mod shape;
 mod storage;
 mod tensor;
@@ -71,6 +70,5 @@ pub use backend::cpu::alloc::reuse_freed_memory;
 pub use device::{Device, DeviceError};
 pub use ops::conv2d::Conv2dParams;
 pub use ops::pool::Pool2dParams;
-pub use rng::Rng;
 pub use storage::Storage;
 pub use tensor::Tensor;

@@ -5,8 +5,9 @@
 
 use crate::backend::gpu::GpuBuffer;
 use crate::shape::numel;
-use crate::{Device, Rng, Storage};
+use crate::{Device, Storage};
 use ndarray::{ArrayD, ArrayViewD, IxDyn};
+use rng::Rng;
 use std::fmt;
 use std::sync::Arc;
 
@@ -102,9 +103,9 @@ impl Tensor {
     }
 
     /// Independent draws from the normal distribution N(`mean`, `std`²),
-    /// fixed by `seed` (see [`Rng`]).
+    /// fixed by `seed` (drawn with the workspace's generator, the `rng` crate).
     pub fn randn(shape: &[usize], mean: f32, std: f32, seed: u64, device: &Device) -> Tensor {
-        let mut rng = Rng::new(seed);
+        let mut rng = Rng::from_seed(seed);
         let data = (0..numel(shape))
             .map(|_| mean + std * rng.normal())
             .collect();
@@ -120,9 +121,9 @@ impl Tensor {
         seed: u64,
         device: &Device,
     ) -> Tensor {
-        let mut rng = Rng::new(seed);
+        let mut rng = Rng::from_seed(seed);
         let data = (0..numel(shape))
-            .map(|_| low + (high - low) * rng.uniform())
+            .map(|_| low + (high - low) * rng.next_f32())
             .collect();
         Tensor::from_vec(data, shape, device)
     }

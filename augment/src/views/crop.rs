@@ -29,7 +29,7 @@
 //! would alias.
 
 use crate::dataset::Shape;
-use crate::rng::Rng;
+use rng::Rng;
 
 /// The ranges a crop box is drawn from.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -19,7 +19,7 @@
 //! image they do nothing, and contrast uses the image itself as `Y`.
 
 use super::grayscale::luma;
-use crate::rng::Rng;
+use rng::Rng;
 
 /// How brightness changes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -42,11 +42,11 @@ pub mod solarize;
 
 use crate::dataset::Shape;
 use crate::error::{DataError, Result};
-use crate::rng::Rng;
 use blur::BlurScratch;
 use crop::{CropBox, CropSettings, ResampleScratch};
 use jitter::{JitterDraw, JitterSettings};
 use normalize::Normalization;
+use rng::Rng;
 
 /// Every setting of one view: the ranges and the probabilities.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -158,7 +158,7 @@ pub(crate) mod tests {
     /// horizontal band at rows `2c..2c+2` on a noisy background, so the
     /// classes are easy to tell apart.
     pub(crate) fn banded_images(n: usize, classes: usize, seed: u64) -> Dataset {
-        let mut rng = augment::Rng::from_seed(seed);
+        let mut rng = rng::Rng::from_seed(seed);
         let mut pixels = Vec::with_capacity(n * 64);
         let mut labels = Vec::with_capacity(n);
         for i in 0..n {

@@ -214,7 +214,7 @@ pub fn balanced_subset(
     }
     let level = low;
     let left_over = total - filled(level);
-    let mut rng = augment::Rng::from_seed(seed);
+    let mut rng = rng::Rng::from_seed(seed);
     let mut eligible: Vec<usize> = (0..classes).filter(|&c| available[c] > level).collect();
     rng.shuffle(&mut eligible);
     let mut quota: Vec<usize> = available.iter().map(|&a| a.min(level)).collect();
@@ -328,7 +328,7 @@ pub fn finetune(
     let batches: Vec<usize> = subset.chunks(batch_size).map(<[usize]>::len).collect();
     let steps_per_epoch = batches.iter().filter(|&&len| len >= 2).count();
     let total_steps = config.epochs * steps_per_epoch;
-    let mut rng = augment::Rng::from_seed(config.seed.wrapping_add(1));
+    let mut rng = rng::Rng::from_seed(config.seed.wrapping_add(1));
     let mut order = subset.clone();
     let mut step = 0;
     let mut final_loss = f32::NAN;
@@ -392,7 +392,7 @@ mod tests {
         for (c, n) in [(0u32, 50), (1, 80), (2, 70)] {
             labels.extend(std::iter::repeat_n(c, n));
         }
-        let mut rng = augment::Rng::from_seed(9);
+        let mut rng = rng::Rng::from_seed(9);
         rng.shuffle(&mut labels);
         let s = balanced_subset(&labels, 3, 0.1, 7).unwrap();
         assert_eq!(s.len(), 20, "round(0.1 · 200)");

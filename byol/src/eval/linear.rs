@@ -41,7 +41,7 @@
 //!   early stopping would. The default favours reaching the optimum.
 //! * **Mini-batches.** Each epoch visits the train rows in an order
 //!   shuffled by a generator seeded once with `seed` (Fisher-Yates,
-//!   [`augment::Rng::shuffle`]); the last batch may be smaller. Rows are
+//!   [`rng::Rng::shuffle`]); the last batch may be smaller. Rows are
 //!   gathered on the features' device ([`Tensor::index_select`]), so the
 //!   whole probe runs there; the loss is read back once per epoch.
 
@@ -207,7 +207,7 @@ pub fn linear_probe(
 
     let steps_per_epoch = n.div_ceil(config.batch_size);
     let total_steps = config.epochs * steps_per_epoch;
-    let mut rng = augment::Rng::from_seed(config.seed);
+    let mut rng = rng::Rng::from_seed(config.seed);
     let mut order: Vec<usize> = (0..n).collect();
     let mut step = 0;
     let mut final_loss = f32::NAN;
@@ -306,7 +306,7 @@ mod tests {
         let dev = Device::Cpu;
         let train = Tensor::randn(&[120, 60], 0.0, 1.0, 3, &dev);
         let test = Tensor::randn(&[400, 60], 0.0, 1.0, 4, &dev);
-        let mut rng = augment::Rng::from_seed(5);
+        let mut rng = rng::Rng::from_seed(5);
         let train_y: Vec<u32> = (0..120).map(|_| rng.below(4) as u32).collect();
         let test_y: Vec<u32> = (0..400).map(|_| rng.below(4) as u32).collect();
         let r = linear_probe(&train, &train_y, &test, &test_y, 4, &quick()).unwrap();

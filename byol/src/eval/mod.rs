@@ -51,11 +51,13 @@ pub mod features;
 pub mod finetune;
 pub mod knn;
 pub mod linear;
+pub mod pca;
 
 pub use features::{dataset_labels, extract_features, pixel_features};
 pub use finetune::{balanced_subset, finetune, FinetuneConfig, FinetuneResult};
 pub use knn::{knn_accuracy, knn_predict};
 pub use linear::{linear_probe, LinearProbeConfig, LinearProbeResult};
+pub use pca::pca_2d;
 
 /// The fraction of `predictions` equal to `labels`, in `[0, 1]` (0 for
 /// empty inputs). The two slices have the same length in every caller.

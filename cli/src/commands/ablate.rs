@@ -23,9 +23,9 @@ use crate::args::DeviceArgs;
 use crate::commands::demo::{demo_config, embedded_data};
 use crate::commands::{CmdResult, Outcome};
 use crate::experiment::{percent, pretrain, Scores};
-use crate::plot::{bar_chart, BarSeries};
 use crate::report::{self, Table, BLUE, ORANGE};
 use byol::TrainConfig;
+use charts::{bar_chart, BarSeries};
 use clap::Args;
 use serde_json::json;
 use std::path::PathBuf;
@@ -222,7 +222,9 @@ pub fn run(args: AblateArgs) -> CmdResult {
             },
         ],
     );
-    chart.save_png(&args.out.join("ablate.png"))?;
+    chart
+        .save_png(&args.out.join("ablate.png"))
+        .map_err(|e| e.to_string())?;
     println!(
         "wrote {0}/ablate.md, {0}/ablate.json and {0}/ablate.png ({minutes:.1} minutes)",
         args.out.display()

@@ -15,10 +15,11 @@ use crate::args::DeviceArgs;
 use crate::commands::{CmdResult, Outcome};
 use crate::data::{class_names, DataArgs};
 use crate::experiment::{percent, pretrain, EvalData, Scores};
-use crate::plot::{pca_2d, scatter_panels, ScatterPanel};
 use crate::report::{self, Table};
 use augment::Split;
+use byol::eval::pca_2d;
 use byol::TrainConfig;
+use charts::{scatter_panels, ScatterPanel};
 use clap::Args;
 use serde_json::json;
 use std::path::PathBuf;
@@ -166,7 +167,7 @@ pub fn run(args: DemoArgs) -> CmdResult {
             .collect::<Vec<_>>(),
     );
     let pca_path = args.out.join("plots").join("pca.png");
-    pca.save_png(&pca_path)?;
+    pca.save_png(&pca_path).map_err(|e| e.to_string())?;
     plots.push(pca_path);
     let minutes = start.elapsed().as_secs_f32() / 60.0;
     report::write_text(&args.out.join("results.md"), &table.markdown())?;

@@ -4,7 +4,6 @@
 
 use crate::commands::{CmdResult, Outcome};
 use crate::data::DataArgs;
-use crate::files::{png_bytes, write_atomically};
 use augment::views::jitter::BrightnessMode;
 use augment::{render_preview, PreviewOptions, Split, TwoViewConfig};
 use clap::Args;
@@ -86,9 +85,7 @@ pub fn run(args: PreviewArgs) -> CmdResult {
         scale: args.scale,
     };
     let picture = render_preview(&data.dataset, &cfg, &opts).map_err(|e| e.to_string())?;
-    let png = png_bytes(&picture.rgb, picture.width, picture.height)
-        .map_err(|e| format!("{}: {e}", args.out.display()))?;
-    write_atomically(&args.out, &png)?;
+    picture.write_png(&args.out).map_err(|e| e.to_string())?;
     println!(
         "wrote {} ({}x{} pixels): {rows} images from {}, each followed by {} draws of view 1 \
          and {} of view 2",

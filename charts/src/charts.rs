@@ -6,8 +6,8 @@
 //! that has to fit in them, then draw from the back to the front: grid
 //! lines, data, axes, labels, legend.
 
-use super::Canvas;
-use super::PALETTE;
+use crate::Canvas;
+use crate::PALETTE;
 
 /// One line of a [`line_chart`]: (x, y) points joined in the given order.
 #[derive(Clone, Debug, PartialEq)]

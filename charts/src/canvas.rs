@@ -4,8 +4,9 @@
 //! right and y downwards. Drawing outside the canvas is allowed and simply
 //! clipped, so chart code never has to check bounds itself.
 
-use super::font;
-use crate::files::{png_bytes, write_atomically};
+use crate::font;
+use image::codecs::png::PngEncoder;
+use image::{ExtendedColorType, ImageEncoder};
 use std::path::Path;
 
 /// White, the background of a new canvas.
@@ -175,17 +176,30 @@ impl Canvas {
         font::GLYPH_HEIGHT * scale.max(1)
     }
 
-    /// Saves the canvas as an 8-bit RGB PNG file at `path`.
-    ///
-    /// The picture is first written to a hidden temporary file in the same
-    /// folder and then renamed over `path`, so a reader never sees a
-    /// half-written PNG, even if the program dies midway. The folder must
-    /// exist. On failure the message names the path and what went wrong.
-    pub fn save_png(&self, path: &Path) -> Result<(), String> {
+    /// The canvas as the bytes of an 8-bit RGB PNG file. Errors only for a
+    /// canvas too large for PNG (a side above 2^32 - 1 pixels).
+    pub fn png_bytes(&self) -> Result<Vec<u8>, image::ImageError> {
         let rgb: Vec<u8> = self.pixels.iter().flatten().copied().collect();
-        let png = png_bytes(&rgb, self.width, self.height)
-            .map_err(|e| format!("cannot write PNG {}: {e}", path.display()))?;
-        write_atomically(path, &png)
+        let too_large = || {
+            image::ImageError::Limits(image::error::LimitError::from_kind(
+                image::error::LimitErrorKind::DimensionError,
+            ))
+        };
+        let width = u32::try_from(self.width).map_err(|_| too_large())?;
+        let height = u32::try_from(self.height).map_err(|_| too_large())?;
+        let mut png = Vec::new();
+        PngEncoder::new(&mut png).write_image(&rgb, width, height, ExtendedColorType::Rgb8)?;
+        Ok(png)
+    }
+
+    /// Saves the canvas as a PNG file at `path`, complete or not at all
+    /// (the `files` crate's atomic writer: a reader never sees half a
+    /// picture, even if the program dies midway). The folder must exist.
+    pub fn save_png(&self, path: &Path) -> Result<(), files::WriteError> {
+        files::write_with(path, |file| {
+            let png = self.png_bytes().map_err(std::io::Error::other)?;
+            std::io::Write::write_all(file, &png)
+        })
     }
 }
 
@@ -419,7 +433,7 @@ mod tests {
     fn save_png_into_a_missing_folder_names_the_path() {
         let dir = scratch_dir("missing");
         let path = dir.join("no-such-folder").join("chart.png");
-        let err = Canvas::new(3, 3).save_png(&path).unwrap_err();
+        let err = Canvas::new(3, 3).save_png(&path).unwrap_err().to_string();
         assert!(err.contains(&path.display().to_string()), "{err}");
         assert!(!path.exists());
         std::fs::remove_dir_all(&dir).unwrap();
@@ -427,7 +441,10 @@ mod tests {
 
     #[test]
     fn save_png_without_a_file_name_fails() {
-        let err = Canvas::new(3, 3).save_png(Path::new("/")).unwrap_err();
+        let err = Canvas::new(3, 3)
+            .save_png(Path::new("/"))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("no file name"), "{err}");
     }
 }

@@ -1,5 +1,7 @@
-//! Principal component analysis (PCA) down to two dimensions, to draw
-//! high-dimensional features as a 2-D scatter plot.
+//! Principal component analysis (PCA) down to two dimensions: an analysis
+//! of embeddings, to draw an encoder's high-dimensional features as a 2-D
+//! scatter plot (`byol demo` draws the test images' features of a random
+//! and a BYOL encoder side by side with it).
 //!
 //! The steps, all in `f64`:
 //!
@@ -135,9 +137,9 @@ fn top_two_directions(c: &[f64], d: usize) -> [Vec<f64>; 2] {
     }
 
     // Two fixed pseudo-random start vectors, made orthonormal.
-    let mut random = XorShift(0x9E37_79B9_7F4A_7C15);
-    let mut q1: Vec<f64> = (0..d).map(|_| random.next_signed()).collect();
-    let mut q2: Vec<f64> = (0..d).map(|_| random.next_signed()).collect();
+    let mut random = rng::Rng::from_seed(0);
+    let mut q1: Vec<f64> = (0..d).map(|_| random.next_f64() * 2.0 - 1.0).collect();
+    let mut q2: Vec<f64> = (0..d).map(|_| random.next_f64() * 2.0 - 1.0).collect();
     normalise(&mut q1);
     make_orthonormal_to(&mut q2, &q1);
 
@@ -267,42 +269,9 @@ fn remove_part_along(v: &mut [f64], u: &[f64]) {
     }
 }
 
-/// A tiny deterministic pseudo-random generator (xorshift64) for the start
-/// vectors.
-struct XorShift(u64);
-
-impl XorShift {
-    /// The next number, uniform in [-1, 1).
-    fn next_signed(&mut self) -> f64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        // The top 53 bits as a fraction in [0, 1), then stretched.
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A linear congruential generator with roughly Gaussian draws: the sum
-    /// of 12 uniforms minus 6 has mean 0 and variance 1.
-    struct Lcg(u64);
-
-    impl Lcg {
-        fn uniform(&mut self) -> f64 {
-            self.0 = self
-                .0
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            (self.0 >> 11) as f64 / (1u64 << 53) as f64
-        }
-
-        fn gaussian(&mut self) -> f64 {
-            (0..12).map(|_| self.uniform()).sum::<f64>() - 6.0
-        }
-    }
 
     /// Sample variance of one output column.
     fn variance(points: &[[f32; 2]], column: usize) -> f64 {
@@ -317,11 +286,11 @@ mod tests {
 
     /// `n` rows of independent Gaussians with the given standard deviations.
     fn anisotropic(n: usize, stds: &[f64], seed: u64) -> Vec<f32> {
-        let mut rng = Lcg(seed);
+        let mut rng = rng::Rng::from_seed(seed);
         let mut out = Vec::new();
         for _ in 0..n {
             for &s in stds {
-                out.push((s * rng.gaussian()) as f32);
+                out.push((s * rng.normal() as f64) as f32);
             }
         }
         out
@@ -386,10 +355,10 @@ mod tests {
         // eigenvalue (a + c) / 2 + sqrt(((a - c) / 2)^2 + b^2), which must be
         // the variance of pc1 (and the smaller one that of pc2).
         let n = 300;
-        let mut rng = Lcg(3);
+        let mut rng = rng::Rng::from_seed(3);
         let mut features = Vec::new();
         for _ in 0..n {
-            let (u, v) = (rng.gaussian(), rng.gaussian());
+            let (u, v) = (rng.normal() as f64, rng.normal() as f64);
             features.push((2.0 * u + 0.5 * v) as f32);
             features.push((1.0 * u - 0.3 * v + 1.0) as f32);
         }
