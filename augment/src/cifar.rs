@@ -133,7 +133,7 @@ pub fn parse_cifar_into(
     labels: &mut Vec<u32>,
 ) -> Result<()> {
     let record = kind.record_bytes();
-    if bytes.is_empty() || bytes.len() % record != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(record) {
         return Err(DataError::TruncatedRecord {
             path: path.to_path_buf(),
             record_bytes: record as u64,

@@ -91,7 +91,7 @@ impl Dataset {
             ));
         }
         let image_len = channels * height * width;
-        if pixels.len() % image_len != 0 {
+        if !pixels.len().is_multiple_of(image_len) {
             return Err(DataError::invalid(
                 format!(
                     "{} bytes of pixels is not a whole number of {channels}x{height}x{width} images",

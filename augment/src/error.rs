@@ -96,6 +96,16 @@ pub enum DataError {
         /// The first few failures, as `name: reason`.
         first_failures: Vec<String>,
     },
+    /// A file is not in the format expected (an `.npy` array of another
+    /// type or order, a cut-short header).
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, and how to fix it.
+        problem: String,
+    },
+    /// A file could not be written (the `files` crate's error).
+    Write(files::WriteError),
     /// An argument is out of its range (a channel count, an index, a setting).
     InvalidArgument {
         /// What is wrong.
@@ -216,6 +226,8 @@ impl fmt::Display for DataError {
                 path.display(),
                 first_failures.join("; ")
             ),
+            DataError::Format { path, problem } => write!(f, "{}: {problem}", path.display()),
+            DataError::Write(e) => write!(f, "{e}"),
             DataError::InvalidArgument { problem, fix } => write!(f, "{problem}. Fix: {fix}"),
         }
     }
@@ -225,8 +237,15 @@ impl Error for DataError {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         match self {
             DataError::Io { source, .. } => Some(source),
+            DataError::Write(e) => Some(e),
             _ => None,
         }
+    }
+}
+
+impl From<files::WriteError> for DataError {
+    fn from(e: files::WriteError) -> DataError {
+        DataError::Write(e)
     }
 }
 

@@ -24,7 +24,11 @@
 //!   then Debian's `dataset-fashion-mnist` package
 //!   (`/usr/share/datasets/fashion-mnist`), then
 //! * [`embedded`]: a real 6,000 + 1,000 image subset of Fashion-MNIST
-//!   compiled into the crate, so everything runs on a fresh clone.
+//!   compiled into the crate, so everything runs on a fresh clone;
+//! * [`source`]: a [`DataSource`], the one value that says where a run's
+//!   images come from (kind, folder, size), recognises a data set from its
+//!   files and loads either split;
+//! * [`npy`]: NumPy `.npy` arrays, read (images) and written (features).
 //!
 //! ## 2. Make the two BYOL views
 //!
@@ -81,8 +85,10 @@ pub mod folder;
 pub mod gzip;
 pub mod idx;
 pub mod locate;
+pub mod npy;
 pub mod pipeline;
 pub mod preview;
+pub mod source;
 pub mod views;
 
 #[cfg(test)]
@@ -98,5 +104,7 @@ pub use idx::{read_idx_images, read_idx_labels, read_idx_pair};
 pub use locate::{load_fashion_mnist, locate_fashion_mnist, FashionSource};
 pub use pipeline::{plain_batch, two_views, Batch, View};
 pub use preview::{render_preview, write_preview, Preview, PreviewOptions};
+pub use source::{DataSource, DatasetKind, Loaded};
+pub use views::jitter::BrightnessMode;
 pub use views::normalize::Normalization;
-pub use views::{TwoViewConfig, ViewSettings};
+pub use views::{AugmentPreset, TwoViewConfig, ViewSettings};

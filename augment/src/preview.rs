@@ -74,8 +74,8 @@ impl Preview {
             PngEncoder::new(BufWriter::new(file))
                 .write_image(&self.rgb, width, height, ExtendedColorType::Rgb8)
                 .map_err(std::io::Error::other)
-        })
-        .map_err(|e| DataError::io(path, std::io::Error::other(e)))
+        })?;
+        Ok(())
     }
 }
 

@@ -4,9 +4,10 @@
 //! images, batch 256, projector and predictor 4096 -> 256, every module in
 //! training mode, Adam lr 1e-3 without weight decay, τ 0.99.
 //!
-//! A step: online forward of view 1 and of view 2 (separate batches), target
-//! forward of both under `no_grad`, the symmetric loss, backward, the Adam
-//! step, the moving-average update. The views are made before the clock
+//! A step is `byol::ByolStep::step`, the trainer's: online forward of view 1
+//! and of view 2 (separate batches), target forward of both under
+//! `no_grad`, the symmetric loss and collapse signal read back, backward,
+//! the Adam step, the moving-average update. The views are made before the clock
 //! starts (augmentation is not timed). The figure is the median of the
 //! timed steps after two warm-up steps; the peak resident memory of the
 //! process is printed too. Like the `byol` command, the benchmark keeps
@@ -16,9 +17,8 @@
 //! [--width 16|64] [--steps N]`.
 
 use augment::{embedded, two_views, Normalization, Split, TwoViewConfig};
-use autograd::{Param, Tape};
-use byol::optim::{Adam, Optimizer};
-use byol::{ByolNetworks, NetworkConfig, TargetInit};
+use byol::optim::OptimizerKind;
+use byol::{ByolStep, NetworkConfig, TargetInit};
 use models::{Arch, ResNetConfig, Stem};
 use std::time::Instant;
 use tensor::{Device, Tensor};
@@ -75,26 +75,13 @@ fn main() {
             predictor: true,
             target_init: TargetInit::Random,
         };
-        let nets = ByolNetworks::new(config, 0, &dev);
-        let params: Vec<Param> = nets
-            .online_parameters()
-            .into_iter()
-            .map(|(_, p)| p)
-            .collect();
-        let mut adam = Adam::new(0.0, 0.9, 0.999, 1e-8);
+        // Adam with PyTorch's defaults and no weight decay, as the script.
+        let mut byol = ByolStep::new(config, 0, OptimizerKind::Adam, 0.0, &dev);
         let mut step = || {
-            for p in &params {
-                p.zero_grad();
-            }
-            let tape = Tape::new();
-            let out = nets.forward(&tape, &v1, &v2);
-            let loss = out.loss.item();
-            tape.backward(&out.loss);
-            adam.step(&params, 1e-3);
-            nets.update_target(0.99);
+            let stats = byol.step(&v1, &v2, 1e-3, 0.99).expect("a finite loss");
             // Wait for the update to finish on a GPU.
-            params[0].value().sum_all().item();
-            loss
+            byol.parameters()[0].value().sum_all().item();
+            stats.loss
         };
         for _ in 0..2 {
             step();

@@ -17,13 +17,12 @@
 //! folder (config, metrics, checkpoints) goes to the system's temporary
 //! directory and is removed at the end.
 
-use augment::{embedded, Dataset, Normalization, Split};
-use byol::eval::{dataset_labels, extract_features, knn_accuracy, pixel_features};
+use augment::{embedded, Normalization, Split};
+use byol::eval::LabelledSplits;
 use byol::metrics::MetricsLog;
 use byol::{Progress, TrainConfig, Trainer};
-use models::ResNet;
 use std::path::Path;
-use tensor::{Device, Tensor};
+use tensor::Device;
 
 /// `--epochs N` from the command line, 2 when absent.
 fn epochs_arg() -> Result<usize, String> {
@@ -40,34 +39,6 @@ fn epochs_arg() -> Result<usize, String> {
             "unexpected arguments {args:?}; usage: train_embedded [--epochs N]"
         )),
     }
-}
-
-/// Weighted kNN accuracy (k = 200, temperature 0.1) of test features
-/// against train features, 10 classes.
-fn knn(
-    train: &Tensor,
-    train_ds: &Dataset,
-    test: &Tensor,
-    test_ds: &Dataset,
-) -> Result<f32, String> {
-    let (l_train, l_test) = (
-        dataset_labels(train_ds, "train")?,
-        dataset_labels(test_ds, "test")?,
-    );
-    knn_accuracy(train, l_train, test, l_test, 10, 200, 0.1)
-}
-
-/// The kNN accuracy of `encoder`'s features.
-fn encoder_knn(
-    encoder: &ResNet,
-    train: &Dataset,
-    test: &Dataset,
-    norm: &Normalization,
-    dev: &Device,
-) -> Result<f32, String> {
-    let f_train = extract_features(encoder, train, norm, 256, dev)?;
-    let f_test = extract_features(encoder, test, norm, 256, dev)?;
-    knn(&f_train, train, &f_test, test)
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -122,15 +93,12 @@ fn train_and_evaluate(
         c.width, c.hidden, c.projection, c.optimizer, c.lr, c.tau, c.augment
     );
 
-    let pixels = knn(
-        &pixel_features(&train, &norm, dev)?,
-        &train,
-        &pixel_features(&test, &norm, dev)?,
-        &test,
-    )?;
-    let before = encoder_knn(&trainer.nets.online.encoder, &train, &test, &norm, dev)?;
+    // The labelled pair the encoder is judged on (kNN, k = 200, cosine).
+    let splits = LabelledSplits::new(train.clone(), test.clone(), norm.clone())?;
+    let pixels = splits.score_pixels(dev)?.knn;
+    let before = splits.knn(&trainer.nets().online.encoder, dev)?;
     println!("kNN accuracy: raw pixels {pixels:.3}, random-init encoder {before:.3}");
-    trainer.nets.set_training(true); // extract_features left it in evaluation mode
+    trainer.nets().set_training(true); // scoring left it in evaluation mode
 
     let start = std::time::Instant::now();
     let mut log = MetricsLog::open(&run.join("metrics.jsonl"))?;
@@ -147,7 +115,7 @@ fn train_and_evaluate(
             e.epoch, e.loss, e.collapse, e.images_per_s
         ),
     })?;
-    let after = encoder_knn(&trainer.nets.online.encoder, &train, &test, &norm, dev)?;
+    let after = splits.knn(&trainer.nets().online.encoder, dev)?;
     println!(
         "trained in {:.1} s; kNN accuracy of the online encoder: {before:.3} before, {after:.3} after",
         start.elapsed().as_secs_f32()

@@ -2,20 +2,30 @@
 //! rebuild the networks, the optimiser and the data pipeline, so that a
 //! checkpoint (which stores it) can resume the run exactly. It is written as
 //! `config.json` in the run directory.
+//!
+//! The settings with a few named values are enums ([`Arch`], [`Stem`],
+//! [`OptimizerKind`], [`AugmentPreset`], [`BrightnessMode`]), so a bad name
+//! in a JSON or TOML file is an error naming the value and the choices when
+//! it is read, not later; the numbers are checked by
+//! [`TrainConfig::validate`]. Unknown keys are errors too, so a misspelt
+//! setting is never silently ignored.
 
+use crate::error::{ByolError, Result};
 use crate::network::{NetworkConfig, TargetInit};
 use crate::optim::OptimizerKind;
-use augment::views::jitter::BrightnessMode;
+use augment::{AugmentPreset, BrightnessMode};
 use models::{Arch, ResNetConfig, Stem};
 use serde::{Deserialize, Serialize};
 
-/// A pretraining run's settings. Field names are the CLI's flags.
+/// A pretraining run's settings. The `byol` command's flags have the same
+/// names, with dashes (`batch_size` is `--batch-size`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TrainConfig {
-    /// `resnet18`, `resnet34` or `resnet50`.
-    pub arch: String,
-    /// `cifar` (small images) or `imagenet`.
-    pub stem: String,
+    /// The ResNet: 18, 34 or 50 layers.
+    pub arch: Arch,
+    /// The first layers: `cifar` (small images) or `imagenet`.
+    pub stem: Stem,
     /// Base width of the ResNet (64 in the paper).
     pub width: usize,
     /// Hidden width of projector and predictor (4096 in the paper).
@@ -31,8 +41,8 @@ pub struct TrainConfig {
     pub epochs: usize,
     /// Images per step.
     pub batch_size: usize,
-    /// `lars`, `sgd`, `adam` or `adamw`.
-    pub optimizer: String,
+    /// The optimiser.
+    pub optimizer: OptimizerKind,
     /// Base learning rate; the peak is `lr · batch / 256`.
     pub lr: f32,
     /// Weight decay (1.5e-6 in the paper, for LARS).
@@ -42,8 +52,8 @@ pub struct TrainConfig {
     /// τ_base of the moving average (0.996 paper, 0.99 for short runs); 1
     /// keeps a fixed random target, 0 makes the target the online network.
     pub tau: f32,
-    /// The augmentation preset: `byol` or `cifar`.
-    pub augment: String,
+    /// The augmentation preset.
+    pub augment: AugmentPreset,
     /// The smallest area of a random resized crop, as a fraction of the
     /// image (the paper's 0.08 for 224-pixel ImageNet images; small images
     /// such as 28x28 Fashion-MNIST learn faster with 0.2, as CIFAR
@@ -62,7 +72,7 @@ pub struct TrainConfig {
     /// `ColorJitter`; black stays black, which suits images on a dark
     /// background).
     #[serde(default = "paper_brightness")]
-    pub brightness: String,
+    pub brightness: BrightnessMode,
     /// The run's seed (weights, shuffling, views).
     pub seed: u64,
     /// Write a checkpoint every this many epochs (and at the end).
@@ -91,8 +101,8 @@ impl Default for TrainConfig {
     /// augmentations with crops from 8%.
     fn default() -> TrainConfig {
         TrainConfig {
-            arch: "resnet18".into(),
-            stem: "cifar".into(),
+            arch: Arch::ResNet18,
+            stem: Stem::Cifar,
             width: 8,
             hidden: 256,
             projection: 64,
@@ -100,15 +110,15 @@ impl Default for TrainConfig {
             target_copy: false,
             epochs: 40,
             batch_size: 128,
-            optimizer: "adam".into(),
+            optimizer: OptimizerKind::Adam,
             lr: 4e-3,
             weight_decay: 1.5e-6,
             warmup_epochs: 1.0,
             tau: 0.99,
-            augment: "cifar".into(),
+            augment: AugmentPreset::Cifar,
             min_crop: 0.2,
             jitter: 1.0,
-            brightness: "additive".into(),
+            brightness: BrightnessMode::Additive,
             seed: 0,
             checkpoint_every: 1,
             knn_every: 1,
@@ -123,8 +133,8 @@ fn paper_min_crop() -> f32 {
 }
 
 /// The paper's brightness jitter.
-fn paper_brightness() -> String {
-    "additive".into()
+fn paper_brightness() -> BrightnessMode {
+    BrightnessMode::Additive
 }
 
 /// The paper's jitter strength.
@@ -133,30 +143,11 @@ fn paper_jitter() -> f32 {
 }
 
 impl TrainConfig {
-    /// Checks every value a user can get wrong; the message names the
-    /// setting, the value and what is allowed.
-    pub fn validate(&self) -> Result<(), String> {
-        if Arch::from_name(&self.arch).is_none() {
-            return Err(format!(
-                "arch '{}': expected resnet18, resnet34 or resnet50",
-                self.arch
-            ));
-        }
-        if Stem::from_name(&self.stem).is_none() {
-            return Err(format!("stem '{}': expected cifar or imagenet", self.stem));
-        }
-        if OptimizerKind::from_name(&self.optimizer).is_none() {
-            return Err(format!(
-                "optimizer '{}': expected lars, sgd, adam or adamw",
-                self.optimizer
-            ));
-        }
-        if !matches!(self.augment.as_str(), "byol" | "cifar") {
-            return Err(format!(
-                "augment '{}': expected byol or cifar",
-                self.augment
-            ));
-        }
+    /// Checks every number a user can get wrong ([`ByolError::Config`]);
+    /// the message names the setting, the value and what is allowed. (The
+    /// named values cannot be wrong: they are enums.)
+    pub fn validate(&self) -> Result<()> {
+        let bad = |message: String| Err(ByolError::Config(message));
         for (name, v) in [
             ("width", self.width),
             ("hidden", self.hidden),
@@ -165,47 +156,41 @@ impl TrainConfig {
             ("checkpoint_every", self.checkpoint_every),
         ] {
             if v == 0 {
-                return Err(format!("{name} must be at least 1"));
+                return bad(format!("{name} {v}: must be at least 1"));
             }
         }
         if self.batch_size < 2 {
-            return Err(format!(
+            return bad(format!(
                 "batch_size {}: batch norm needs at least 2 images per batch",
                 self.batch_size
             ));
         }
         if !(self.min_crop > 0.0 && self.min_crop <= 1.0) {
-            return Err(format!(
+            return bad(format!(
                 "min_crop {}: the smallest crop area must be in (0, 1]",
                 self.min_crop
             ));
         }
         if !(self.jitter >= 0.0 && self.jitter <= 2.5) {
-            return Err(format!(
+            return bad(format!(
                 "jitter {}: the colour jitter strength must be between 0 and 2.5 (1 is the paper's)",
                 self.jitter
             ));
         }
-        if BrightnessMode::from_name(&self.brightness).is_none() {
-            return Err(format!(
-                "brightness '{}': expected additive or multiplicative",
-                self.brightness
-            ));
-        }
         if !(0.0..=1.0).contains(&self.tau) {
-            return Err(format!("tau {}: must be between 0 and 1", self.tau));
+            return bad(format!("tau {}: must be between 0 and 1", self.tau));
         }
         if !(self.lr > 0.0 && self.lr.is_finite()) {
-            return Err(format!("lr {}: must be a positive number", self.lr));
+            return bad(format!("lr {}: must be a positive number", self.lr));
         }
         if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
-            return Err(format!(
+            return bad(format!(
                 "weight_decay {}: must be zero or positive",
                 self.weight_decay
             ));
         }
         if !(self.warmup_epochs >= 0.0 && self.warmup_epochs.is_finite()) {
-            return Err(format!(
+            return bad(format!(
                 "warmup_epochs {}: must be zero or positive",
                 self.warmup_epochs
             ));
@@ -217,8 +202,8 @@ impl TrainConfig {
     pub fn network(&self, in_channels: usize) -> NetworkConfig {
         NetworkConfig {
             encoder: ResNetConfig {
-                arch: Arch::from_name(&self.arch).expect("validated"),
-                stem: Stem::from_name(&self.stem).expect("validated"),
+                arch: self.arch,
+                stem: self.stem,
                 in_channels,
                 width: self.width,
             },
@@ -242,25 +227,33 @@ mod tests {
     fn defaults_are_valid_and_bad_values_are_named() {
         assert!(TrainConfig::default().validate().is_ok());
         let bad = TrainConfig {
-            arch: "vgg".into(),
+            width: 0,
             ..TrainConfig::default()
         };
-        assert!(bad.validate().unwrap_err().contains("arch 'vgg'"));
+        assert!(bad.validate().unwrap_err().to_string().contains("width 0"));
         let bad = TrainConfig {
             batch_size: 1,
             ..TrainConfig::default()
         };
-        assert!(bad.validate().unwrap_err().contains("batch_size 1"));
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("batch_size 1"));
         let bad = TrainConfig {
             tau: 1.5,
             ..TrainConfig::default()
         };
-        assert!(bad.validate().unwrap_err().contains("tau 1.5"));
+        assert!(bad.validate().unwrap_err().to_string().contains("tau 1.5"));
         let bad = TrainConfig {
             min_crop: 0.0,
             ..TrainConfig::default()
         };
-        assert!(bad.validate().unwrap_err().contains("min_crop 0"));
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("min_crop 0"));
         let json = serde_json::to_string(&TrainConfig::default()).unwrap();
         let back: TrainConfig = serde_json::from_str(&json).unwrap();
         assert_eq!(back, TrainConfig::default());
@@ -270,5 +263,42 @@ mod tests {
         old.as_object_mut().unwrap().remove("min_crop");
         let back: TrainConfig = serde_json::from_value(old).unwrap();
         assert_eq!(back.min_crop, 0.08);
+    }
+
+    #[test]
+    fn named_values_are_written_as_before_and_bad_ones_name_the_choices() {
+        // The JSON of a config (and so of every checkpoint) spells the named
+        // values as the string-typed settings did, so old runs still read.
+        let json = serde_json::to_value(TrainConfig::default()).unwrap();
+        for (key, value) in [
+            ("arch", "resnet18"),
+            ("stem", "cifar"),
+            ("optimizer", "adam"),
+            ("augment", "cifar"),
+            ("brightness", "additive"),
+        ] {
+            assert_eq!(json[key], value, "{key}");
+        }
+        for (key, value, choices) in [
+            ("arch", "vgg", "`resnet18`, `resnet34`, `resnet50`"),
+            ("stem", "tiny", "`imagenet` or `cifar`"),
+            ("optimizer", "rmsprop", "`lars`, `sgd`, `adam`, `adamw`"),
+            ("augment", "heavy", "`byol` or `cifar`"),
+            ("brightness", "linear", "`additive` or `multiplicative`"),
+        ] {
+            let mut bad = json.clone();
+            bad[key] = serde_json::json!(value);
+            let e = serde_json::from_value::<TrainConfig>(bad)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(value) && e.contains(choices), "{key}: {e}");
+        }
+        // A misspelt or unknown key is an error, never silently dropped.
+        let mut extra = json.clone();
+        extra["epoch"] = serde_json::json!(3);
+        let e = serde_json::from_value::<TrainConfig>(extra)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("epoch"), "{e}");
     }
 }

@@ -11,20 +11,26 @@
 //! representation collapses to a constant; with both, it does not, and
 //! nothing in the loss needs negative pairs.
 //!
-//! One training step, as this crate runs it:
+//! One training step, [`ByolStep::step`], the one place it is written:
 //!
 //! 1. two augmented views of a batch (the `augment` crate);
 //! 2. [`ByolNetworks::forward`]: each view through the online network
 //!    (recorded on the step's tape) and the target (under `no_grad`), and
 //!    the symmetric loss of [`loss`];
-//! 3. the tape's backward pass gives the online parameters' gradients;
+//! 3. the tape's backward pass gives the online parameters' gradients
+//!    (where data-parallel training would average them across processes:
+//!    [`ByolStep::forward_backward`] and [`ByolStep::update`] are the two
+//!    halves around that point);
 //! 4. an [`optim`] step (LARS in the paper) with the learning rate of
 //!    [`schedule`];
 //! 5. [`ByolNetworks::update_target`] with τ from [`schedule::tau_at`].
 //!
 //! Also here: the [`Trainer`] (epochs, metrics, checkpoints that resume
-//! exactly), and [`eval`]uation of a frozen encoder (kNN monitor, linear
-//! probe, fine-tuning on a fraction of the labels).
+//! exactly), typed [`checkpoint`]s and [`metrics`] lines, and [`eval`]uation
+//! of a frozen encoder (kNN monitor, linear probe, fine-tuning on a
+//! fraction of the labels, PCA of embeddings). Every fallible function
+//! returns a [`ByolError`], whose messages name settings as
+//! [`TrainConfig`] does.
 //!
 //! Status (issue 7): everything above is built and checked, one step
 //! against PyTorch on CPU and GPU, and [`TrainConfig::default`] learns on
@@ -38,14 +44,22 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod error;
 pub mod eval;
 pub mod loss;
 pub mod metrics;
 mod network;
 pub mod optim;
+pub mod run;
 pub mod schedule;
+pub mod step;
 mod train;
 
+pub use checkpoint::{Checkpoint, CheckpointMeta};
 pub use config::TrainConfig;
-pub use network::{collapse_signal, Branch, ByolNetworks, NetworkConfig, StepOutput, TargetInit};
-pub use train::{Monitor, Progress, TrainError, Trainer};
+pub use error::{ByolError, Result};
+pub use network::{
+    collapse_signal, Branch, ByolNetworks, NetworkConfig, Side, StepOutput, TargetInit,
+};
+pub use step::{ByolStep, NonFiniteLoss, StepStats};
+pub use train::{Monitor, Progress, Trainer};

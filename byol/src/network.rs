@@ -24,6 +24,26 @@ use models::init::Seeds;
 use models::{MlpHead, Module, ResNet, ResNetConfig};
 use tensor::{Device, Tensor};
 
+/// Which of the two networks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// The online network, trained by gradients (what evaluation uses by
+    /// default).
+    Online,
+    /// The target network, the moving average of the online one.
+    Target,
+}
+
+impl Side {
+    /// `online` or `target`: the first part of this side's keys.
+    pub fn name(self) -> &'static str {
+        match self {
+            Side::Online => "online",
+            Side::Target => "target",
+        }
+    }
+}
+
 /// How the target network starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TargetInit {
@@ -166,6 +186,18 @@ impl ByolNetworks {
     /// The settings.
     pub fn config(&self) -> &NetworkConfig {
         &self.config
+    }
+
+    /// The key prefix of a side's encoder in [`ByolNetworks::state`]:
+    /// `online.encoder.` (followed by torchvision's names).
+    pub fn encoder_prefix(side: Side) -> String {
+        format!("{}.encoder.", side.name())
+    }
+
+    /// The name of a side's head (`projector`, or `predictor` on the
+    /// online side) in [`ByolNetworks::state`]: `online.projector`.
+    pub fn head_prefix(side: Side, head: &str) -> String {
+        format!("{}.{head}", side.name())
     }
 
     /// The trained parameters (online encoder, projector, predictor) with

@@ -7,84 +7,37 @@
 //!
 //! 1. takes the two views (made on another thread while the previous step
 //!    ran, so augmentation never holds the step up);
-//! 2. runs the forward pass and reads the loss and the collapse signal
-//!    back together (the one wait per step on a GPU); a NaN or infinite loss stops the run before any weight changes,
-//!    leaving the last checkpoint as the last good state;
-//! 3. backward, an optimiser step with the scheduled learning rate, and the
-//!    moving-average update of the target with the scheduled τ;
-//! 4. appends a `step` line to `metrics.jsonl`.
+//! 2. runs one [`ByolStep::step`] with the scheduled learning rate and τ
+//!    (forward, the loss and collapse signal read back together, backward,
+//!    the optimiser step, the moving average); a NaN or infinite loss stops
+//!    the run before any weight changes, leaving the last checkpoint as the
+//!    last good state;
+//! 3. appends a `step` line to `metrics.jsonl`.
 //!
 //! After each epoch it appends an `epoch` line (with the kNN accuracy when a
 //! monitor is given and due) and writes a checkpoint when due. A stop flag
 //! (set by Ctrl-C in the CLI) ends the run after the current step with a
 //! checkpoint.
 
-use crate::checkpoint::{self, CheckpointMeta};
+use crate::checkpoint::{Checkpoint, CheckpointMeta};
 use crate::config::TrainConfig;
-use crate::metrics::{EpochRecord, MetricsLog, StepRecord};
-use crate::network::{collapse_signal_tensor, ByolNetworks};
-use crate::optim::{self, Optimizer, OptimizerKind};
+use crate::error::{ByolError, Result};
+use crate::metrics::{EpochRecord, MetricsLine, MetricsLog, StepRecord};
+use crate::network::ByolNetworks;
 use crate::schedule;
-use augment::views::jitter::BrightnessMode;
+use crate::step::ByolStep;
 use augment::{two_views, Batch, Dataset, Normalization, TwoViewConfig};
-use autograd::{Param, Tape};
 use models::ResNet;
 use rng::Rng;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use tensor::{Device, Tensor};
 
-/// Why a run stopped early.
-#[derive(Debug)]
-pub enum TrainError {
-    /// A setting, the data, or a file was wrong; the message names it.
-    Setup(String),
-    /// The loss became NaN or infinite.
-    NonFinite {
-        /// The step at which it happened.
-        step: usize,
-        /// The value.
-        loss: f32,
-        /// The last good checkpoint, if one was written.
-        checkpoint: Option<PathBuf>,
-    },
-}
-
-impl fmt::Display for TrainError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TrainError::Setup(m) => f.write_str(m),
-            TrainError::NonFinite {
-                step,
-                loss,
-                checkpoint,
-            } => {
-                write!(
-                    f,
-                    "the loss became {loss} at step {step}; stopped before updating the weights"
-                )?;
-                match checkpoint {
-                    Some(c) => write!(f, ". The last good checkpoint is {}", c.display())?,
-                    None => write!(f, ". No checkpoint was written before it")?,
-                }
-                write!(f, ". Try a lower --lr or a longer warm-up")
-            }
-        }
-    }
-}
-
-impl std::error::Error for TrainError {}
-
-fn setup<E: fmt::Display>(e: E) -> TrainError {
-    TrainError::Setup(e.to_string())
-}
-
 /// A kNN monitor (or any score of the online encoder), run every
 /// `knn_every` epochs.
-pub type Monitor<'a> = &'a dyn Fn(&ResNet) -> Result<f32, String>;
+pub type Monitor<'a> = &'a dyn Fn(&ResNet) -> Result<f32>;
 
 /// What [`Trainer::run`] reports as it goes (for a progress bar or a live
 /// plot): every step, and every epoch with its means and kNN accuracy.
@@ -96,14 +49,12 @@ pub enum Progress<'a> {
     Epoch(&'a EpochRecord),
 }
 
-/// A BYOL training run in a run folder.
+/// A BYOL training run in a run folder: a [`ByolStep`] driven over the
+/// epochs of a data set, with its schedule, views, metrics and checkpoints.
 pub struct Trainer {
     /// The settings.
     pub config: TrainConfig,
-    /// The online and target networks.
-    pub nets: ByolNetworks,
-    optimizer: Box<dyn Optimizer>,
-    params: Vec<Param>,
+    byol: ByolStep,
     data: Arc<Dataset>,
     views: Arc<TwoViewConfig>,
     norm: Normalization,
@@ -125,54 +76,46 @@ impl Trainer {
         norm: Normalization,
         device: &Device,
         run: &Path,
-    ) -> Result<Trainer, TrainError> {
-        config.validate().map_err(TrainError::Setup)?;
-        std::fs::create_dir_all(run).map_err(|e| {
-            setup(format!(
-                "{}: cannot create the run folder: {e}",
-                run.display()
-            ))
+    ) -> Result<Trainer> {
+        config.validate()?;
+        std::fs::create_dir_all(run).map_err(|source| ByolError::Io {
+            path: run.to_path_buf(),
+            source,
         })?;
-        let text = serde_json::to_string_pretty(&config).map_err(setup)?;
-        std::fs::write(run.join("config.json"), text)
-            .map_err(|e| setup(format!("{}: {e}", run.join("config.json").display())))?;
-        let nets = ByolNetworks::new(config.network(data.channels()), config.seed, device);
-        Trainer::assemble(config, nets, data, norm, run)
+        let text = serde_json::to_string_pretty(&config)
+            .map_err(|e| ByolError::Config(format!("the settings do not serialise: {e}")))?;
+        files::write_atomically(&crate::run::config_path(run), text.as_bytes())?;
+        let byol = ByolStep::new(
+            config.network(data.channels()),
+            config.seed,
+            config.optimizer,
+            config.weight_decay,
+            device,
+        );
+        Trainer::assemble(config, byol, data, norm, run)
     }
 
     fn assemble(
         config: TrainConfig,
-        nets: ByolNetworks,
+        byol: ByolStep,
         data: Dataset,
         norm: Normalization,
         run: &Path,
-    ) -> Result<Trainer, TrainError> {
+    ) -> Result<Trainer> {
         if data.len() < config.batch_size {
-            return Err(setup(format!(
-                "the data set has {} images, fewer than one batch of {}; lower --batch-size",
-                data.len(),
-                config.batch_size
+            return Err(ByolError::Config(format!(
+                "batch_size {}: the data set has only {} images, fewer than one batch",
+                config.batch_size,
+                data.len()
             )));
         }
-        let kind = OptimizerKind::from_name(&config.optimizer).expect("validated");
-        let optimizer = optim::build(kind, config.weight_decay);
-        let params = nets
-            .online_parameters()
-            .into_iter()
-            .map(|(_, p)| p)
-            .collect();
-        let views = TwoViewConfig::preset(&config.augment, norm.clone())
-            .map_err(setup)?
+        let views = TwoViewConfig::preset(config.augment, norm.clone())
             .with_min_crop(config.min_crop)
             .with_jitter_strength(config.jitter)
-            .with_brightness_mode(
-                BrightnessMode::from_name(&config.brightness).expect("validated"),
-            );
+            .with_brightness_mode(config.brightness);
         Ok(Trainer {
             config,
-            nets,
-            optimizer,
-            params,
+            byol,
             data: Arc::new(data),
             views: Arc::new(views),
             norm,
@@ -186,54 +129,33 @@ impl Trainer {
 
     /// Continues the run in `run` from its latest checkpoint, on the same
     /// data.
-    pub fn resume(run: &Path, data: Dataset, device: &Device) -> Result<Trainer, TrainError> {
-        let (meta, tensors) = checkpoint::load(run).map_err(TrainError::Setup)?;
+    pub fn resume(run: &Path, data: Dataset, device: &Device) -> Result<Trainer> {
+        let checkpoint = Checkpoint::load(run)?;
+        let meta = &checkpoint.meta;
         if meta.images != data.len() || meta.in_channels != data.channels() {
-            return Err(setup(format!(
-                "{}: the checkpoint was trained on {} images of {} channels, the data given has {} of {}; \
-                 resume with the same --data",
-                run.display(),
-                meta.images,
-                meta.in_channels,
-                data.len(),
-                data.channels()
-            )));
+            return Err(ByolError::Checkpoint {
+                path: checkpoint.path.clone(),
+                problem: format!(
+                    "the run was trained on {} images of {} channel(s), the data given has {} of \
+                     {}; resume with the run's own data",
+                    meta.images,
+                    meta.in_channels,
+                    data.len(),
+                    data.channels()
+                ),
+            });
         }
-        let norm = Normalization {
-            mean: meta.mean.clone(),
-            std: meta.std.clone(),
-        };
-        let nets = ByolNetworks::new(
-            meta.config.network(meta.in_channels),
-            meta.config.seed,
-            device,
-        );
-        for (key, p) in nets.state() {
-            match tensors.get(&format!("net.{key}")) {
-                Some(t) if t.shape() == p.shape().as_slice() => p.set_value(t.to_device(device)),
-                _ => {
-                    return Err(setup(format!(
-                        "{}: the checkpoint lacks net.{key} or has it in another shape",
-                        run.display()
-                    )))
-                }
-            }
-        }
-        let mut trainer = Trainer::assemble(meta.config.clone(), nets, data, norm, run)?;
-        let opt_state = tensors
-            .iter()
-            .filter_map(|(k, t)| {
-                k.strip_prefix("opt.")
-                    .map(|k| (k.to_string(), t.to_device(device)))
-            })
-            .collect();
-        trainer
-            .optimizer
-            .load_state(&opt_state)
-            .map_err(|e| setup(format!("{}: {e}", run.display())))?;
+        let byol = checkpoint.restore(device)?;
+        let mut trainer =
+            Trainer::assemble(meta.config.clone(), byol, data, meta.normalization(), run)?;
         trainer.epoch = meta.epoch;
         trainer.step = meta.step;
         Ok(trainer)
+    }
+
+    /// The online and target networks.
+    pub fn nets(&self) -> &ByolNetworks {
+        &self.byol.nets
     }
 
     /// A flag that, once set, ends the run after the current step with a
@@ -314,8 +236,8 @@ impl Trainer {
         log: &mut MetricsLog,
         monitor: Option<Monitor<'_>>,
         report: &mut dyn FnMut(Progress<'_>),
-    ) -> Result<Vec<EpochRecord>, TrainError> {
-        let device = self.params[0].value().device();
+    ) -> Result<Vec<EpochRecord>> {
+        let device = self.byol.device();
         let mut epochs = Vec::new();
         while self.epoch < self.config.epochs {
             let epoch = self.epoch;
@@ -328,7 +250,7 @@ impl Trainer {
             let first_step_of_epoch = epoch * self.steps_per_epoch();
             let skip = self.step.saturating_sub(first_step_of_epoch);
             let mut next = if skip < batches.len() {
-                Some(make(skip).map_err(setup)?)
+                Some(make(skip)?)
             } else {
                 None
             };
@@ -350,9 +272,8 @@ impl Trainer {
                     )
                 });
                 let record = record?;
-                next = prepared.transpose().map_err(setup)?;
-                log.write(&record)
-                    .map_err(|e| setup(format!("{}: {e}", log.path().display())))?;
+                next = prepared.transpose()?;
+                log.write(&MetricsLine::Step(record.clone()))?;
                 report(Progress::Step(&record));
                 loss_sum += record.loss as f64;
                 collapse_sum += record.collapse as f64;
@@ -364,19 +285,18 @@ impl Trainer {
             }
             self.epoch += 1;
             let due = |every: usize| {
-                every > 0 && (self.epoch % every == 0 || self.epoch == self.config.epochs)
+                every > 0 && (self.epoch.is_multiple_of(every) || self.epoch == self.config.epochs)
             };
             let knn = match monitor {
                 Some(m) if due(self.config.knn_every) => {
-                    let acc = m(&self.nets.online.encoder).map_err(TrainError::Setup);
-                    self.nets.set_training(true);
+                    let acc = m(&self.byol.nets.online.encoder);
+                    self.byol.nets.set_training(true);
                     Some(acc?)
                 }
                 _ => None,
             };
             let n = count.max(1) as f64;
             let record = EpochRecord {
-                kind: "epoch",
                 epoch,
                 loss: (loss_sum / n) as f32,
                 collapse: (collapse_sum / n) as f32,
@@ -384,8 +304,7 @@ impl Trainer {
                     / epoch_start.elapsed().as_secs_f32(),
                 knn,
             };
-            log.write(&record)
-                .map_err(|e| setup(format!("{}: {e}", log.path().display())))?;
+            log.write(&MetricsLine::Epoch(record.clone()))?;
             report(Progress::Epoch(&record));
             epochs.push(record);
             if due(self.config.checkpoint_every) {
@@ -395,46 +314,35 @@ impl Trainer {
         Ok(epochs)
     }
 
-    /// One step on a pair of view batches.
-    fn train_step(&mut self, v1: &Tensor, v2: &Tensor) -> Result<StepRecord, TrainError> {
+    /// One step on a pair of view batches, at the scheduled learning rate
+    /// and τ; a non-finite loss stops the run, naming the step and the last
+    /// good checkpoint.
+    fn train_step(&mut self, v1: &Tensor, v2: &Tensor) -> Result<StepRecord> {
         let start = Instant::now();
         let (lr, tau) = self.schedule_at(self.step);
-        for p in &self.params {
-            p.zero_grad();
-        }
-        let tape = Tape::new();
-        let out = self.nets.forward(&tape, v1, v2);
-        // The one read-back of the step: the loss (checked before any
-        // weight changes) and the collapse signal, together.
-        let collapse = collapse_signal_tensor(&out.online_projection);
-        let read = Tensor::concat(&[&out.loss.value().reshape(&[1]), &collapse], 0).to_vec();
-        let (loss, collapse) = (read[0], read[1]);
-        if !loss.is_finite() {
-            return Err(TrainError::NonFinite {
+        let stats = self
+            .byol
+            .step(v1, v2, lr, tau)
+            .map_err(|e| ByolError::NonFinite {
                 step: self.step,
-                loss,
+                loss: e.stats.loss,
                 checkpoint: self.last_checkpoint.clone(),
-            });
-        }
-        tape.backward(&out.loss);
-        self.optimizer.step(&self.params, lr);
-        self.nets.update_target(tau);
+            })?;
         let record = StepRecord {
-            kind: "step",
             step: self.step,
             epoch: self.epoch,
-            loss,
+            loss: stats.loss,
             lr,
             tau,
             images_per_s: v1.dim(0) as f32 / start.elapsed().as_secs_f32(),
-            collapse,
+            collapse: stats.collapse,
         };
         self.step += 1;
         Ok(record)
     }
 
     /// Writes a checkpoint of the current state; returns its JSON path.
-    pub fn write_checkpoint(&mut self) -> Result<PathBuf, TrainError> {
+    pub fn write_checkpoint(&mut self) -> Result<PathBuf> {
         let meta = CheckpointMeta {
             config: self.config.clone(),
             epoch: self.epoch,
@@ -445,19 +353,7 @@ impl Trainer {
             std: self.norm.std.clone(),
             images: self.data.len(),
         };
-        let mut tensors: Vec<(String, Tensor)> = self
-            .nets
-            .state()
-            .into_iter()
-            .map(|(k, p)| (format!("net.{k}"), p.value()))
-            .collect();
-        tensors.extend(
-            self.optimizer
-                .state()
-                .into_iter()
-                .map(|(k, t)| (format!("opt.{k}"), t)),
-        );
-        let path = checkpoint::save(&self.run, &meta, &tensors).map_err(TrainError::Setup)?;
+        let path = Checkpoint::save(&self.run, &meta, &self.byol)?;
         self.last_checkpoint = Some(path.clone());
         Ok(path)
     }

@@ -59,8 +59,8 @@ fn pretraining_lowers_the_loss_and_beats_random_init_on_knn() {
     let run = std::env::temp_dir().join(format!("byol-learning-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&run);
     let mut trainer = Trainer::new(config, train.clone(), norm.clone(), &dev, &run).unwrap();
-    let before = knn(&trainer.nets.online.encoder, &train, &test, &norm, &dev);
-    trainer.nets.set_training(true);
+    let before = knn(&trainer.nets().online.encoder, &train, &test, &norm, &dev);
+    trainer.nets().set_training(true);
     let mut log = MetricsLog::open(&run.join("metrics.jsonl")).unwrap();
     let (mut losses, mut collapse) = (Vec::new(), Vec::new());
     trainer
@@ -71,7 +71,7 @@ fn pretraining_lowers_the_loss_and_beats_random_init_on_knn() {
             }
         })
         .unwrap();
-    let after = knn(&trainer.nets.online.encoder, &train, &test, &norm, &dev);
+    let after = knn(&trainer.nets().online.encoder, &train, &test, &norm, &dev);
     std::fs::remove_dir_all(run).unwrap();
 
     let (head, tail) = (mean(&losses[..20]), mean(&losses[losses.len() - 20..]));

@@ -4,7 +4,8 @@
 
 use augment::{embedded, Normalization, Split};
 use byol::metrics::MetricsLog;
-use byol::{Progress, TrainConfig, TrainError, Trainer};
+use byol::optim::OptimizerKind;
+use byol::{ByolError, Progress, TrainConfig, Trainer};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use tensor::Device;
@@ -25,7 +26,7 @@ fn tiny() -> (TrainConfig, augment::Dataset) {
         projection: 8,
         epochs: 2,
         batch_size: 16,
-        optimizer: "lars".into(),
+        optimizer: OptimizerKind::Lars,
         lr: 0.5,
         warmup_epochs: 0.5,
         knn_every: 0,
@@ -117,7 +118,7 @@ fn a_non_finite_loss_stops_the_run_and_names_the_step() {
     let (mut config, data) = tiny();
     config.lr = 1e30;
     config.warmup_epochs = 0.0;
-    config.optimizer = "sgd".into();
+    config.optimizer = OptimizerKind::Sgd;
     let run = temp_run("nan");
     let mut t = Trainer::new(
         config,
@@ -129,10 +130,10 @@ fn a_non_finite_loss_stops_the_run_and_names_the_step() {
     .unwrap();
     let mut log = MetricsLog::open(&run.join("metrics.jsonl")).unwrap();
     match t.run(&mut log, None, &mut |_| {}) {
-        Err(e @ TrainError::NonFinite { .. }) => {
+        Err(e @ ByolError::NonFinite { .. }) => {
             let msg = e.to_string();
             assert!(
-                msg.contains("at step") && msg.contains("lower --lr"),
+                msg.contains("at step") && msg.contains("lower learning rate (lr)"),
                 "{msg}"
             );
         }

@@ -1,7 +1,15 @@
-//! Flags several commands share: the device, and parsing helpers that turn
-//! a bad value into a message naming the flag and the fix.
+//! Flags several commands share: the device (`--device`), the data
+//! (`--dataset`, `--data`, ...: an `augment::DataSource`) and the encoder
+//! (`--checkpoint` or `--weights`). Each group turns into the library's
+//! type; what those types do lives in the libraries.
 
+use crate::error::CliError;
+use augment::{DataSource, DatasetKind, Normalization};
+use byol::{Checkpoint, Side};
 use clap::Args;
+use models::weights::{self, LoadMode};
+use models::{Arch, ResNet, ResNetConfig, Stem};
+use std::path::PathBuf;
 use tensor::Device;
 
 /// `--device cpu|gpu|auto`.
@@ -17,23 +25,204 @@ pub struct DeviceArgs {
 
 impl DeviceArgs {
     /// Opens the device asked for, or says why it cannot.
-    pub fn open(&self) -> Result<Device, String> {
-        let result = match &self.device {
-            Some(name) => Device::from_name(name),
-            None => Device::from_env(),
-        };
-        result.map_err(|e| format!("--device: {e}"))
+    pub fn open(&self) -> Result<Device, CliError> {
+        Ok(match &self.device {
+            Some(name) => Device::from_name(name)?,
+            None => Device::from_env()?,
+        })
+    }
+}
+
+/// Where the images come from: the flags of an `augment::DataSource`.
+#[derive(Args, Clone, Debug, Default)]
+pub struct DataArgs {
+    /// The data set. Default: recognised from the files in --data, or the
+    /// embedded Fashion-MNIST subset (6,000 training and 1,000 test images)
+    /// without --data.
+    #[arg(long, value_enum)]
+    pub dataset: Option<DatasetKind>,
+    /// The folder holding the data set (see --dataset).
+    #[arg(long, value_name = "PATH")]
+    pub data: Option<PathBuf>,
+    /// For --dataset folder: a folder of labelled test images
+    /// (TEST/<class>/<image>), for evaluation.
+    #[arg(long, value_name = "PATH")]
+    pub test_data: Option<PathBuf>,
+    /// For --dataset folder: the side, in pixels, images are resized to.
+    #[arg(long, value_name = "PIXELS", default_value_t = 32)]
+    pub image_size: usize,
+    /// For --dataset folder: 1 (gray) or 3 (RGB).
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub channels: usize,
+    /// Use only the first N images of each split (for quick trials).
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+}
+
+impl DataArgs {
+    /// The data source the flags describe (the kind recognised from the
+    /// files in --data when not given).
+    pub fn source(&self) -> Result<DataSource, CliError> {
+        let dataset = DataSource::detect(self.dataset, self.data.as_deref())
+            .map_err(|e| CliError::flag(format!("--data: {e}")))?;
+        if let (DatasetKind::Cifar10 | DatasetKind::Cifar100 | DatasetKind::Folder, None) =
+            (dataset, &self.data)
+        {
+            return Err(CliError::flag(format!(
+                "--dataset {} needs --data <folder>",
+                dataset.name()
+            )));
+        }
+        Ok(DataSource {
+            dataset,
+            data: self.data.clone(),
+            test_data: self.test_data.clone(),
+            image_size: self.image_size,
+            channels: self.channels,
+            limit: self.limit,
+        })
+    }
+}
+
+/// Which encoder to use.
+#[derive(Args, Clone, Debug, Default)]
+pub struct EncoderArgs {
+    /// A pretraining run folder (its latest checkpoint) or a checkpoint's
+    /// .json file.
+    #[arg(long, value_name = "PATH", conflicts_with = "weights")]
+    pub checkpoint: Option<PathBuf>,
+    /// With --checkpoint: use the target encoder (the moving average)
+    /// instead of the online one.
+    #[arg(long, requires = "checkpoint")]
+    pub target: bool,
+    /// A torchvision-named safetensors file of an encoder (from `byol
+    /// export`, or a PyTorch state_dict saved with safetensors).
+    #[arg(long, value_name = "FILE")]
+    pub weights: Option<PathBuf>,
+    /// With --weights: the architecture (default: read from the file).
+    #[arg(long, value_enum, requires = "weights")]
+    pub arch: Option<Arch>,
+    /// With --weights: the stem, cifar (3x3, no max-pool) or imagenet
+    /// (default: read from the file).
+    #[arg(long, value_enum, requires = "weights")]
+    pub stem: Option<Stem>,
+    /// With --weights: the base width, 64 for torchvision's (default: read
+    /// from the file).
+    #[arg(long, requires = "weights")]
+    pub width: Option<usize>,
+    /// With --weights: 1 (gray) or 3 (RGB) input channels (default: read
+    /// from the file).
+    #[arg(long, requires = "weights")]
+    pub in_channels: Option<usize>,
+}
+
+/// An encoder ready to use, with what is known of its training data.
+pub struct LoadedEncoder {
+    /// The network.
+    pub encoder: ResNet,
+    /// The normalisation of its training data (checkpoints record it).
+    pub normalization: Option<Normalization>,
+    /// For the user: where it came from.
+    pub description: String,
+}
+
+impl EncoderArgs {
+    /// Where the encoder comes from, for reports.
+    pub fn describe(&self) -> String {
+        match (&self.checkpoint, &self.weights) {
+            (Some(path), _) if self.target => format!("target encoder of {}", path.display()),
+            (Some(path), _) => format!("online encoder of {}", path.display()),
+            (None, Some(path)) => path.display().to_string(),
+            (None, None) => "none".to_string(),
+        }
+    }
+
+    /// Loads the encoder onto `device`.
+    pub fn load(&self, device: &Device) -> Result<LoadedEncoder, CliError> {
+        match (&self.checkpoint, &self.weights) {
+            (Some(path), _) => {
+                let checkpoint = Checkpoint::load(path)?;
+                let side = if self.target {
+                    Side::Target
+                } else {
+                    Side::Online
+                };
+                let (meta, config) = (&checkpoint.meta, &checkpoint.meta.config);
+                Ok(LoadedEncoder {
+                    encoder: checkpoint.encoder(side, device)?,
+                    normalization: Some(meta.normalization()),
+                    description: format!(
+                        "the {} encoder of {} (epoch {}, step {}; {} width {})",
+                        side.name(),
+                        checkpoint.path.display(),
+                        meta.epoch,
+                        meta.step,
+                        config.arch,
+                        config.width
+                    ),
+                })
+            }
+            (None, Some(path)) => {
+                let mut tensors = weights::read(path)?;
+                // A torchvision classifier's head (or `byol finetune
+                // --out`'s) is not part of the encoder.
+                tensors.retain(|k, _| !k.starts_with("fc."));
+                let found = ResNetConfig::infer(&tensors).ok_or_else(|| {
+                    CliError::flag(format!(
+                        "--weights {}: has no conv1.weight of shape [width, channels, k, k], so \
+                         it is not a torchvision-named ResNet encoder (write one with `byol \
+                         export`)",
+                        path.display()
+                    ))
+                })?;
+                let config = ResNetConfig {
+                    arch: self.arch.unwrap_or(found.arch),
+                    stem: self.stem.unwrap_or(found.stem),
+                    in_channels: self.in_channels.unwrap_or(found.in_channels),
+                    width: self.width.unwrap_or(found.width),
+                };
+                if config != found {
+                    return Err(CliError::flag(format!(
+                        "--weights {}: holds a {} {} stem of width {} for {} channel(s), not \
+                         what --arch, --stem, --width or --in-channels say",
+                        path.display(),
+                        found.arch,
+                        found.stem,
+                        found.width,
+                        found.in_channels
+                    )));
+                }
+                let encoder = ResNet::new(config, 0, device);
+                weights::apply(&encoder, &tensors, "", LoadMode::Strict, path)?;
+                Ok(LoadedEncoder {
+                    description: format!(
+                        "{} {} stem, width {}, {} input channel(s), from {}",
+                        config.arch,
+                        config.stem,
+                        config.width,
+                        config.in_channels,
+                        path.display()
+                    ),
+                    encoder,
+                    normalization: None,
+                })
+            }
+            (None, None) => Err(CliError::flag(
+                "no encoder given: pass --checkpoint <run folder> (from `byol pretrain`) or \
+                 --weights <encoder.safetensors>",
+            )),
+        }
     }
 }
 
 /// Errors unless `value` lies in `(0, 1]`; `flag` names it in the message.
-pub fn check_fraction(flag: &str, value: f64) -> Result<(), String> {
+pub fn check_fraction(flag: &str, value: f64) -> Result<(), CliError> {
     if value > 0.0 && value <= 1.0 {
         Ok(())
     } else {
-        Err(format!(
+        Err(CliError::flag(format!(
             "{flag} {value}: must be a fraction in (0, 1], e.g. 0.01 or 0.1"
-        ))
+        )))
     }
 }
 
@@ -45,7 +234,9 @@ mod tests {
     fn fractions_outside_zero_one_are_named() {
         assert!(check_fraction("--label-fraction", 0.1).is_ok());
         assert!(check_fraction("--label-fraction", 1.0).is_ok());
-        let e = check_fraction("--label-fraction", 0.0).unwrap_err();
+        let e = check_fraction("--label-fraction", 0.0)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("--label-fraction 0"), "{e}");
         assert!(check_fraction("--label-fraction", 1.5).is_err());
     }
@@ -56,7 +247,58 @@ mod tests {
             device: Some("tpu".into()),
         }
         .open()
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("--device") && e.contains("tpu"), "{e}");
+    }
+
+    #[test]
+    fn data_flags_name_what_is_missing() {
+        let e = DataArgs {
+            data: Some(PathBuf::from("no/such/folder")),
+            ..DataArgs::default()
+        }
+        .source()
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("--data") && e.contains("no/such/folder"), "{e}");
+        let e = DataArgs {
+            dataset: Some(DatasetKind::Cifar10),
+            ..DataArgs::default()
+        }
+        .source()
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("--dataset cifar10 needs --data"), "{e}");
+        let embedded = DataArgs::default().source().unwrap();
+        assert_eq!(
+            (embedded.dataset, embedded.data),
+            (DatasetKind::FashionMnist, None)
+        );
+    }
+
+    #[test]
+    fn weights_that_are_not_an_encoder_are_named() {
+        let dir = std::env::temp_dir().join(format!("byol-cli-weights-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let head = dir.join("head.safetensors");
+        let t = tensor::Tensor::zeros(&[2, 2], &Device::Cpu);
+        weights::write(&head, &[("fc.weight".to_string(), t)]).unwrap();
+        let args = EncoderArgs {
+            weights: Some(head),
+            ..EncoderArgs::default()
+        };
+        let e = args.load(&Device::Cpu).err().unwrap().to_string();
+        assert!(
+            e.contains("head.safetensors") && e.contains("conv1.weight"),
+            "{e}"
+        );
+        let e = EncoderArgs::default()
+            .load(&Device::Cpu)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("--checkpoint") && e.contains("--weights"), "{e}");
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

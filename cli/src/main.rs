@@ -1,11 +1,13 @@
 //! # The `byol` command
 //!
 //! The command line is the thin top of the stack: it parses arguments,
-//! loads data and weights, and calls the library crates (`byol` for
-//! training and evaluation, `models` for weights, `augment` for data,
+//! shows progress and prints, and calls the library crates for everything
+//! else (`byol` for training, checkpoints and evaluation, `augment` for data
+//! sets and `.npy` arrays, `models` for weights, `charts` for plots,
 //! `tensor` for devices). No training logic lives here. Each subcommand is
-//! one file under `commands/`; the pieces they share (data sets, encoders,
-//! progress, `.npy` files, plots) are the other modules.
+//! one file under `commands/`; the flag groups they share are in `args`,
+//! the one error type in `error`, progress bars in `progress`, tables and
+//! plots in `report`.
 //!
 //! Errors are one line, `error: <what> (<fix>)`, on standard error with
 //! exit status 1; bad flags are clap's usage errors with status 2; a run
@@ -13,11 +15,8 @@
 
 mod args;
 mod commands;
-mod data;
-mod encoder;
-mod experiment;
+mod error;
 mod interrupt;
-mod npy;
 mod progress;
 mod report;
 
@@ -83,8 +82,8 @@ fn main() -> ExitCode {
     match result {
         Ok(commands::Outcome::Done) => ExitCode::SUCCESS,
         Ok(commands::Outcome::Interrupted) => ExitCode::from(130),
-        Err(message) => {
-            eprintln!("error: {message}");
+        Err(error) => {
+            eprintln!("error: {error}");
             ExitCode::FAILURE
         }
     }

@@ -2,6 +2,8 @@
 //! from its `metrics.jsonl`, so a resumed run's plots cover all of it) and
 //! result tables as text, Markdown and JSON.
 
+use crate::error::CliError;
+use byol::metrics::read_metrics;
 use charts::{line_chart, Series};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -11,68 +13,28 @@ pub const BLUE: [u8; 3] = [31, 119, 180];
 /// The second series' colour.
 pub const ORANGE: [u8; 3] = [255, 127, 14];
 
-/// The step and epoch lines of a run's `metrics.jsonl`.
-#[derive(Debug, Default)]
-pub struct Metrics {
-    /// (step, loss) of every step.
-    pub step_loss: Vec<(f32, f32)>,
-    /// (epoch from 1, mean loss) of every epoch.
-    pub epoch_loss: Vec<(f32, f32)>,
-    /// (epoch from 1, kNN accuracy) where the monitor ran.
-    pub epoch_knn: Vec<(f32, f32)>,
-    /// (epoch from 1, mean collapse signal).
-    pub epoch_collapse: Vec<(f32, f32)>,
-}
-
-/// Reads `run/metrics.jsonl`. A line that is not JSON (a crash mid-write)
-/// is skipped; a resumed run's repeated steps keep their last value.
-pub fn read_metrics(run: &Path) -> Result<Metrics, String> {
-    let path = run.join("metrics.jsonl");
-    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut m = Metrics::default();
-    let num = |v: &Value, k: &str| v.get(k).and_then(Value::as_f64).map(|x| x as f32);
-    for line in text.lines() {
-        let Ok(v) = serde_json::from_str::<Value>(line) else {
-            continue;
-        };
-        match v.get("kind").and_then(Value::as_str) {
-            Some("step") => {
-                if let (Some(s), Some(l)) = (num(&v, "step"), num(&v, "loss")) {
-                    m.step_loss.retain(|p| p.0 != s);
-                    m.step_loss.push((s, l));
-                }
-            }
-            Some("epoch") => {
-                let Some(e) = num(&v, "epoch").map(|e| e + 1.0) else {
-                    continue;
-                };
-                for (list, key) in [
-                    (&mut m.epoch_loss, "loss"),
-                    (&mut m.epoch_knn, "knn"),
-                    (&mut m.epoch_collapse, "collapse"),
-                ] {
-                    if let Some(x) = num(&v, key) {
-                        list.retain(|p| p.0 != e);
-                        list.push((e, x));
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    Ok(m)
-}
-
 /// Draws `plots/loss.png` (loss per step and per epoch), `plots/knn.png`
 /// (when the kNN monitor ran; with `knn_baseline`, e.g. the random-init
 /// encoder's accuracy, as a flat reference line) and `plots/collapse.png`
 /// from the run's metrics; returns the files written.
-pub fn write_run_plots(run: &Path, knn_baseline: Option<f32>) -> Result<Vec<PathBuf>, String> {
-    let m = read_metrics(run)?;
-    let dir = run.join("plots");
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+pub fn write_run_plots(run: &Path, knn_baseline: Option<f32>) -> Result<Vec<PathBuf>, CliError> {
+    let m = read_metrics(&byol::run::metrics_path(run))?;
+    let dir = byol::run::plots_folder(run);
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| CliError::flag(format!("{}: cannot create the folder: {e}", dir.display())))?;
     let mut written = Vec::new();
-    let steps_per_epoch = match (m.step_loss.len(), m.epoch_loss.len()) {
+    // Epochs count from 1 on the plots.
+    let step_loss: Vec<(f32, f32)> = m.steps.iter().map(|r| (r.step as f32, r.loss)).collect();
+    let per_epoch = |value: fn(&byol::metrics::EpochRecord) -> Option<f32>| -> Vec<(f32, f32)> {
+        m.epochs
+            .iter()
+            .filter_map(|r| value(r).map(|v| (r.epoch as f32 + 1.0, v)))
+            .collect()
+    };
+    let epoch_loss = per_epoch(|r| Some(r.loss));
+    let epoch_knn = per_epoch(|r| r.knn);
+    let epoch_collapse = per_epoch(|r| Some(r.collapse));
+    let steps_per_epoch = match (step_loss.len(), epoch_loss.len()) {
         (s, e) if e > 0 => s as f32 / e as f32,
         _ => 1.0,
     };
@@ -83,13 +45,12 @@ pub fn write_run_plots(run: &Path, knn_baseline: Option<f32>) -> Result<Vec<Path
         &[
             Series {
                 name: "per step".into(),
-                points: m.step_loss.clone(),
+                points: step_loss.clone(),
                 color: [160, 190, 220],
             },
             Series {
                 name: "epoch mean".into(),
-                points: m
-                    .epoch_loss
+                points: epoch_loss
                     .iter()
                     .map(|&(e, l)| (e * steps_per_epoch, l))
                     .collect(),
@@ -98,16 +59,16 @@ pub fn write_run_plots(run: &Path, knn_baseline: Option<f32>) -> Result<Vec<Path
         ],
     );
     let path = dir.join("loss.png");
-    loss.save_png(&path).map_err(|e| e.to_string())?;
+    loss.save_png(&path)?;
     written.push(path);
-    if !m.epoch_knn.is_empty() {
+    if !epoch_knn.is_empty() {
         let mut series = vec![Series {
             name: "kNN, online encoder".into(),
-            points: m.epoch_knn.clone(),
+            points: epoch_knn.clone(),
             color: ORANGE,
         }];
         if let Some(base) = knn_baseline {
-            let last = m.epoch_knn.last().map(|p| p.0).unwrap_or(1.0);
+            let last = epoch_knn.last().map(|p| p.0).unwrap_or(1.0);
             series.push(Series {
                 name: "random init".into(),
                 points: vec![(1.0, base), (last.max(1.0), base)],
@@ -121,22 +82,22 @@ pub fn write_run_plots(run: &Path, knn_baseline: Option<f32>) -> Result<Vec<Path
             &series,
         );
         let path = dir.join("knn.png");
-        knn.save_png(&path).map_err(|e| e.to_string())?;
+        knn.save_png(&path)?;
         written.push(path);
     }
-    if !m.epoch_collapse.is_empty() {
+    if !epoch_collapse.is_empty() {
         let collapse = line_chart(
             "Collapse signal (std of normalised projections; 0 = collapsed)",
             "epoch",
             "std across the batch",
             &[Series {
                 name: "collapse".into(),
-                points: m.epoch_collapse.clone(),
+                points: epoch_collapse.clone(),
                 color: BLUE,
             }],
         );
         let path = dir.join("collapse.png");
-        collapse.save_png(&path).map_err(|e| e.to_string())?;
+        collapse.save_png(&path)?;
         written.push(path);
     }
     Ok(written)
@@ -198,14 +159,16 @@ impl Table {
     }
 }
 
-/// Writes `text` to `path` (temporary name, then rename).
-pub fn write_text(path: &Path, text: &str) -> Result<(), String> {
-    files::write_atomically(path, text.as_bytes()).map_err(|e| e.to_string())
+/// Writes `text` to `path`, complete or not at all.
+pub fn write_text(path: &Path, text: &str) -> Result<(), CliError> {
+    Ok(files::write_atomically(path, text.as_bytes())?)
 }
 
-/// Writes a JSON value to `path`, pretty-printed.
-pub fn write_json(path: &Path, value: &Value) -> Result<(), String> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| e.to_string())?;
+/// Writes a JSON value to `path`, pretty-printed. A NaN has no JSON
+/// number: serde_json writes it as `null`, never as a number.
+pub fn write_json(path: &Path, value: &Value) -> Result<(), CliError> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| CliError::flag(format!("{}: {e}", path.display())))?;
     write_text(path, &(text + "\n"))
 }
 
@@ -230,23 +193,17 @@ mod tests {
     }
 
     #[test]
-    fn metrics_are_read_and_a_resumed_step_keeps_its_last_value() {
+    fn a_run_s_metrics_become_its_plots() {
         let dir = std::env::temp_dir().join(format!("byol-report-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(
             dir.join("metrics.jsonl"),
             concat!(
-                "{\"kind\":\"step\",\"step\":0,\"loss\":3.0}\n",
-                "{\"kind\":\"step\",\"step\":1,\"loss\":2.5}\n",
-                "{\"kind\":\"step\",\"step\":1,\"loss\":2.4}\n",
-                "{\"kind\":\"epoch\",\"epoch\":0,\"loss\":2.7,\"collapse\":0.1,\"knn\":0.6}\n",
-                "{\"kind\":\"step\",\"st",
+                "{\"kind\":\"step\",\"step\":0,\"epoch\":0,\"loss\":3.0,\"lr\":0.1,\"tau\":0.99,\"images_per_s\":10.0,\"collapse\":0.1}\n",
+                "{\"kind\":\"epoch\",\"epoch\":0,\"loss\":2.7,\"collapse\":0.1,\"images_per_s\":10.0,\"knn\":0.6}\n",
             ),
         )
         .unwrap();
-        let m = read_metrics(&dir).unwrap();
-        assert_eq!(m.step_loss, vec![(0.0, 3.0), (1.0, 2.4)]);
-        assert_eq!(m.epoch_knn, vec![(1.0, 0.6)]);
         let files = write_run_plots(&dir, Some(0.5)).unwrap();
         assert_eq!(files.len(), 3);
         assert!(files.iter().all(|f| f.exists()));

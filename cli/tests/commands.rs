@@ -31,13 +31,14 @@ fn ok(args: &[&str]) -> String {
     String::from_utf8_lossy(&o.stdout).to_string()
 }
 
-/// Runs a command that must fail; returns its standard error.
+/// Runs a command that must fail with a message (exit status 1, or 2 for
+/// clap's usage errors; a panic is 101) holding every string of `expect`.
 fn fails(args: &[&str], expect: &[&str]) {
     let o = byol(args);
     let err = String::from_utf8_lossy(&o.stderr).to_string();
     assert!(!o.status.success(), "byol {args:?} succeeded\n{}", text(&o));
     assert!(
-        !err.contains("panicked"),
+        !err.contains("panicked") && matches!(o.status.code(), Some(1 | 2)),
         "byol {args:?} panicked\n{}",
         text(&o)
     );
@@ -611,7 +612,7 @@ fn bad_input_is_named_without_a_panic() {
     );
     fails(
         &["pretrain", "--arch", "vgg16", "--out", s(&dir.join("r"))],
-        &["arch 'vgg16'"],
+        &["vgg16", "resnet18, resnet34, resnet50"],
     );
     fails(
         &["pretrain", "--batch-size", "1", "--out", s(&dir.join("r"))],
@@ -633,7 +634,7 @@ fn bad_input_is_named_without_a_panic() {
             "--out",
             s(&dir.join("v.png")),
         ],
-        &["heavy"],
+        &["heavy", "byol, cifar"],
     );
     fails(
         &[
@@ -645,5 +646,165 @@ fn bad_input_is_named_without_a_panic() {
         ],
         &["--data"],
     );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A change made by hand to a checkpoint's JSON.
+type Damage = Box<dyn Fn(&mut serde_json::Value)>;
+
+/// A checkpoint damaged by hand (an unknown architecture, a wrong type, a
+/// missing key, settings that do not describe its tensors) is an error
+/// naming the file through every command that reads one, never a panic.
+#[test]
+fn a_damaged_checkpoint_is_an_error_in_every_command() {
+    let dir = temp("damaged");
+    let run = dir.join("run");
+    let args = pretrain(&run, "1");
+    ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let json = run.join("checkpoints/epoch-0001.json");
+    let good: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let damages: Vec<(&str, Damage, &str)> = vec![
+        (
+            "unknown arch",
+            Box::new(|v| v["config"]["arch"] = "vgg".into()),
+            "vgg",
+        ),
+        (
+            "wrong type",
+            Box::new(|v| v["config"]["width"] = "wide".into()),
+            "wide",
+        ),
+        (
+            "missing key",
+            Box::new(|v| {
+                v.as_object_mut().unwrap().remove("mean");
+            }),
+            "missing field `mean`",
+        ),
+        (
+            "bad value",
+            Box::new(|v| v["config"]["lr"] = (-0.5).into()),
+            "lr -0.5",
+        ),
+        (
+            "settings that do not fit the tensors",
+            Box::new(|v| v["config"]["width"] = 64.into()),
+            "width 64",
+        ),
+    ];
+    let out = dir.join("out");
+    for (what, damage, expect) in &damages {
+        let mut v = good.clone();
+        damage(&mut v);
+        std::fs::write(&json, v.to_string()).unwrap();
+        let name = "epoch-0001.json";
+        fails(
+            &["eval", "--checkpoint", s(&run), "--limit", "64"],
+            &[name, expect],
+        );
+        fails(
+            &[
+                "embed",
+                "--checkpoint",
+                s(&run),
+                "--limit",
+                "8",
+                "--out",
+                s(&out),
+            ],
+            &[name, expect],
+        );
+        fails(
+            &["export", "--checkpoint", s(&run), "--out", s(&out)],
+            &[name, expect],
+        );
+        fails(
+            &["pretrain", "--resume", s(&run), "--quiet"],
+            &[name, expect],
+        );
+        assert!(
+            !out.exists(),
+            "{what}: a result was written from a damaged checkpoint"
+        );
+    }
+    // A damaged data.json stops --resume the same way.
+    std::fs::write(&json, good.to_string()).unwrap();
+    std::fs::write(run.join("data.json"), "{\"dataset\": 7}").unwrap();
+    fails(
+        &["pretrain", "--resume", s(&run), "--quiet"],
+        &["data.json"],
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Every setting's bad value, through a flag and through a `--config`
+/// file, is an error naming the setting, the value and what is allowed.
+#[test]
+fn every_bad_setting_is_named_through_a_flag_and_a_file() {
+    let dir = temp("settings");
+    let out = dir.join("r");
+    // Named values: clap lists the choices (exit 2); the file's error names
+    // the key and the choices.
+    for (flag, bad, choices) in [
+        ("arch", "vgg", "resnet18, resnet34, resnet50"),
+        ("stem", "tiny", "imagenet, cifar"),
+        ("optimizer", "rmsprop", "lars, sgd, adam, adamw"),
+        ("augment", "heavy", "byol, cifar"),
+        ("brightness", "linear", "additive, multiplicative"),
+    ] {
+        let long = format!("--{flag}");
+        fails(&["pretrain", &long, bad, "--out", s(&out)], &[bad, choices]);
+        let file = dir.join(format!("{flag}.toml"));
+        std::fs::write(&file, format!("{flag} = \"{bad}\"\n")).unwrap();
+        let first = choices.split(", ").next().unwrap();
+        fails(
+            &["pretrain", "--config", s(&file), "--out", s(&out)],
+            &[flag, bad, first],
+        );
+    }
+    // Numbers out of range: the library names the setting and the value.
+    for (flag, key, bad, expect) in [
+        ("--width", "width", "0", "width 0"),
+        ("--hidden", "hidden", "0", "hidden 0"),
+        ("--projection", "projection", "0", "projection 0"),
+        ("--epochs", "epochs", "0", "epochs 0"),
+        ("--batch-size", "batch_size", "1", "batch_size 1"),
+        ("--lr", "lr", "-1", "lr -1"),
+        ("--weight-decay", "weight_decay", "-1", "weight_decay -1"),
+        ("--warmup-epochs", "warmup_epochs", "-2", "warmup_epochs -2"),
+        ("--tau", "tau", "1.5", "tau 1.5"),
+        ("--min-crop", "min_crop", "0", "min_crop 0"),
+        ("--jitter", "jitter", "3", "jitter 3"),
+        (
+            "--checkpoint-every",
+            "checkpoint_every",
+            "0",
+            "checkpoint_every 0",
+        ),
+    ] {
+        fails(
+            &["pretrain", &format!("{flag}={bad}"), "--out", s(&out)],
+            &[expect],
+        );
+        let file = dir.join(format!("{key}.toml"));
+        std::fs::write(&file, format!("{key} = {bad}\n")).unwrap();
+        fails(
+            &["pretrain", "--config", s(&file), "--out", s(&out)],
+            &[expect],
+        );
+    }
+    // Values of the wrong type.
+    fails(
+        &["pretrain", "--seed=-3", "--out", s(&out)],
+        &["--seed", "-3"],
+    );
+    let file = dir.join("seed.toml");
+    std::fs::write(&file, "seed = \"zero\"\n").unwrap();
+    fails(
+        &["pretrain", "--config", s(&file), "--out", s(&out)],
+        &["seed", "zero"],
+    );
+    assert!(!out.exists(), "a refused run left a folder behind");
     std::fs::remove_dir_all(dir).unwrap();
 }

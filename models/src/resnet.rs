@@ -26,17 +26,25 @@ use crate::init::Seeds;
 use crate::layers::{BatchNorm, Conv2d};
 use crate::module::{join, Module};
 use autograd::{Param, Tape, Var};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
-use tensor::{Device, Pool2dParams};
+use tensor::{Device, Pool2dParams, Tensor};
 
-/// Which ResNet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Which ResNet. Written and read (JSON, TOML, flags) as `resnet18`,
+/// `resnet34`, `resnet50`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Arch {
     /// Basic blocks [2, 2, 2, 2].
+    #[cfg_attr(feature = "clap", value(name = "resnet18"))]
     ResNet18,
     /// Basic blocks [3, 4, 6, 3].
+    #[cfg_attr(feature = "clap", value(name = "resnet34"))]
     ResNet34,
     /// Bottleneck blocks [3, 4, 6, 3].
+    #[cfg_attr(feature = "clap", value(name = "resnet50"))]
     ResNet50,
 }
 
@@ -78,12 +86,17 @@ impl fmt::Display for Arch {
     }
 }
 
-/// The first layers, by image size.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The first layers, by image size. Written and read as `imagenet`,
+/// `cifar`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Stem {
     /// 7x7 stride-2 convolution and a 3x3 stride-2 max-pool (224x224 images).
+    #[cfg_attr(feature = "clap", value(name = "imagenet"))]
     ImageNet,
     /// 3x3 stride-1 convolution, no pooling (32x32 and 28x28 images).
+    #[cfg_attr(feature = "clap", value(name = "cifar"))]
     Cifar,
 }
 
@@ -118,6 +131,40 @@ pub struct ResNetConfig {
     pub in_channels: usize,
     /// Base width `w` (64 in torchvision).
     pub width: usize,
+}
+
+impl ResNetConfig {
+    /// The settings of the ResNet whose torchvision-named tensors these are
+    /// (a state dict, as `byol export` or PyTorch's safetensors write it), or
+    /// `None` when they hold no 4-dimensional `conv1.weight`.
+    ///
+    /// A state dict says most of its own architecture: `conv1.weight` is
+    /// `[width, in_channels, k, k]` with `k = 7` for the ImageNet stem and 3
+    /// for the CIFAR one; only a ResNet-50 (bottleneck blocks) has
+    /// `layer1.0.conv3`, and of the other two only a ResNet-34 has a third
+    /// block in its first stage, `layer1.2`. The guess is cheap (no tensor
+    /// is built), so it can be checked against what a file claims before
+    /// allocating a network of that size.
+    pub fn infer(tensors: &BTreeMap<String, Tensor>) -> Option<ResNetConfig> {
+        let conv1 = tensors.get("conv1.weight")?;
+        let &[width, in_channels, k, _] = conv1.shape() else {
+            return None;
+        };
+        let arch = if tensors.contains_key("layer1.0.conv3.weight") {
+            Arch::ResNet50
+        } else if tensors.contains_key("layer1.2.conv1.weight") {
+            Arch::ResNet34
+        } else {
+            Arch::ResNet18
+        };
+        let stem = if k == 7 { Stem::ImageNet } else { Stem::Cifar };
+        Some(ResNetConfig {
+            arch,
+            stem,
+            in_channels,
+            width,
+        })
+    }
 }
 
 /// A basic block (two 3x3 convolutions) or a bottleneck (1x1, 3x3, 1x1).

@@ -66,8 +66,8 @@ impl fmt::Display for WeightsError {
             }
             WeightsError::Mismatch { path, report } => write!(
                 f,
-                "{}: the weights do not fit this model ({}); check --arch, --width, --stem and \
-                 --in-channels against the model that wrote the file",
+                "{}: the weights do not fit this model ({}); its architecture, width, stem and \
+                 input channels must be those of the model that wrote the file",
                 path.display(),
                 report.problems()
             ),

@@ -1,9 +1,10 @@
 //! Weights files: save then load is bit-identical; a file that does not fit
 //! the model is an error naming the key; parameter counts match
-//! torchvision's.
+//! torchvision's; the architecture is read back from a state dict.
 
 use models::weights::{self, LoadMode, WeightsError};
 use models::{Arch, Module, ResNet, ResNetConfig, Stem};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use tensor::{Device, Tensor};
 
@@ -139,4 +140,48 @@ fn parameter_counts_match_torchvision() {
         let fc = features * 1000 + 1000;
         assert_eq!(net.param_count(), torchvision - fc, "{arch}");
     }
+}
+
+#[test]
+fn the_architecture_is_read_from_a_state_dict() {
+    for config in [
+        ResNetConfig {
+            arch: Arch::ResNet18,
+            stem: Stem::Cifar,
+            in_channels: 1,
+            width: 4,
+        },
+        ResNetConfig {
+            arch: Arch::ResNet34,
+            stem: Stem::ImageNet,
+            in_channels: 3,
+            width: 2,
+        },
+        ResNetConfig {
+            arch: Arch::ResNet50,
+            stem: Stem::Cifar,
+            in_channels: 3,
+            width: 2,
+        },
+    ] {
+        let net = ResNet::new(config, 3, &Device::Cpu);
+        let tensors: BTreeMap<String, Tensor> = net
+            .state()
+            .iter()
+            .map(|p| (p.name().to_string(), p.value()))
+            .collect();
+        assert_eq!(ResNetConfig::infer(&tensors), Some(config));
+    }
+    // A classifier head alone, or a conv1 of the wrong rank, is not a ResNet.
+    let mut head = BTreeMap::new();
+    head.insert(
+        "fc.weight".to_string(),
+        Tensor::zeros(&[2, 2], &Device::Cpu),
+    );
+    assert_eq!(ResNetConfig::infer(&head), None);
+    head.insert(
+        "conv1.weight".to_string(),
+        Tensor::zeros(&[8, 3], &Device::Cpu),
+    );
+    assert_eq!(ResNetConfig::infer(&head), None);
 }

@@ -20,9 +20,13 @@
 
 use super::grayscale::luma;
 use rng::Rng;
+use serde::{Deserialize, Serialize};
 
-/// How brightness changes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// How brightness changes. Written and read (JSON, TOML, flags) as
+/// `additive` and `multiplicative`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum BrightnessMode {
     /// `x + d`, `d ~ U[-b, b]`: the official BYOL code's. On a dark
     /// background (Fashion-MNIST, MNIST) it lifts the background to gray.
@@ -32,14 +36,12 @@ pub enum BrightnessMode {
     Multiplicative,
 }
 
-impl BrightnessMode {
-    /// `additive` or `multiplicative`; `None` otherwise.
-    pub fn from_name(name: &str) -> Option<BrightnessMode> {
-        match name {
-            "additive" => Some(BrightnessMode::Additive),
-            "multiplicative" => Some(BrightnessMode::Multiplicative),
-            _ => None,
-        }
+impl std::fmt::Display for BrightnessMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BrightnessMode::Additive => "additive",
+            BrightnessMode::Multiplicative => "multiplicative",
+        })
     }
 }
 
@@ -321,15 +323,6 @@ mod tests {
         let a = JitterDraw::sample(&mut Rng::from_seed(9), &JitterSettings::byol());
         let b = JitterDraw::sample(&mut Rng::from_seed(9), &s);
         assert_eq!((a.order, a.contrast, a.hue), (b.order, b.contrast, b.hue));
-        assert_eq!(
-            BrightnessMode::from_name("multiplicative"),
-            Some(BrightnessMode::Multiplicative)
-        );
-        assert_eq!(
-            BrightnessMode::from_name("additive"),
-            Some(BrightnessMode::Additive)
-        );
-        assert_eq!(BrightnessMode::from_name("linear"), None);
     }
 
     #[test]

@@ -47,6 +47,7 @@ use crop::{CropBox, CropSettings, ResampleScratch};
 use jitter::{JitterDraw, JitterSettings};
 use normalize::Normalization;
 use rng::Rng;
+use serde::{Deserialize, Serialize};
 
 /// Every setting of one view: the ranges and the probabilities.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -280,6 +281,28 @@ pub struct TwoViewConfig {
     pub output_size: Option<(usize, usize)>,
 }
 
+/// The named sets of views. Written and read (JSON, TOML, flags) as `byol`
+/// and `cifar`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum AugmentPreset {
+    /// The paper's (Table 6): [`TwoViewConfig::byol`].
+    Byol,
+    /// The paper's without blur, as small-image re-implementations use:
+    /// [`TwoViewConfig::cifar`].
+    Cifar,
+}
+
+impl std::fmt::Display for AugmentPreset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AugmentPreset::Byol => "byol",
+            AugmentPreset::Cifar => "cifar",
+        })
+    }
+}
+
 impl TwoViewConfig {
     /// The paper's augmentations (Table 6), with the given normalisation.
     pub fn byol(normalization: Normalization) -> Self {
@@ -302,15 +325,11 @@ impl TwoViewConfig {
         c
     }
 
-    /// A preset by name: `"byol"` or `"cifar"`.
-    pub fn preset(name: &str, normalization: Normalization) -> Result<Self> {
-        match name {
-            "byol" => Ok(TwoViewConfig::byol(normalization)),
-            "cifar" => Ok(TwoViewConfig::cifar(normalization)),
-            other => Err(DataError::invalid(
-                format!("unknown augmentation preset {other:?}"),
-                "use \"byol\" (the paper's) or \"cifar\" (the paper's without blur)",
-            )),
+    /// The views of a preset.
+    pub fn preset(preset: AugmentPreset, normalization: Normalization) -> Self {
+        match preset {
+            AugmentPreset::Byol => TwoViewConfig::byol(normalization),
+            AugmentPreset::Cifar => TwoViewConfig::cifar(normalization),
         }
     }
 
@@ -466,14 +485,10 @@ mod tests {
         let c = TwoViewConfig::byol(Normalization::cifar10());
         assert!(c.check(3).is_ok());
         assert!(c.check(1).is_err());
-        assert!(TwoViewConfig::preset("simclr", Normalization::cifar10()).is_err());
-        assert_eq!(
-            TwoViewConfig::preset("cifar", Normalization::cifar10())
-                .unwrap()
-                .view1
-                .blur_p,
-            0.0
-        );
+        let cifar = TwoViewConfig::preset(AugmentPreset::Cifar, Normalization::cifar10());
+        assert_eq!((cifar.view1.blur_p, cifar.view2.blur_p), (0.0, 0.0));
+        let byol = TwoViewConfig::preset(AugmentPreset::Byol, Normalization::cifar10());
+        assert_eq!(byol, TwoViewConfig::byol(Normalization::cifar10()));
     }
 
     #[test]

@@ -59,27 +59,59 @@ impl Normalization {
     }
 
     /// The mean and standard deviation of each channel over every pixel of
-    /// `ds`. A constant channel gets std 1 so that dividing by it is safe.
+    /// `ds`, on the `[0, 1]` scale (its pixels / 255), by the same rule as
+    /// [`Normalization::from_values`]: a channel without spread gets std 1.
     pub fn from_dataset(ds: &Dataset) -> Self {
-        let (c, plane) = (ds.channels(), ds.height() * ds.width());
-        let mut sum = vec![0f64; c];
-        let mut sum_sq = vec![0f64; c];
-        for image in ds.pixels().chunks_exact(ds.image_len()) {
-            for ch in 0..c {
-                for &p in &image[ch * plane..(ch + 1) * plane] {
-                    let v = p as f64 / 255.0;
-                    sum[ch] += v;
-                    sum_sq[ch] += v * v;
-                }
+        let plane = ds.height() * ds.width();
+        let planes = ds
+            .pixels()
+            .chunks_exact(plane.max(1))
+            .map(|p| p.iter().map(|&v| v as f64 / 255.0));
+        Normalization::from_planes(ds.channels(), planes)
+    }
+
+    /// The mean and standard deviation of each channel of NCHW values
+    /// already on the `[0, 1]` scale (an `.npy` array of images), `values`
+    /// holding whole images of `channels` planes of `plane` values.
+    pub fn from_values(values: &[f32], channels: usize, plane: usize) -> Self {
+        let planes = values
+            .chunks_exact(plane.max(1))
+            .map(|p| p.iter().map(|&v| v as f64));
+        Normalization::from_planes(channels, planes)
+    }
+
+    /// The statistics of planes given in order (image 0's channels 0, 1,
+    /// ..., then image 1's, ...), summed in `f64`:
+    /// `mean = Σx / n`, `std = sqrt(max(Σx² / n - mean², 0))`. The one rule
+    /// every caller shares: a channel with no spread (a constant, or no
+    /// values at all) gets std 1, so dividing by it is safe and the channel
+    /// stays centred rather than blowing up.
+    fn from_planes<P: Iterator<Item = f64>>(
+        channels: usize,
+        planes: impl Iterator<Item = P>,
+    ) -> Self {
+        let mut sum = vec![0f64; channels];
+        let mut sum_sq = vec![0f64; channels];
+        let mut count = vec![0f64; channels];
+        for (i, plane) in planes.enumerate() {
+            let ch = i % channels.max(1);
+            for v in plane {
+                sum[ch] += v;
+                sum_sq[ch] += v * v;
+                count[ch] += 1.0;
             }
         }
-        let n = (ds.len() * plane).max(1) as f64;
-        let mean: Vec<f64> = sum.iter().map(|s| s / n).collect();
+        let mean: Vec<f64> = sum
+            .iter()
+            .zip(&count)
+            .map(|(s, n)| s / n.max(1.0))
+            .collect();
         let std = sum_sq
             .iter()
+            .zip(&count)
             .zip(&mean)
-            .map(|(sq, m)| {
-                let var = (sq / n - m * m).max(0.0);
+            .map(|((sq, n), m)| {
+                let var = (sq / n.max(1.0) - m * m).max(0.0);
                 if var > 0.0 {
                     var.sqrt() as f32
                 } else {
@@ -166,6 +198,27 @@ mod tests {
         assert!((n.mean[0] - 0.5).abs() < 1e-6 && (n.std[0] - 0.5).abs() < 1e-6);
         let flat = Dataset::new(vec![3, 3], 1, 1, 2, None).unwrap();
         assert_eq!(Normalization::from_dataset(&flat).std, vec![1.0]);
+    }
+
+    #[test]
+    fn statistics_of_values_follow_the_same_rules_as_a_data_set() {
+        // Two images of two channels of two pixels: channel 0 holds 0 and 1,
+        // channel 1 holds 5 everywhere (no spread: std 1, as for images).
+        let values = [0.0, 1.0, 5.0, 5.0, 1.0, 0.0, 5.0, 5.0];
+        let n = Normalization::from_values(&values, 2, 2);
+        assert_eq!(n.mean, vec![0.5, 5.0]);
+        assert_eq!(n.std, vec![0.5, 1.0]);
+        // The same pixels as bytes give the same statistics either way.
+        let bytes = vec![0u8, 51, 255, 102, 204, 153];
+        let ds = Dataset::new(bytes.clone(), 3, 1, 2, None).unwrap();
+        let scaled: Vec<f32> = bytes.iter().map(|&b| b as f32 / 255.0).collect();
+        let (a, b) = (
+            Normalization::from_dataset(&ds),
+            Normalization::from_values(&scaled, 3, 2),
+        );
+        for (x, y) in a.mean.iter().chain(&a.std).zip(b.mean.iter().chain(&b.std)) {
+            assert!((x - y).abs() < 1e-6, "{a:?} vs {b:?}");
+        }
     }
 
     #[test]

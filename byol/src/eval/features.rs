@@ -29,6 +29,7 @@
 //! them tells how much of an accuracy comes from the learned
 //! representation rather than from the data.
 
+use crate::error::{ByolError, Result};
 use augment::{plain_batch, Dataset, Normalization};
 use autograd::{no_grad, Tape, Var};
 use models::{Module, ResNet};
@@ -36,9 +37,11 @@ use tensor::{Device, Tensor};
 
 /// The labels of `ds`, or an error naming the split (`what`) when it has
 /// none.
-pub fn dataset_labels<'a>(ds: &'a Dataset, what: &str) -> Result<&'a [u32], String> {
+pub fn dataset_labels<'a>(ds: &'a Dataset, what: &str) -> Result<&'a [u32]> {
     ds.labels().ok_or_else(|| {
-        format!("{what}: the data set has no labels; evaluation needs a labelled split")
+        ByolError::Input(format!(
+            "{what}: the data set has no labels; evaluation needs a labelled split"
+        ))
     })
 }
 
@@ -52,27 +55,29 @@ pub(crate) fn check_encoder_input(
     batch_size: usize,
     device: &Device,
     what: &str,
-) -> Result<(), String> {
+) -> Result<()> {
     if ds.is_empty() {
-        return Err(format!("{what}: the data set is empty"));
+        return Err(ByolError::Input(format!("{what}: the data set is empty")));
     }
     if batch_size == 0 {
-        return Err(format!("{what}: the batch size is 0; give at least 1"));
+        return Err(ByolError::Input(format!(
+            "{what}: the batch size is 0; give at least 1"
+        )));
     }
     let expected = encoder.config().in_channels;
     if ds.channels() != expected {
-        return Err(format!(
+        return Err(ByolError::Input(format!(
             "{what}: the images have {} channel(s) but the encoder expects {expected}",
             ds.channels()
-        ));
+        )));
     }
     if let Some(p) = encoder.parameters().first() {
         let on = p.value().device();
         if &on != device {
-            return Err(format!(
+            return Err(ByolError::Input(format!(
                 "{what}: the encoder's parameters are on the {on} but the features were asked \
                  for on the {device}; move one of them"
-            ));
+            )));
         }
     }
     Ok(())
@@ -95,14 +100,13 @@ pub fn extract_features(
     norm: &Normalization,
     batch_size: usize,
     device: &Device,
-) -> Result<Tensor, String> {
+) -> Result<Tensor> {
     check_encoder_input(encoder, ds, batch_size, device, "extract_features")?;
     encoder.set_training(false);
     let mut parts: Vec<Tensor> = Vec::with_capacity(ds.len().div_ceil(batch_size));
     let indices: Vec<usize> = (0..ds.len()).collect();
     for chunk in indices.chunks(batch_size) {
-        let batch =
-            plain_batch(ds, chunk, norm, None).map_err(|e| format!("extract_features: {e}"))?;
+        let batch = plain_batch(ds, chunk, norm, None)?;
         let x = Var::constant(Tensor::from_vec(batch.data, &batch.shape, device));
         let h = no_grad(|| encoder.forward(&Tape::new(), &x));
         parts.push(h.value().clone());
@@ -114,22 +118,77 @@ pub fn extract_features(
     Ok(Tensor::concat(&refs, 0))
 }
 
+/// The encoder's features `[N, F]` of an array of images given as values:
+/// `values` holds `shape = [N, C, H, W]` pixels on the `[0, 1]` scale (an
+/// `.npy` file from NumPy or torchvision), normalised here with `norm`,
+/// then embedded as [`extract_features`] does (evaluation mode, no
+/// gradient, batches of `batch_size`, on `device`).
+///
+/// Errors for an empty array, a channel count the encoder does not take, a
+/// normalisation of the wrong length or with a standard deviation that is
+/// not positive, or a batch size of 0.
+pub fn array_features(
+    encoder: &ResNet,
+    mut values: Vec<f32>,
+    shape: [usize; 4],
+    norm: &Normalization,
+    batch_size: usize,
+    device: &Device,
+) -> Result<Tensor> {
+    let [n, c, h, w] = shape;
+    let image = c * h * w;
+    if n == 0 || image == 0 || values.len() != n * image {
+        return Err(ByolError::Input(format!(
+            "array_features: {} values for an array of shape {shape:?}; give a non-empty \
+             (N, C, H, W) array",
+            values.len()
+        )));
+    }
+    if batch_size == 0 {
+        return Err(ByolError::Input(
+            "array_features: the batch size is 0; give at least 1".into(),
+        ));
+    }
+    let expected = encoder.config().in_channels;
+    if c != expected {
+        return Err(ByolError::Input(format!(
+            "array_features: {c} channel(s) but the encoder takes {expected}; the array must \
+             be (N, C, H, W), channels first"
+        )));
+    }
+    norm.check(c)?;
+    for one in values.chunks_exact_mut(image) {
+        norm.apply(one, h * w);
+    }
+    encoder.set_training(false);
+    let mut parts = Vec::new();
+    for start in (0..n).step_by(batch_size) {
+        let end = (start + batch_size).min(n);
+        let x = Tensor::from_vec(
+            values[start * image..end * image].to_vec(),
+            &[end - start, c, h, w],
+            device,
+        );
+        let features = no_grad(|| encoder.forward(&Tape::new(), &Var::constant(x)));
+        parts.push(features.value().clone());
+    }
+    let refs: Vec<&Tensor> = parts.iter().collect();
+    Ok(Tensor::concat(&refs, 0))
+}
+
 /// The raw-pixel baseline: every image of `ds` normalised with `norm` and
 /// flattened, `[N, C·H·W]`, on `device`.
 ///
 /// Errors for an empty data set or a normalisation of the wrong channel
 /// count.
-pub fn pixel_features(
-    ds: &Dataset,
-    norm: &Normalization,
-    device: &Device,
-) -> Result<Tensor, String> {
+pub fn pixel_features(ds: &Dataset, norm: &Normalization, device: &Device) -> Result<Tensor> {
     if ds.is_empty() {
-        return Err("pixel_features: the data set is empty".to_string());
+        return Err(ByolError::Input(
+            "pixel_features: the data set is empty".to_string(),
+        ));
     }
     let indices: Vec<usize> = (0..ds.len()).collect();
-    let batch =
-        plain_batch(ds, &indices, norm, None).map_err(|e| format!("pixel_features: {e}"))?;
+    let batch = plain_batch(ds, &indices, norm, None)?;
     Ok(Tensor::from_vec(
         batch.data,
         &[ds.len(), ds.image_len()],
@@ -205,13 +264,17 @@ pub(crate) mod tests {
         let ds = banded_images(4, 2, 1);
         let norm = Normalization::identity(1);
         let rgb_encoder = tiny_encoder(3, 0);
-        let err = extract_features(&rgb_encoder, &ds, &norm, 2, &Device::Cpu).unwrap_err();
+        let err = extract_features(&rgb_encoder, &ds, &norm, 2, &Device::Cpu)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("1 channel(s)") && err.contains("expects 3"),
             "{err}"
         );
         let enc = tiny_encoder(1, 0);
-        let err = extract_features(&enc, &ds, &norm, 0, &Device::Cpu).unwrap_err();
+        let err = extract_features(&enc, &ds, &norm, 0, &Device::Cpu)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("batch size is 0"), "{err}");
         let rgb_norm = Normalization::cifar10();
         assert!(extract_features(&enc, &ds, &rgb_norm, 2, &Device::Cpu).is_err());
@@ -219,6 +282,7 @@ pub(crate) mod tests {
         let unlabelled = Dataset::new(vec![0; 64], 1, 8, 8, None).unwrap();
         assert!(dataset_labels(&unlabelled, "test")
             .unwrap_err()
+            .to_string()
             .contains("no labels"));
     }
 }

@@ -49,6 +49,7 @@
 
 use super::features::{check_encoder_input, extract_features};
 use super::{accuracy, check_labels, dataset_labels};
+use crate::error::{ByolError, Result};
 use crate::optim::{self, OptimizerKind};
 use crate::schedule::lr_at;
 use augment::views::crop::CropSettings;
@@ -106,34 +107,36 @@ impl FinetuneConfig {
     /// crop area outside `(0, 1]`, no epochs, a batch smaller than 2 (batch
     /// norm in training mode needs two images), or a learning rate or
     /// weight decay that is negative or not finite.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<()> {
         check_fraction(self.fraction)?;
         if !(self.min_crop_area > 0.0 && self.min_crop_area <= 1.0) {
-            return Err(format!(
+            return Err(ByolError::Config(format!(
                 "fine-tuning: the minimum crop area is {}; it must lie in (0, 1] (0.08 in the paper)",
                 self.min_crop_area
-            ));
+            )));
         }
         if self.epochs == 0 {
-            return Err("fine-tuning: epochs is 0; give at least 1".to_string());
+            return Err(ByolError::Config(
+                "fine-tuning: epochs is 0; give at least 1".to_string(),
+            ));
         }
         if self.batch_size < 2 {
-            return Err(format!(
+            return Err(ByolError::Config(format!(
                 "fine-tuning: the batch size is {}; batch norm in training mode needs at least 2",
                 self.batch_size
-            ));
+            )));
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
-            return Err(format!(
+            return Err(ByolError::Config(format!(
                 "fine-tuning: the learning rate is {}; it must be a positive number",
                 self.lr
-            ));
+            )));
         }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
-            return Err(format!(
+            return Err(ByolError::Config(format!(
                 "fine-tuning: the weight decay is {}; it must be 0 or more",
                 self.weight_decay
-            ));
+            )));
         }
         Ok(())
     }
@@ -154,13 +157,13 @@ pub struct FinetuneResult {
 }
 
 /// Errors unless `fraction` lies in `(0, 1]`.
-fn check_fraction(fraction: f64) -> Result<(), String> {
+fn check_fraction(fraction: f64) -> Result<()> {
     if fraction.is_finite() && fraction > 0.0 && fraction <= 1.0 {
         Ok(())
     } else {
-        Err(format!(
+        Err(ByolError::Config(format!(
             "the label fraction is {fraction}; it must lie in (0, 1] (0.01 for 1%, 0.1 for 10%)"
-        ))
+        )))
     }
 }
 
@@ -178,9 +181,11 @@ pub fn balanced_subset(
     classes: usize,
     fraction: f64,
     seed: u64,
-) -> Result<Vec<usize>, String> {
+) -> Result<Vec<usize>> {
     if labels.is_empty() {
-        return Err("balanced subset: there are no labels to choose from".to_string());
+        return Err(ByolError::Input(
+            "balanced subset: there are no labels to choose from".to_string(),
+        ));
     }
     check_labels(labels, classes, "balanced subset")?;
     check_fraction(fraction)?;
@@ -189,11 +194,11 @@ pub fn balanced_subset(
         by_class[l as usize].push(i);
     }
     if let Some(empty) = by_class.iter().position(Vec::is_empty) {
-        return Err(format!(
+        return Err(ByolError::Input(format!(
             "balanced subset: class {empty} has no items among the {} labels; every class of \
              0..{classes} needs at least one",
             labels.len()
-        ));
+        )));
     }
     // total = round(fraction · N), at least one per class.
     let total = ((fraction * labels.len() as f64).round() as usize).max(classes);
@@ -275,7 +280,7 @@ pub fn finetune(
     norm: &Normalization,
     classes: usize,
     config: &FinetuneConfig,
-) -> Result<FinetuneResult, String> {
+) -> Result<FinetuneResult> {
     config.validate()?;
     let device = match encoder.parameters().first() {
         Some(p) => p.value().device(),
@@ -299,13 +304,13 @@ pub fn finetune(
     let test_labels = dataset_labels(test, "fine-tuning (test split)")?;
     check_labels(test_labels, classes, "fine-tuning (test split)")?;
     let subset = balanced_subset(train_labels, classes, config.fraction, config.seed)
-        .map_err(|e| format!("fine-tuning: {e}"))?;
+        .map_err(|e| ByolError::Input(format!("fine-tuning: {e}")))?;
     if subset.len() < 2 {
-        return Err(format!(
+        return Err(ByolError::Input(format!(
             "fine-tuning: the labelled subset has {} image(s); batch norm in training mode \
              needs at least 2 (raise the fraction)",
             subset.len()
-        ));
+        )));
     }
 
     let net = copy_encoder(encoder, &device);
@@ -341,7 +346,7 @@ pub fn finetune(
             } else {
                 plain_batch(train, rows, norm, None)
             }
-            .map_err(|e| format!("fine-tuning: {e}"))?;
+            .map_err(|e| ByolError::Input(format!("fine-tuning: {e}")))?;
             let labels: Vec<usize> = rows.iter().map(|&i| train_labels[i] as usize).collect();
             let tape = Tape::new();
             let x = Var::constant(Tensor::from_vec(batch.data, &batch.shape, &device));
@@ -356,11 +361,11 @@ pub fn finetune(
         }
         final_loss = loss_sum.item() / steps_per_epoch.max(1) as f32;
         if !final_loss.is_finite() {
-            return Err(format!(
+            return Err(ByolError::Input(format!(
                 "fine-tuning: the loss became {final_loss} in epoch {epoch}; lower the learning \
                  rate ({})",
                 config.lr
-            ));
+            )));
         }
     }
 
@@ -425,11 +430,13 @@ mod tests {
 
     #[test]
     fn balanced_subset_errors_name_the_problem() {
-        let e = balanced_subset(&[0, 2, 2], 3, 0.5, 0).unwrap_err();
+        let e = balanced_subset(&[0, 2, 2], 3, 0.5, 0)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("class 1 has no items"), "{e}");
-        let e = balanced_subset(&[0, 3], 3, 0.5, 0).unwrap_err();
+        let e = balanced_subset(&[0, 3], 3, 0.5, 0).unwrap_err().to_string();
         assert!(e.contains("label 3"), "{e}");
-        let e = balanced_subset(&[0, 1], 2, 0.0, 0).unwrap_err();
+        let e = balanced_subset(&[0, 1], 2, 0.0, 0).unwrap_err().to_string();
         assert!(e.contains("fraction is 0"), "{e}");
         assert!(balanced_subset(&[0, 1], 2, 1.5, 0).is_err());
         assert!(balanced_subset(&[], 2, 0.5, 0).is_err());
@@ -471,7 +478,8 @@ mod tests {
         };
         let e = finetune(&encoder, &train, &train, &norm, 3, &bad)
             .err()
-            .unwrap();
+            .unwrap()
+            .to_string();
         assert!(e.contains("at least 2"), "{e}");
         let e = finetune(
             &encoder,
@@ -482,7 +490,8 @@ mod tests {
             &FinetuneConfig::default(),
         )
         .err()
-        .unwrap();
+        .unwrap()
+        .to_string();
         assert!(e.contains("label 2"), "{e}");
         let unlabelled = Dataset::new(vec![0; 128], 1, 8, 8, None).unwrap();
         let e = finetune(
@@ -494,7 +503,8 @@ mod tests {
             &FinetuneConfig::default(),
         )
         .err()
-        .unwrap();
+        .unwrap()
+        .to_string();
         assert!(e.contains("no labels"), "{e}");
     }
 }

@@ -36,6 +36,7 @@
 //! result never depends on a sort's whims.
 
 use super::{accuracy, check_features, check_labels};
+use crate::error::{ByolError, Result};
 use std::cmp::Ordering;
 use tensor::Tensor;
 
@@ -71,7 +72,7 @@ pub fn knn_predict(
     classes: usize,
     k: usize,
     temperature: f32,
-) -> Result<Vec<u32>, String> {
+) -> Result<Vec<u32>> {
     predict_in_chunks(
         train,
         train_labels,
@@ -92,34 +93,38 @@ fn predict_in_chunks(
     k: usize,
     temperature: f32,
     budget: usize,
-) -> Result<Vec<u32>, String> {
+) -> Result<Vec<u32>> {
     let (n_train, f) = check_features(train, train_labels, "knn (train split)")?;
     if test.rank() != 2 || test.shape()[1] != f {
-        return Err(format!(
+        return Err(ByolError::Input(format!(
             "knn: the test features have shape {:?}, the train features [{n_train}, {f}]; \
              both need [N, {f}]",
             test.shape()
-        ));
+        )));
     }
     let n_test = test.shape()[0];
     if n_test == 0 {
-        return Err("knn (test split): the split is empty (no feature rows)".to_string());
+        return Err(ByolError::Input(
+            "knn (test split): the split is empty (no feature rows)".to_string(),
+        ));
     }
     check_labels(train_labels, classes, "knn (train split)")?;
     if k == 0 {
-        return Err("knn: k is 0; give at least one neighbour".to_string());
-    }
-    if !(temperature.is_finite() && temperature > 0.0) {
-        return Err(format!(
-            "knn: the temperature is {temperature}; it must be a positive number (0.1 is usual)"
+        return Err(ByolError::Input(
+            "knn: k is 0; give at least one neighbour".to_string(),
         ));
     }
+    if !(temperature.is_finite() && temperature > 0.0) {
+        return Err(ByolError::Input(format!(
+            "knn: the temperature is {temperature}; it must be a positive number (0.1 is usual)"
+        )));
+    }
     if train.device() != test.device() {
-        return Err(format!(
+        return Err(ByolError::Input(format!(
             "knn: the train features are on the {} and the test features on the {}; move one",
             train.device(),
             test.device()
-        ));
+        )));
     }
     let k = k.min(n_train);
     let train_hat = l2_normalize_rows(train);
@@ -139,11 +144,11 @@ fn predict_in_chunks(
             .to_vec();
         for (r, row) in sims.chunks(n_train).enumerate() {
             if let Some(bad) = row.iter().find(|s| !s.is_finite()) {
-                return Err(format!(
+                return Err(ByolError::Input(format!(
                     "knn: test row {} has a similarity of {bad}; the features are not finite \
                      (has the encoder diverged?)",
                     start + r
-                ));
+                )));
             }
             predictions.push(vote(
                 row,
@@ -216,7 +221,7 @@ pub fn knn_accuracy(
     classes: usize,
     k: usize,
     temperature: f32,
-) -> Result<f32, String> {
+) -> Result<f32> {
     check_features(test, test_labels, "knn (test split)")?;
     check_labels(test_labels, classes, "knn (test split)")?;
     let predictions = knn_predict(train, train_labels, test, classes, k, temperature)?;
@@ -312,24 +317,40 @@ mod tests {
     fn bad_inputs_are_errors_that_say_what_is_wrong() {
         let train = matrix(&[[1.0, 0.0], [0.0, 1.0]]);
         let test = matrix(&[[1.0, 0.0]]);
-        let e = knn_accuracy(&train, &[0, 2], &test, &[0], 2, 1, 0.1).unwrap_err();
+        let e = knn_accuracy(&train, &[0, 2], &test, &[0], 2, 1, 0.1)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("label 2") && e.contains("train"), "{e}");
-        let e = knn_accuracy(&train, &[0, 1], &test, &[5], 2, 1, 0.1).unwrap_err();
+        let e = knn_accuracy(&train, &[0, 1], &test, &[5], 2, 1, 0.1)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("label 5") && e.contains("test"), "{e}");
-        let e = knn_accuracy(&train, &[0], &test, &[0], 2, 1, 0.1).unwrap_err();
+        let e = knn_accuracy(&train, &[0], &test, &[0], 2, 1, 0.1)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("2 feature rows but 1 labels"), "{e}");
-        let e = knn_accuracy(&train, &[0, 1], &test, &[0], 2, 0, 0.1).unwrap_err();
+        let e = knn_accuracy(&train, &[0, 1], &test, &[0], 2, 0, 0.1)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("k is 0"), "{e}");
-        let e = knn_accuracy(&train, &[0, 1], &test, &[0], 2, 1, 0.0).unwrap_err();
+        let e = knn_accuracy(&train, &[0, 1], &test, &[0], 2, 1, 0.0)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("temperature"), "{e}");
         let wide = Tensor::zeros(&[1, 3], &Device::Cpu);
-        let e = knn_accuracy(&train, &[0, 1], &wide, &[0], 2, 1, 0.1).unwrap_err();
+        let e = knn_accuracy(&train, &[0, 1], &wide, &[0], 2, 1, 0.1)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("shape [1, 3]"), "{e}");
         let empty = Tensor::zeros(&[0, 2], &Device::Cpu);
-        let e = knn_accuracy(&train, &[0, 1], &empty, &[], 2, 1, 0.1).unwrap_err();
+        let e = knn_accuracy(&train, &[0, 1], &empty, &[], 2, 1, 0.1)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("empty"), "{e}");
         let nan = matrix(&[[f32::NAN, 0.0]]);
-        let e = knn_accuracy(&train, &[0, 1], &nan, &[0], 2, 1, 0.1).unwrap_err();
+        let e = knn_accuracy(&train, &[0, 1], &nan, &[0], 2, 1, 0.1)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not finite"), "{e}");
     }
 }

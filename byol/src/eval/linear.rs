@@ -46,6 +46,7 @@
 //!   whole probe runs there; the loss is read back once per epoch.
 
 use super::{accuracy, check_features, check_labels};
+use crate::error::{ByolError, Result};
 use crate::optim::{self, OptimizerKind};
 use crate::schedule::lr_at;
 use autograd::{no_grad, Param, Tape, Var};
@@ -66,9 +67,8 @@ pub struct LinearProbeConfig {
     /// Weight decay of the weight matrix (the bias has none, as
     /// [`crate::optim::is_excluded`] decides).
     pub weight_decay: f32,
-    /// The optimiser, by the name [`OptimizerKind::from_name`] reads
-    /// (`"adam"`, `"adamw"`, `"sgd"`, `"lars"`).
-    pub optimizer: String,
+    /// The optimiser.
+    pub optimizer: OptimizerKind,
     /// Seed of the order of the mini-batches.
     pub seed: u64,
 }
@@ -82,7 +82,7 @@ impl Default for LinearProbeConfig {
             batch_size: 256,
             lr: 1e-2,
             weight_decay: 0.0,
-            optimizer: "adam".to_string(),
+            optimizer: OptimizerKind::Adam,
             seed: 0,
         }
     }
@@ -90,33 +90,31 @@ impl Default for LinearProbeConfig {
 
 impl LinearProbeConfig {
     /// Errors for a setting that cannot train: no epochs, a batch of 0, a
-    /// learning rate or weight decay that is negative or not finite, or an
-    /// unknown optimiser.
-    pub fn validate(&self) -> Result<OptimizerKind, String> {
+    /// learning rate or weight decay that is negative or not finite.
+    pub fn validate(&self) -> Result<()> {
         if self.epochs == 0 {
-            return Err("linear probe: epochs is 0; give at least 1".to_string());
+            return Err(ByolError::Config(
+                "linear probe: epochs is 0; give at least 1".to_string(),
+            ));
         }
         if self.batch_size == 0 {
-            return Err("linear probe: the batch size is 0; give at least 1".to_string());
+            return Err(ByolError::Config(
+                "linear probe: the batch size is 0; give at least 1".to_string(),
+            ));
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
-            return Err(format!(
+            return Err(ByolError::Config(format!(
                 "linear probe: the learning rate is {}; it must be a positive number",
                 self.lr
-            ));
+            )));
         }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
-            return Err(format!(
+            return Err(ByolError::Config(format!(
                 "linear probe: the weight decay is {}; it must be 0 or more",
                 self.weight_decay
-            ));
+            )));
         }
-        OptimizerKind::from_name(&self.optimizer).ok_or_else(|| {
-            format!(
-                "linear probe: unknown optimizer '{}'; expected adam, adamw, sgd or lars",
-                self.optimizer
-            )
-        })
+        Ok(())
     }
 }
 
@@ -176,24 +174,24 @@ pub fn linear_probe(
     test_labels: &[u32],
     classes: usize,
     config: &LinearProbeConfig,
-) -> Result<LinearProbeResult, String> {
-    let kind = config.validate()?;
+) -> Result<LinearProbeResult> {
+    config.validate()?;
     let (n, f) = check_features(train, train_labels, "linear probe (train split)")?;
     let (_, f_test) = check_features(test, test_labels, "linear probe (test split)")?;
     if f_test != f {
-        return Err(format!(
+        return Err(ByolError::Input(format!(
             "linear probe: the train features have {f} dimensions, the test features {f_test}"
-        ));
+        )));
     }
     check_labels(train_labels, classes, "linear probe (train split)")?;
     check_labels(test_labels, classes, "linear probe (test split)")?;
     let device = train.device();
     if test.device() != device {
-        return Err(format!(
+        return Err(ByolError::Input(format!(
             "linear probe: the train features are on the {device} and the test features on \
              the {}; move one",
             test.device()
-        ));
+        )));
     }
 
     let (mean, std) = train_statistics(train);
@@ -203,7 +201,7 @@ pub fn linear_probe(
     let weight = Param::new("probe.weight", Tensor::zeros(&[classes, f], &device));
     let bias = Param::new("probe.bias", Tensor::zeros(&[classes], &device));
     let params = [weight.clone(), bias.clone()];
-    let mut optimizer = optim::build(kind, config.weight_decay);
+    let mut optimizer = optim::build(config.optimizer, config.weight_decay);
 
     let steps_per_epoch = n.div_ceil(config.batch_size);
     let total_steps = config.epochs * steps_per_epoch;
@@ -229,11 +227,11 @@ pub fn linear_probe(
         }
         final_loss = loss_sum.item() / steps_per_epoch as f32;
         if !final_loss.is_finite() {
-            return Err(format!(
+            return Err(ByolError::Input(format!(
                 "linear probe: the loss became {final_loss} in epoch {epoch}; are the features \
                  finite? Otherwise lower the learning rate ({})",
                 config.lr
-            ));
+            )));
         }
     }
 
@@ -323,7 +321,7 @@ mod tests {
         let b = linear_probe(&train, &train_y, &test, &test_y, 3, &quick()).unwrap();
         assert_eq!(a, b);
         let sgd = LinearProbeConfig {
-            optimizer: "sgd".to_string(),
+            optimizer: OptimizerKind::Sgd,
             lr: 0.1,
             weight_decay: 1e-4,
             ..quick()
@@ -336,25 +334,25 @@ mod tests {
     fn bad_inputs_are_errors_that_say_what_is_wrong() {
         let (train, y) = clusters(8, 3, 2, 1.0, 1);
         let cfg = quick();
-        let e = linear_probe(&train, &y, &train, &y, 1, &cfg).unwrap_err();
+        let e = linear_probe(&train, &y, &train, &y, 1, &cfg)
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("label 1") && e.contains("number of classes, 1"),
             "{e}"
         );
         let narrow = Tensor::zeros(&[2, 2], &Device::Cpu);
-        let e = linear_probe(&train, &y, &narrow, &[0, 1], 2, &cfg).unwrap_err();
+        let e = linear_probe(&train, &y, &narrow, &[0, 1], 2, &cfg)
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("3 dimensions") && e.contains("test features 2"),
             "{e}"
         );
-        let e = linear_probe(&train, &y[..3], &train, &y, 2, &cfg).unwrap_err();
+        let e = linear_probe(&train, &y[..3], &train, &y, 2, &cfg)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("8 feature rows but 3 labels"), "{e}");
-        let bad = LinearProbeConfig {
-            optimizer: "rmsprop".to_string(),
-            ..quick()
-        };
-        let e = linear_probe(&train, &y, &train, &y, 2, &bad).unwrap_err();
-        assert!(e.contains("unknown optimizer 'rmsprop'"), "{e}");
         let bad = LinearProbeConfig {
             epochs: 0,
             ..quick()
@@ -366,7 +364,9 @@ mod tests {
         };
         assert!(linear_probe(&train, &y, &train, &y, 2, &bad).is_err());
         let nan = Tensor::full(&[8, 3], f32::NAN, &Device::Cpu);
-        let e = linear_probe(&nan, &y, &nan, &y, 2, &cfg).unwrap_err();
+        let e = linear_probe(&nan, &y, &nan, &y, 2, &cfg)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("loss became NaN"), "{e}");
     }
 }

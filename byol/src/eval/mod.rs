@@ -29,7 +29,8 @@
 //! it runs where the encoder lives (CPU or GPU); only small results (a chunk
 //! of similarities, a batch of predictions) are read back to the host.
 //!
-//! Errors are `Result<_, String>` whose message names what is wrong (an
+//! Errors are [`ByolError::Input`] (or [`ByolError::Config`] for a probe's
+//! settings), whose message names what is wrong (an
 //! empty split, a label not below the class count, a mismatch of shapes or
 //! devices). Nothing here panics on user data.
 //!
@@ -47,17 +48,21 @@
 //! assert_eq!(probe.test_accuracy, 1.0);
 //! ```
 
+use crate::error::{ByolError, Result};
+
 pub mod features;
 pub mod finetune;
 pub mod knn;
 pub mod linear;
 pub mod pca;
+pub mod splits;
 
-pub use features::{dataset_labels, extract_features, pixel_features};
+pub use features::{array_features, dataset_labels, extract_features, pixel_features};
 pub use finetune::{balanced_subset, finetune, FinetuneConfig, FinetuneResult};
 pub use knn::{knn_accuracy, knn_predict};
 pub use linear::{linear_probe, LinearProbeConfig, LinearProbeResult};
 pub use pca::pca_2d;
+pub use splits::{LabelledSplits, Scores, FEATURE_BATCH, MONITOR_TRAIN_IMAGES};
 
 /// The fraction of `predictions` equal to `labels`, in `[0, 1]` (0 for
 /// empty inputs). The two slices have the same length in every caller.
@@ -74,17 +79,17 @@ pub fn accuracy(predictions: &[u32], labels: &[u32]) -> f32 {
 }
 
 /// Errors unless every label of the split called `what` is below `classes`.
-pub(crate) fn check_labels(labels: &[u32], classes: usize, what: &str) -> Result<(), String> {
+pub(crate) fn check_labels(labels: &[u32], classes: usize, what: &str) -> Result<()> {
     if classes == 0 {
-        return Err(format!(
+        return Err(ByolError::Input(format!(
             "{what}: the number of classes is 0; give at least 1"
-        ));
+        )));
     }
     match labels.iter().position(|&l| l as usize >= classes) {
-        Some(i) => Err(format!(
+        Some(i) => Err(ByolError::Input(format!(
             "{what}: label {} (of item {i}) is not below the number of classes, {classes}",
             labels[i]
-        )),
+        ))),
         None => Ok(()),
     }
 }
@@ -95,27 +100,29 @@ pub(crate) fn check_features(
     features: &tensor::Tensor,
     labels: &[u32],
     what: &str,
-) -> Result<(usize, usize), String> {
+) -> Result<(usize, usize)> {
     if features.rank() != 2 {
-        return Err(format!(
+        return Err(ByolError::Input(format!(
             "{what}: features must be a matrix [N, F], got shape {:?}",
             features.shape()
-        ));
+        )));
     }
     let (n, f) = (features.shape()[0], features.shape()[1]);
     if n == 0 {
-        return Err(format!("{what}: the split is empty (no feature rows)"));
+        return Err(ByolError::Input(format!(
+            "{what}: the split is empty (no feature rows)"
+        )));
     }
     if f == 0 {
-        return Err(format!(
+        return Err(ByolError::Input(format!(
             "{what}: the features have no dimensions (shape [{n}, 0])"
-        ));
+        )));
     }
     if labels.len() != n {
-        return Err(format!(
+        return Err(ByolError::Input(format!(
             "{what}: {n} feature rows but {} labels; give one label per row",
             labels.len()
-        ));
+        )));
     }
     Ok((n, f))
 }
@@ -134,23 +141,27 @@ mod tests {
 
     #[test]
     fn checks_name_the_problem() {
-        let err = check_labels(&[0, 3], 3, "train").unwrap_err();
+        let err = check_labels(&[0, 3], 3, "train").unwrap_err().to_string();
         assert!(err.contains("label 3") && err.contains("train"), "{err}");
         assert!(check_labels(&[0], 0, "x")
             .unwrap_err()
+            .to_string()
             .contains("classes is 0"));
         let d = Device::Cpu;
         let empty = Tensor::zeros(&[0, 4], &d);
         assert!(check_features(&empty, &[], "test")
             .unwrap_err()
+            .to_string()
             .contains("empty"));
         let m = Tensor::zeros(&[2, 4], &d);
         assert!(check_features(&m, &[0], "test")
             .unwrap_err()
+            .to_string()
             .contains("2 feature rows but 1"));
         let v = Tensor::zeros(&[4], &d);
         assert!(check_features(&v, &[0], "test")
             .unwrap_err()
+            .to_string()
             .contains("[N, F]"));
         assert_eq!(check_features(&m, &[0, 1], "t").unwrap(), (2, 4));
     }

@@ -29,6 +29,7 @@
 //! in the last bit; the formula is what is written here.
 
 use super::{check_unique_names, is_excluded, ready_buffer, Optimizer};
+use crate::error::{ByolError, Result};
 use autograd::Param;
 use std::collections::BTreeMap;
 use tensor::Tensor;
@@ -129,7 +130,7 @@ impl Optimizer for Adam {
         self.moments.state()
     }
 
-    fn load_state(&mut self, tensors: &BTreeMap<String, Tensor>) -> Result<(), String> {
+    fn load_state(&mut self, tensors: &BTreeMap<String, Tensor>) -> Result<()> {
         self.moments.load(tensors, "adam")
     }
 
@@ -161,7 +162,7 @@ impl Optimizer for AdamW {
         self.moments.state()
     }
 
-    fn load_state(&mut self, tensors: &BTreeMap<String, Tensor>) -> Result<(), String> {
+    fn load_state(&mut self, tensors: &BTreeMap<String, Tensor>) -> Result<()> {
         self.moments.load(tensors, "adamw")
     }
 
@@ -266,7 +267,7 @@ impl Moments {
 
     /// Replaces the slots by those in `tensors`; on an error, none are
     /// kept.
-    fn load(&mut self, tensors: &BTreeMap<String, Tensor>, optimizer: &str) -> Result<(), String> {
+    fn load(&mut self, tensors: &BTreeMap<String, Tensor>, optimizer: &str) -> Result<()> {
         self.slots.clear();
         let slots = Moments::parse(tensors, optimizer)?;
         self.slots = slots;
@@ -279,7 +280,7 @@ impl Moments {
     fn parse(
         tensors: &BTreeMap<String, Tensor>,
         optimizer: &str,
-    ) -> Result<BTreeMap<String, Slot>, String> {
+    ) -> Result<BTreeMap<String, Slot>> {
         let mut exp_avg = BTreeMap::new();
         let mut exp_avg_sq = BTreeMap::new();
         let mut steps = BTreeMap::new();
@@ -291,10 +292,10 @@ impl Moments {
             } else if let Some(name) = key.strip_prefix(STEP) {
                 (&mut steps, name)
             } else {
-                return Err(format!(
+                return Err(ByolError::Input(format!(
                     "optimiser state {key}: {optimizer} keeps only {EXP_AVG}, {EXP_AVG_SQ} and \
                      {STEP}<parameter> tensors; was the checkpoint made with another optimiser?"
-                ));
+                )));
             };
             map.insert(name.to_string(), t.clone());
         }
@@ -307,26 +308,29 @@ impl Moments {
         names.dedup();
         let mut slots = BTreeMap::new();
         for name in names {
-            let missing =
-                |prefix: &str| format!("optimiser state: {optimizer} has no {prefix}{name}");
+            let missing = |prefix: &str| {
+                ByolError::Input(format!(
+                    "optimiser state: {optimizer} has no {prefix}{name}"
+                ))
+            };
             let m: &Tensor = exp_avg.get(name).ok_or_else(|| missing(EXP_AVG))?;
             let v: &Tensor = exp_avg_sq.get(name).ok_or_else(|| missing(EXP_AVG_SQ))?;
             let t: &Tensor = steps.get(name).ok_or_else(|| missing(STEP))?;
             if m.shape() != v.shape() {
-                return Err(format!(
+                return Err(ByolError::Input(format!(
                     "optimiser state: {EXP_AVG}{name} has shape {:?} but {EXP_AVG_SQ}{name} {:?}",
                     m.shape(),
                     v.shape()
-                ));
+                )));
             }
             let count = t.to_vec();
             let step = match count.as_slice() {
                 [c] if *c >= 1.0 && c.fract() == 0.0 && (*c as u64) <= MAX_EXACT_STEP => *c as u64,
                 _ => {
-                    return Err(format!(
+                    return Err(ByolError::Input(format!(
                         "optimiser state: {STEP}{name} should be one whole number of steps \
                          from 1 to 2^24, it is {count:?}"
-                    ))
+                    )))
                 }
             };
             let slot = Slot {
@@ -466,16 +470,16 @@ mod tests {
         let mut state = BTreeMap::new();
         state.insert("exp_avg.w".to_string(), Tensor::zeros(&[2], &d));
         state.insert("exp_avg_sq.w".to_string(), Tensor::zeros(&[2], &d));
-        let err = opt.load_state(&state).unwrap_err();
+        let err = opt.load_state(&state).unwrap_err().to_string();
         assert!(err.contains("no step.w"), "{err}");
         state.insert("step.w".to_string(), Tensor::scalar(2.5, &d));
-        let err = opt.load_state(&state).unwrap_err();
+        let err = opt.load_state(&state).unwrap_err().to_string();
         assert!(err.contains("whole number"), "{err}");
         state.insert("step.w".to_string(), Tensor::scalar(2.0, &d));
         opt.load_state(&state).unwrap();
         assert_eq!(opt.state().len(), 3);
         state.insert("exp_avg_sq.w".to_string(), Tensor::zeros(&[3], &d));
-        let err = opt.load_state(&state).unwrap_err();
+        let err = opt.load_state(&state).unwrap_err().to_string();
         assert!(err.contains("shape"), "{err}");
         assert!(opt.state().is_empty());
     }

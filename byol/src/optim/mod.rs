@@ -48,7 +48,9 @@ pub use adam::{Adam, AdamW};
 pub use lars::Lars;
 pub use sgd::Sgd;
 
+use crate::error::{ByolError, Result};
 use autograd::Param;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use tensor::Tensor;
 
@@ -72,7 +74,7 @@ pub trait Optimizer: Send {
     /// gave them). An empty map is a fresh start. A name this optimiser does
     /// not keep, or an incomplete or malformed set of buffers, is an error
     /// that says which; the state is then left empty.
-    fn load_state(&mut self, tensors: &BTreeMap<String, Tensor>) -> Result<(), String>;
+    fn load_state(&mut self, tensors: &BTreeMap<String, Tensor>) -> Result<()>;
 
     /// The optimiser's name as [`OptimizerKind::from_name`] reads it
     /// (`"lars"`, `"sgd"`, `"adam"`, `"adamw"`).
@@ -88,8 +90,11 @@ pub fn is_excluded(p: &Param) -> bool {
     p.shape().len() <= 1
 }
 
-/// The optimisers this crate has, by name.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The optimisers this crate has. Written and read (JSON, TOML, flags) as
+/// `lars`, `sgd`, `adam` and `adamw`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum OptimizerKind {
     /// [`Lars`], the paper's optimiser.
     Lars,
@@ -98,6 +103,7 @@ pub enum OptimizerKind {
     /// [`Adam`] (weight decay added to the gradient).
     Adam,
     /// [`AdamW`] (decoupled weight decay).
+    #[cfg_attr(feature = "clap", value(name = "adamw"))]
     AdamW,
 }
 
@@ -122,7 +128,8 @@ impl OptimizerKind {
         }
     }
 
-    /// The kind's name, the one [`OptimizerKind::from_name`] reads.
+    /// The kind's name, the one [`OptimizerKind::from_name`] reads (and
+    /// the one written in JSON and TOML files).
     pub fn name(self) -> &'static str {
         match self {
             OptimizerKind::Lars => "lars",
@@ -130,6 +137,12 @@ impl OptimizerKind {
             OptimizerKind::Adam => "adam",
             OptimizerKind::AdamW => "adamw",
         }
+    }
+}
+
+impl std::fmt::Display for OptimizerKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -234,7 +247,7 @@ pub(crate) fn momentum_state(buffers: &BTreeMap<String, Tensor>) -> Vec<(String,
 pub(crate) fn load_momentum_state(
     tensors: &BTreeMap<String, Tensor>,
     optimizer: &str,
-) -> Result<BTreeMap<String, Tensor>, String> {
+) -> Result<BTreeMap<String, Tensor>> {
     let mut buffers = BTreeMap::new();
     for (key, t) in tensors {
         match key.strip_prefix(MOMENTUM) {
@@ -242,10 +255,10 @@ pub(crate) fn load_momentum_state(
                 buffers.insert(name.to_string(), t.clone());
             }
             _ => {
-                return Err(format!(
+                return Err(ByolError::Input(format!(
                     "optimiser state {key}: {optimizer} keeps only {MOMENTUM}<parameter> buffers; \
                      was the checkpoint made with another optimiser?"
-                ))
+                )))
             }
         }
     }
@@ -341,6 +354,8 @@ mod tests {
     fn kinds_round_trip_through_their_names() {
         for kind in OptimizerKind::ALL {
             assert_eq!(OptimizerKind::from_name(kind.name()), Some(kind));
+            // Checkpoints and TOML files spell them the same way.
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.name());
             assert_eq!(build(kind, 1e-4).name(), kind.name());
         }
         assert_eq!(OptimizerKind::from_name("LARS"), None);
@@ -441,13 +456,13 @@ mod tests {
         adam.step(std::slice::from_ref(&p), 0.1);
         let adam_state: BTreeMap<String, Tensor> = adam.state().into_iter().collect();
         let mut lars = build(OptimizerKind::Lars, 0.0);
-        let err = lars.load_state(&adam_state).unwrap_err();
+        let err = lars.load_state(&adam_state).unwrap_err().to_string();
         assert!(err.contains("lars keeps only momentum."), "{err}");
 
         let mut sgd = build(OptimizerKind::Sgd, 0.0);
         sgd.step(std::slice::from_ref(&p), 0.1);
         let sgd_state: BTreeMap<String, Tensor> = sgd.state().into_iter().collect();
-        let err = adam.load_state(&sgd_state).unwrap_err();
+        let err = adam.load_state(&sgd_state).unwrap_err().to_string();
         assert!(err.contains("momentum.w.weight"), "{err}");
         assert!(adam.state().is_empty());
     }

@@ -17,6 +17,7 @@ use super::{
     check_unique_names, is_excluded, load_momentum_state, momentum_state, momentum_update,
     Optimizer,
 };
+use crate::error::Result;
 use autograd::Param;
 use std::collections::BTreeMap;
 use tensor::Tensor;
@@ -74,7 +75,7 @@ impl Optimizer for Sgd {
         momentum_state(&self.buffers)
     }
 
-    fn load_state(&mut self, tensors: &BTreeMap<String, Tensor>) -> Result<(), String> {
+    fn load_state(&mut self, tensors: &BTreeMap<String, Tensor>) -> Result<()> {
         self.buffers.clear();
         self.buffers = load_momentum_state(tensors, "sgd")?;
         Ok(())

@@ -20,10 +20,13 @@
 //! | BYOL without predictor | no predictor |
 
 use crate::args::DeviceArgs;
-use crate::commands::demo::{demo_config, embedded_data};
-use crate::commands::{CmdResult, Outcome};
-use crate::experiment::{percent, pretrain, Scores};
+use crate::commands::demo::{demo_config, embedded_splits};
+use crate::commands::pretrain::pretrain_into;
+use crate::commands::{percent, CmdResult, Outcome};
+use crate::error::CliError;
 use crate::report::{self, Table, BLUE, ORANGE};
+use byol::eval::Scores;
+use byol::metrics::read_metrics;
 use byol::TrainConfig;
 use charts::{bar_chart, BarSeries};
 use clap::Args;
@@ -95,13 +98,14 @@ pub fn run(args: AblateArgs) -> CmdResult {
     let device = args.device.open()?;
     eprintln!("device: {}", device.describe());
     if args.out.join("ablate.json").exists() {
-        return Err(format!(
+        return Err(CliError::flag(format!(
             "--out {}: already holds an ablation; choose another --out",
             args.out.display()
-        ));
+        )));
     }
-    std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
-    let (source, data) = embedded_data(args.limit)?;
+    std::fs::create_dir_all(&args.out)
+        .map_err(|e| CliError::flag(format!("--out {}: {e}", args.out.display())))?;
+    let (source, data) = embedded_splits(args.limit)?;
     let base = TrainConfig {
         knn_every: 0,
         checkpoint_every: args.epochs.max(1),
@@ -124,7 +128,7 @@ pub fn run(args: AblateArgs) -> CmdResult {
         (v.change)(&mut config);
         eprintln!("training: {} ...", v.name);
         let run = args.out.join(v.folder);
-        let (trainer, outcome) = pretrain(config, &data, &source, &device, &run, args.quiet)?;
+        let (trainer, outcome) = pretrain_into(config, &data, &source, &device, &run, args.quiet)?;
         if outcome == Outcome::Interrupted {
             eprintln!(
                 "stopped during '{}'; the rows so far are not written",
@@ -133,11 +137,11 @@ pub fn run(args: AblateArgs) -> CmdResult {
             return Ok(outcome);
         }
         report::write_run_plots(&run, None)?;
-        let collapse = report::read_metrics(&run)?
-            .epoch_collapse
+        let collapse = read_metrics(&byol::run::metrics_path(&run))?
+            .epochs
             .last()
-            .map(|p| p.1);
-        let (scores, _) = data.score_encoder(&trainer.nets.online.encoder, &device)?;
+            .map(|r| r.collapse);
+        let (scores, _) = data.score_encoder(&trainer.nets().online.encoder, &device)?;
         eprintln!(
             "{}: kNN {}, linear probe {}",
             v.name,
@@ -222,9 +226,7 @@ pub fn run(args: AblateArgs) -> CmdResult {
             },
         ],
     );
-    chart
-        .save_png(&args.out.join("ablate.png"))
-        .map_err(|e| e.to_string())?;
+    chart.save_png(&args.out.join("ablate.png"))?;
     println!(
         "wrote {0}/ablate.md, {0}/ablate.json and {0}/ablate.png ({minutes:.1} minutes)",
         args.out.display()

@@ -11,11 +11,12 @@
 
 use crate::args::DeviceArgs;
 use crate::commands::{CmdResult, Outcome};
+use crate::error::CliError;
 use crate::report::{self, Table};
 use augment::{embedded, two_views, Normalization, Split, TwoViewConfig};
-use autograd::{Param, Tape, Var};
-use byol::optim::{Adam, Optimizer};
-use byol::{ByolNetworks, NetworkConfig, TargetInit};
+use autograd::{Tape, Var};
+use byol::optim::OptimizerKind;
+use byol::{ByolStep, NetworkConfig, TargetInit};
 use clap::Args;
 use models::{Arch, Module, ResNet, ResNetConfig, Stem};
 use serde_json::json;
@@ -69,7 +70,7 @@ fn median_seconds(reps: usize, mut f: impl FnMut()) -> f64 {
 /// Runs `byol bench`.
 pub fn run(args: BenchArgs) -> CmdResult {
     if args.reps == 0 {
-        return Err("--reps 0: give at least 1".into());
+        return Err(CliError::flag("--reps 0: give at least 1"));
     }
     let dev = args.device.open()?;
     let reps = if args.quick {
@@ -192,48 +193,39 @@ fn resnet_step(dev: &Device, quick: bool, reps: usize) -> Figure {
     }
 }
 
-/// A whole BYOL step on pre-made views: both views through the online and
-/// target networks, the loss, backward, Adam, the moving average.
-fn byol_step(dev: &Device, quick: bool, reps: usize) -> Result<Figure, String> {
+/// A whole BYOL step (`byol::ByolStep::step`, the trainer's) on pre-made
+/// views: both views through the online and target networks, the loss,
+/// backward, Adam, the moving average.
+fn byol_step(dev: &Device, quick: bool, reps: usize) -> Result<Figure, CliError> {
     let (width, batch, hidden, projection) = if quick {
         (4, 16, 64, 32)
     } else {
         (16, 64, 512, 128)
     };
-    let data = embedded::fashion_mnist_subset(Split::Train).map_err(|e| e.to_string())?;
+    let data = embedded::fashion_mnist_subset(Split::Train)?;
     let views = TwoViewConfig::byol(Normalization::fashion_mnist());
     let idx: Vec<usize> = (0..batch).collect();
-    let (b1, b2) = two_views(&data, &idx, 0, 0, &views).map_err(|e| e.to_string())?;
+    let (b1, b2) = two_views(&data, &idx, 0, 0, &views)?;
     let v1 = Tensor::from_vec(b1.data, &b1.shape, dev);
     let v2 = Tensor::from_vec(b2.data, &b2.shape, dev);
-    let nets = ByolNetworks::new(
-        NetworkConfig {
-            encoder: encoder_config(width),
-            hidden,
-            projection,
-            predictor: true,
-            target_init: TargetInit::Random,
-        },
-        0,
-        dev,
-    );
-    let params: Vec<Param> = nets
-        .online_parameters()
-        .into_iter()
-        .map(|(_, p)| p)
-        .collect();
-    let mut adam = Adam::new(0.0, 0.9, 0.999, 1e-8);
+    let config = NetworkConfig {
+        encoder: encoder_config(width),
+        hidden,
+        projection,
+        predictor: true,
+        target_init: TargetInit::Random,
+    };
+    let mut byol = ByolStep::new(config, 0, OptimizerKind::Adam, 0.0, dev);
+    let mut failed = None;
     let s = median_seconds(reps, || {
-        for p in &params {
-            p.zero_grad();
+        if let Err(e) = byol.step(&v1, &v2, 1e-3, 0.99) {
+            failed = Some(e);
         }
-        let tape = Tape::new();
-        let out = nets.forward(&tape, &v1, &v2);
-        tape.backward(&out.loss);
-        adam.step(&params, 1e-3);
-        nets.update_target(0.99);
-        params[0].value().sum_all().item();
+        byol.parameters()[0].value().sum_all().item();
     });
+    if let Some(e) = failed {
+        return Err(CliError::flag(format!("the BYOL step benchmark: {e}")));
+    }
     Ok(Figure {
         name: "BYOL step (byol)".into(),
         size: format!("width {width}, batch {batch}, heads {hidden}/{projection}"),

@@ -12,12 +12,12 @@
 //! The settings are sized for a 2-core laptop CPU: see [`demo_config`].
 
 use crate::args::DeviceArgs;
-use crate::commands::{CmdResult, Outcome};
-use crate::data::{class_names, DataArgs};
-use crate::experiment::{percent, pretrain, EvalData, Scores};
+use crate::commands::pretrain::pretrain_into;
+use crate::commands::{percent, CmdResult, Outcome};
+use crate::error::CliError;
 use crate::report::{self, Table};
-use augment::Split;
-use byol::eval::pca_2d;
+use augment::{DataSource, Split};
+use byol::eval::{pca_2d, LabelledSplits, Scores};
 use byol::TrainConfig;
 use charts::{scatter_panels, ScatterPanel};
 use clap::Args;
@@ -70,27 +70,19 @@ pub fn demo_config(epochs: usize, seed: u64) -> TrainConfig {
 }
 
 /// The embedded data (or the first `limit` images of each split) as a
-/// labelled pair.
-pub fn embedded_data(limit: Option<usize>) -> Result<(DataArgs, EvalData), String> {
-    let args = DataArgs {
+/// labelled pair, and the source it was read from.
+pub fn embedded_splits(limit: Option<usize>) -> Result<(DataSource, LabelledSplits), CliError> {
+    let source = DataSource {
         limit,
-        ..DataArgs::default()
+        ..DataSource::default()
     };
-    let train = args.load(Split::Train, true)?;
-    let test = args.load(Split::Test, true)?;
+    let train = source.load(Split::Train, true)?;
+    let test = source.load(Split::Test, true)?;
     eprintln!("data: {}", train.description);
     eprintln!("      {}", test.description);
-    let norm = args.normalization(&train.dataset)?;
-    let classes = train.dataset.num_classes().max(test.dataset.num_classes());
-    Ok((
-        args,
-        EvalData {
-            train: train.dataset,
-            test: test.dataset,
-            norm,
-            classes,
-        },
-    ))
+    let norm = source.normalization(&train.dataset);
+    let splits = LabelledSplits::new(train.dataset, test.dataset, norm)?;
+    Ok((source, splits))
 }
 
 /// Runs `byol demo`.
@@ -98,7 +90,7 @@ pub fn run(args: DemoArgs) -> CmdResult {
     let start = Instant::now();
     let device = args.device.open()?;
     eprintln!("device: {}", device.describe());
-    let (source, data) = embedded_data(args.limit)?;
+    let (source, data) = embedded_splits(args.limit)?;
     let config = TrainConfig {
         width: args.width,
         ..demo_config(args.epochs, args.seed)
@@ -126,7 +118,7 @@ pub fn run(args: DemoArgs) -> CmdResult {
         "pretraining with BYOL for {} epochs (no labels)...",
         config.epochs
     );
-    let (trainer, outcome) = pretrain(config, &data, &source, &device, &args.out, args.quiet)?;
+    let (trainer, outcome) = pretrain_into(config, &data, &source, &device, &args.out, args.quiet)?;
     if outcome == Outcome::Interrupted {
         eprintln!(
             "stopped; checkpoint in {}. Continue the training with: byol pretrain --resume {}",
@@ -136,7 +128,8 @@ pub fn run(args: DemoArgs) -> CmdResult {
         report::write_run_plots(&args.out, Some(random.knn))?;
         return Ok(outcome);
     }
-    let (trained, trained_features) = data.score_encoder(&trainer.nets.online.encoder, &device)?;
+    let (trained, trained_features) =
+        data.score_encoder(&trainer.nets().online.encoder, &device)?;
 
     let table = results_table(&pixels, &random, &trained);
     println!("\n{}\n", table.text());
@@ -161,13 +154,13 @@ pub fn run(args: DemoArgs) -> CmdResult {
             panel("random-init encoder", &random_features, &data)?,
             panel("BYOL encoder", &trained_features, &data)?,
         ],
-        &class_names(&data.test)
+        &class_names(&data)
             .iter()
             .map(String::as_str)
             .collect::<Vec<_>>(),
     );
     let pca_path = args.out.join("plots").join("pca.png");
-    pca.save_png(&pca_path).map_err(|e| e.to_string())?;
+    pca.save_png(&pca_path)?;
     plots.push(pca_path);
     let minutes = start.elapsed().as_secs_f32() / 60.0;
     report::write_text(&args.out.join("results.md"), &table.markdown())?;
@@ -212,16 +205,21 @@ fn results_table(pixels: &Scores, random: &Scores, trained: &Scores) -> Table {
     }
 }
 
-fn panel(title: &str, features: &Tensor, data: &EvalData) -> Result<ScatterPanel, String> {
+/// A scatter panel of the test images' features, coloured by class.
+fn panel(title: &str, features: &Tensor, data: &LabelledSplits) -> Result<ScatterPanel, CliError> {
     let shape = features.shape().to_vec();
-    let labels = data
-        .test
-        .labels()
-        .ok_or("the test split has no labels")?
-        .to_vec();
+    let labels = byol::eval::dataset_labels(&data.test, "test")?.to_vec();
     Ok(ScatterPanel {
         title: title.to_string(),
         points: pca_2d(&features.to_vec(), shape[0], shape[1]),
         labels,
     })
+}
+
+/// The names of the test split's classes, or their numbers.
+fn class_names(data: &LabelledSplits) -> Vec<String> {
+    match data.test.class_names() {
+        Some(names) => names.to_vec(),
+        None => (0..data.classes).map(|c| c.to_string()).collect(),
+    }
 }

@@ -3,15 +3,11 @@
 //! or a linear probe (a linear classifier on standardised features), both
 //! trained on the train split's labels and scored on the test split.
 
-use crate::args::DeviceArgs;
-use crate::commands::{CmdResult, Outcome};
-use crate::data::DataArgs;
-use crate::encoder::EncoderArgs;
-use crate::experiment::encoder_and_splits;
+use crate::args::{DataArgs, DeviceArgs, EncoderArgs};
+use crate::commands::{encoder_and_splits, CmdResult, Outcome};
+use crate::error::CliError;
 use crate::report;
-use byol::eval::features::{dataset_labels, extract_features};
-use byol::eval::knn::knn_accuracy;
-use byol::eval::linear::{linear_probe, LinearProbeConfig};
+use byol::eval::LinearProbeConfig;
 use clap::{Args, ValueEnum};
 use serde_json::json;
 use std::path::PathBuf;
@@ -61,34 +57,20 @@ pub struct EvalArgs {
 /// Runs `byol eval`.
 pub fn run(args: EvalArgs) -> CmdResult {
     let device = args.device.open()?;
-    let (encoder, data) = encoder_and_splits(&args.encoder, &args.data, &device)?;
-    let f_train = extract_features(&encoder, &data.train, &data.norm, 256, &device)?;
-    let f_test = extract_features(&encoder, &data.test, &data.norm, 256, &device)?;
-    let (l_train, l_test) = (
-        dataset_labels(&data.train, "train")?,
-        dataset_labels(&data.test, "test")?,
-    );
-    let classes = data.classes;
+    let (encoder, splits) = encoder_and_splits(&args.encoder, &args.data, &device)?;
+    let (f_train, f_test) = splits.features(&encoder, &device)?;
     let (accuracy, detail) = match args.method {
         Method::Knn => {
             if args.k == 0 {
-                return Err("--k 0: at least one neighbour must vote".into());
+                return Err(CliError::flag("--k 0: at least one neighbour must vote"));
             }
             if !(args.temperature > 0.0 && args.temperature.is_finite()) {
-                return Err(format!(
+                return Err(CliError::flag(format!(
                     "--temperature {}: must be a positive number (0.1 is usual)",
                     args.temperature
-                ));
+                )));
             }
-            let acc = knn_accuracy(
-                &f_train,
-                l_train,
-                &f_test,
-                l_test,
-                classes,
-                args.k,
-                args.temperature,
-            )?;
+            let acc = splits.knn_of(&f_train, &f_test, args.k, args.temperature)?;
             (
                 acc,
                 json!({"method": "knn", "k": args.k, "temperature": args.temperature}),
@@ -100,7 +82,7 @@ pub fn run(args: EvalArgs) -> CmdResult {
                 lr: args.probe_lr,
                 ..LinearProbeConfig::default()
             };
-            let r = linear_probe(&f_train, l_train, &f_test, l_test, classes, &config)?;
+            let r = splits.probe_of(&f_train, &f_test, &config)?;
             (
                 r.test_accuracy,
                 json!({"method": "linear", "epochs": config.epochs, "lr": config.lr,
@@ -114,14 +96,14 @@ pub fn run(args: EvalArgs) -> CmdResult {
             Method::Knn => "kNN",
             Method::Linear => "linear probe",
         },
-        data.test.len(),
-        classes
+        splits.test.len(),
+        splits.classes
     );
     if let Some(path) = &args.json {
         let mut value = detail;
         value["accuracy"] = json!(accuracy);
         value["encoder"] = json!(args.encoder.describe());
-        value["test_images"] = json!(data.test.len());
+        value["test_images"] = json!(splits.test.len());
         report::write_json(path, &value)?;
     }
     Ok(Outcome::Done)

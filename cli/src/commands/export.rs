@@ -4,7 +4,7 @@
 //! --weights`. The projector, predictor and optimiser state stay behind.
 
 use crate::commands::{CmdResult, Outcome};
-use crate::encoder::{encoder_tensors, read_checkpoint};
+use byol::{Checkpoint, Side};
 use clap::Args;
 use std::path::PathBuf;
 
@@ -31,22 +31,20 @@ pub struct ExportArgs {
 
 /// Runs `byol export`.
 pub fn run(args: ExportArgs) -> CmdResult {
-    let (meta, tensors) = read_checkpoint(&args.checkpoint)?;
-    let encoder = encoder_tensors(&tensors, args.target);
-    if encoder.is_empty() {
-        return Err(format!(
-            "--checkpoint {}: holds no encoder tensors (net.online.encoder.*); is it a \
-             `byol pretrain` checkpoint?",
-            args.checkpoint.display()
-        ));
-    }
-    models::weights::write(&args.out, &encoder).map_err(|e| e.to_string())?;
-    let c = &meta.config;
+    let checkpoint = Checkpoint::load(&args.checkpoint)?;
+    let side = if args.target {
+        Side::Target
+    } else {
+        Side::Online
+    };
+    let encoder = checkpoint.encoder_tensors(side);
+    models::weights::write(&args.out, &encoder)?;
+    let (meta, c) = (&checkpoint.meta, &checkpoint.meta.config);
     println!(
         "wrote {} tensors of the {} encoder ({} {} stem, width {}, {} input channel(s); \
          epoch {}) to {}",
         encoder.len(),
-        if args.target { "target" } else { "online" },
+        side.name(),
         c.arch,
         c.stem,
         c.width,

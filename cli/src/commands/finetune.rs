@@ -2,11 +2,8 @@
 //! down: the whole encoder and a linear head trained on a class-balanced
 //! fraction of the train split's labels, scored on the test split.
 
-use crate::args::{check_fraction, DeviceArgs};
-use crate::commands::{CmdResult, Outcome};
-use crate::data::DataArgs;
-use crate::encoder::EncoderArgs;
-use crate::experiment::encoder_and_splits;
+use crate::args::{check_fraction, DataArgs, DeviceArgs, EncoderArgs};
+use crate::commands::{encoder_and_splits, CmdResult, Outcome};
 use crate::report;
 use byol::eval::finetune::{finetune, FinetuneConfig};
 use clap::Args;
@@ -76,8 +73,7 @@ pub fn run(args: FinetuneArgs) -> CmdResult {
         &data.norm,
         data.classes,
         &config,
-    )
-    .map_err(|e| format!("{e} (see byol finetune --help)"))?;
+    )?;
     println!(
         "fine-tuned on {} labelled images ({}% of {}): top-1 accuracy {:.4} on {} test images",
         r.labelled,
@@ -97,7 +93,7 @@ pub fn run(args: FinetuneArgs) -> CmdResult {
         if let Some(b) = &r.head.bias {
             tensors.push(("fc.bias".into(), b.value()));
         }
-        models::weights::write(path, &tensors).map_err(|e| e.to_string())?;
+        models::weights::write(path, &tensors)?;
         eprintln!("wrote {}", path.display());
     }
     if let Some(path) = &args.json {

@@ -1,5 +1,6 @@
 //! One module per subcommand. Each has an `…Args` struct (its flags, with
-//! the `--help` text as doc comments) and a `run` function.
+//! the `--help` text as doc comments) and a `run` function. The few steps
+//! several commands share are here.
 
 pub mod ablate;
 pub mod bench;
@@ -12,6 +13,13 @@ pub mod finetune;
 pub mod pretrain;
 pub mod preview;
 
+use crate::args::{DataArgs, EncoderArgs};
+use crate::error::CliError;
+use augment::Split;
+use byol::eval::LabelledSplits;
+use models::ResNet;
+use tensor::Device;
+
 /// How a command ended, when it did not fail.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -21,6 +29,35 @@ pub enum Outcome {
     Interrupted,
 }
 
-/// What every command returns: an outcome, or a one-line error naming the
-/// file, flag or value and the fix.
-pub type CmdResult = Result<Outcome, String>;
+/// What every command returns: an outcome, or an error that `main` prints
+/// as one line naming the file, flag or value and the fix.
+pub type CmdResult = Result<Outcome, CliError>;
+
+/// The encoder of `encoder` and the labelled train/test pair of `data`
+/// it is judged on (`eval`, `finetune`), normalised as the encoder's
+/// training data was (or, for bare weights, as the data set's kind says).
+/// Prints where each came from.
+pub fn encoder_and_splits(
+    encoder: &EncoderArgs,
+    data: &DataArgs,
+    device: &Device,
+) -> Result<(ResNet, LabelledSplits), CliError> {
+    let loaded = encoder.load(device)?;
+    let source = data.source()?;
+    let train = source.load(Split::Train, true)?;
+    let test = source.load(Split::Test, true)?;
+    let norm = match loaded.normalization {
+        Some(n) => n,
+        None => source.normalization(&train.dataset),
+    };
+    eprintln!("encoder: {}", loaded.description);
+    eprintln!("train: {}", train.description);
+    eprintln!("test: {}", test.description);
+    let splits = LabelledSplits::new(train.dataset, test.dataset, norm)?;
+    Ok((loaded.encoder, splits))
+}
+
+/// A percentage with one decimal, for tables.
+pub fn percent(x: f32) -> String {
+    format!("{:.1}%", x * 100.0)
+}

@@ -3,32 +3,30 @@
 //! A run folder holds `config.json` (every setting), `data.json` (where the
 //! images came from, so `--resume` finds them again), `metrics.jsonl` (a
 //! line per step and per epoch), `checkpoints/epoch-NNNN.{safetensors,json}`
-//! and `plots/` (loss, kNN accuracy, collapse signal).
+//! and `plots/` (loss, kNN accuracy, collapse signal); see `byol::run`.
 //!
 //! Settings come from the defaults, then `--config FILE.toml`, then the
-//! flags (flags win). Ctrl-C stops after the current step with a
-//! checkpoint; `--resume DIR` continues exactly where it stopped.
+//! flags (flags win): each layer is laid over `TrainConfig` by name, so the
+//! list of settings is the library's `TrainConfig` and the flags below,
+//! nothing else. Ctrl-C stops after the current step with a checkpoint;
+//! `--resume DIR` continues exactly where it stopped.
 
-use crate::args::DeviceArgs;
+use crate::args::{DataArgs, DeviceArgs};
 use crate::commands::{CmdResult, Outcome};
-use crate::data::{DataArgs, DatasetKind};
+use crate::error::CliError;
 use crate::progress::TrainProgress;
 use crate::{interrupt, report};
-use augment::{Dataset, Normalization, Split};
-use byol::eval::features::{dataset_labels, extract_features};
-use byol::eval::knn::{knn_accuracy, DEFAULT_K, DEFAULT_TEMPERATURE};
+use augment::{AugmentPreset, BrightnessMode, DataSource, Split};
+use byol::eval::LabelledSplits;
 use byol::metrics::MetricsLog;
-use byol::{Progress, TrainConfig, Trainer};
+use byol::optim::OptimizerKind;
+use byol::{run as run_folder, Progress, TrainConfig, Trainer};
 use clap::Args;
-use models::ResNet;
+use models::{Arch, ResNet, Stem};
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 use tensor::Device;
-
-/// The most training images the kNN monitor compares against (it runs
-/// every few epochs; all 60,000 of Fashion-MNIST would cost more than an
-/// epoch).
-pub const MONITOR_TRAIN_IMAGES: usize = 10_000;
 
 /// Flags of `byol pretrain`.
 #[derive(Args, Clone, Debug, Default)]
@@ -60,17 +58,19 @@ pub struct PretrainArgs {
     pub quiet: bool,
 }
 
-/// The training settings a user may set, all optional so that the flags,
-/// the TOML file and the defaults can be layered.
+/// The training settings a user may set, each optional so that the flags,
+/// the TOML file and the defaults can be layered. The names are
+/// `TrainConfig`'s; only `--no-predictor` is the negation of its
+/// `predictor`.
 #[derive(Args, Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(deny_unknown_fields)]
 pub struct Settings {
-    /// resnet18, resnet34 or resnet50 [default: resnet18]
-    #[arg(long)]
-    pub arch: Option<String>,
+    /// The ResNet [default: resnet18]
+    #[arg(long, value_enum)]
+    pub arch: Option<Arch>,
     /// cifar (3x3 stem, for small images) or imagenet [default: cifar]
-    #[arg(long)]
-    pub stem: Option<String>,
+    #[arg(long, value_enum)]
+    pub stem: Option<Stem>,
     /// Base width of the ResNet (64 in the paper) [default: 8]
     #[arg(long)]
     pub width: Option<usize>,
@@ -81,8 +81,8 @@ pub struct Settings {
     #[arg(long)]
     pub projection: Option<usize>,
     /// Train without the predictor (the paper's ablation; it collapses)
-    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
-    pub no_predictor: Option<bool>,
+    #[arg(long = "no-predictor", num_args = 0, default_missing_value = "false")]
+    pub predictor: Option<bool>,
     /// Start the target as a copy of the online network (default: its own
     /// random initialisation, as the official code)
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
@@ -93,9 +93,9 @@ pub struct Settings {
     /// Images per step [default: 128]
     #[arg(long)]
     pub batch_size: Option<usize>,
-    /// lars, sgd, adam or adamw [default: adam]
-    #[arg(long)]
-    pub optimizer: Option<String>,
+    /// The optimiser [default: adam]
+    #[arg(long, value_enum)]
+    pub optimizer: Option<OptimizerKind>,
     /// Base learning rate; the peak is lr x batch / 256 [default: 0.004]
     #[arg(long)]
     pub lr: Option<f32>,
@@ -110,10 +110,10 @@ pub struct Settings {
     /// as its own target [default: 0.99]
     #[arg(long)]
     pub tau: Option<f32>,
-    /// Augmentation preset: byol (the paper's) or cifar (without blur)
+    /// Augmentations: byol (the paper's) or cifar (without blur)
     /// [default: cifar]
-    #[arg(long)]
-    pub augment: Option<String>,
+    #[arg(long, value_enum)]
+    pub augment: Option<AugmentPreset>,
     /// Smallest crop area, as a fraction of the image [default: 0.2]
     #[arg(long)]
     pub min_crop: Option<f32>,
@@ -123,8 +123,8 @@ pub struct Settings {
     pub jitter: Option<f32>,
     /// How the jitter changes brightness: additive (the paper's delta) or
     /// multiplicative (torchvision's factor) [default: additive]
-    #[arg(long)]
-    pub brightness: Option<String>,
+    #[arg(long, value_enum)]
+    pub brightness: Option<BrightnessMode>,
     /// Seed of weights, shuffling and views [default: 0]
     #[arg(long)]
     pub seed: Option<u64>,
@@ -138,175 +138,62 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// `self` where set, `other` elsewhere.
-    pub fn or(self, other: Settings) -> Settings {
-        Settings {
-            arch: self.arch.or(other.arch),
-            stem: self.stem.or(other.stem),
-            width: self.width.or(other.width),
-            hidden: self.hidden.or(other.hidden),
-            projection: self.projection.or(other.projection),
-            no_predictor: self.no_predictor.or(other.no_predictor),
-            target_copy: self.target_copy.or(other.target_copy),
-            epochs: self.epochs.or(other.epochs),
-            batch_size: self.batch_size.or(other.batch_size),
-            optimizer: self.optimizer.or(other.optimizer),
-            lr: self.lr.or(other.lr),
-            weight_decay: self.weight_decay.or(other.weight_decay),
-            warmup_epochs: self.warmup_epochs.or(other.warmup_epochs),
-            tau: self.tau.or(other.tau),
-            augment: self.augment.or(other.augment),
-            min_crop: self.min_crop.or(other.min_crop),
-            jitter: self.jitter.or(other.jitter),
-            brightness: self.brightness.or(other.brightness),
-            seed: self.seed.or(other.seed),
-            checkpoint_every: self.checkpoint_every.or(other.checkpoint_every),
-            knn_every: self.knn_every.or(other.knn_every),
-        }
-    }
-
     /// Whether any setting is given.
     pub fn any(&self) -> bool {
         self != &Settings::default()
     }
-
-    /// The full configuration: these settings over `base`.
-    pub fn apply(self, base: TrainConfig) -> TrainConfig {
-        TrainConfig {
-            arch: self.arch.unwrap_or(base.arch),
-            stem: self.stem.unwrap_or(base.stem),
-            width: self.width.unwrap_or(base.width),
-            hidden: self.hidden.unwrap_or(base.hidden),
-            projection: self.projection.unwrap_or(base.projection),
-            predictor: self.no_predictor.map(|no| !no).unwrap_or(base.predictor),
-            target_copy: self.target_copy.unwrap_or(base.target_copy),
-            epochs: self.epochs.unwrap_or(base.epochs),
-            batch_size: self.batch_size.unwrap_or(base.batch_size),
-            optimizer: self.optimizer.unwrap_or(base.optimizer),
-            lr: self.lr.unwrap_or(base.lr),
-            weight_decay: self.weight_decay.unwrap_or(base.weight_decay),
-            warmup_epochs: self.warmup_epochs.unwrap_or(base.warmup_epochs),
-            tau: self.tau.unwrap_or(base.tau),
-            augment: self.augment.unwrap_or(base.augment),
-            min_crop: self.min_crop.unwrap_or(base.min_crop),
-            jitter: self.jitter.unwrap_or(base.jitter),
-            brightness: self.brightness.unwrap_or(base.brightness),
-            seed: self.seed.unwrap_or(base.seed),
-            checkpoint_every: self.checkpoint_every.unwrap_or(base.checkpoint_every),
-            knn_every: self.knn_every.unwrap_or(base.knn_every),
-        }
-    }
 }
 
-/// Reads a `--config` TOML file of [`Settings`]; names may use `-` or `_`.
-pub fn read_settings_file(path: &Path) -> Result<Settings, String> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| format!("--config {}: {e}", path.display()))?;
+/// `base` with each layer's given settings laid over it in turn (later
+/// layers win): every layer is written as a map by name and merged into
+/// `base`'s, so no setting is listed here.
+pub fn overlay(base: TrainConfig, layers: &[&Settings]) -> Result<TrainConfig, CliError> {
+    let as_map = |value: serde_json::Result<Value>| match value {
+        Ok(Value::Object(map)) => Ok(map),
+        other => Err(CliError::flag(format!(
+            "the settings cannot be combined: {other:?}"
+        ))),
+    };
+    let mut merged = as_map(serde_json::to_value(&base))?;
+    for layer in layers {
+        let given = as_map(serde_json::to_value(layer))?;
+        merged.extend(given.into_iter().filter(|(_, v)| !v.is_null()));
+    }
+    serde_json::from_value(Value::Object(merged))
+        .map_err(|e| CliError::flag(format!("the settings cannot be combined: {e}")))
+}
+
+/// Reads a `--config` TOML file of [`Settings`]: keys are the flags'
+/// names with `-` or `_`; `no-predictor = true` is `predictor = false`. A
+/// bad key or value is an error naming the file, the key, the value and
+/// the choices.
+pub fn read_settings_file(path: &Path) -> Result<Settings, CliError> {
+    let at = |e: String| CliError::flag(format!("--config {}: {e}", path.display()));
+    let text = std::fs::read_to_string(path).map_err(|e| at(e.to_string()))?;
     let table: toml::Table = text
         .parse()
-        .map_err(|e| format!("--config {}: not valid TOML: {e}", path.display()))?;
-    let normalised: toml::Table = table
-        .into_iter()
-        .map(|(k, v)| (k.replace('_', "-"), v))
-        .collect();
-    Settings::deserialize(normalised).map_err(|e| {
-        format!(
-            "--config {}: {e} (the keys are the pretrain flags without --, e.g. epochs = 20)",
-            path.display()
-        )
-    })
-}
-
-/// Where a run's images came from (`data.json`), so `--resume` can read
-/// them again without the flags.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct DataRecord {
-    /// The data set kind, as `--dataset` names it.
-    pub dataset: DatasetKind,
-    /// `--data`, if given.
-    pub data: Option<PathBuf>,
-    /// `--test-data`, if given.
-    pub test_data: Option<PathBuf>,
-    /// `--image-size`.
-    pub image_size: usize,
-    /// `--channels`.
-    pub channels: usize,
-    /// `--limit`, if given.
-    pub limit: Option<usize>,
-}
-
-impl DataRecord {
-    fn of(args: &DataArgs) -> Result<DataRecord, String> {
-        Ok(DataRecord {
-            dataset: args.kind()?,
-            data: args.data.clone(),
-            test_data: args.test_data.clone(),
-            image_size: args.image_size,
-            channels: args.channels,
-            limit: args.limit,
-        })
-    }
-
-    fn args(&self) -> DataArgs {
-        DataArgs {
-            dataset: Some(self.dataset),
-            data: self.data.clone(),
-            test_data: self.test_data.clone(),
-            image_size: self.image_size,
-            channels: self.channels,
-            limit: self.limit,
+        .map_err(|e| at(format!("not valid TOML: {e}")))?;
+    let mut settings = Map::new();
+    for (key, value) in table {
+        let mut name = key.replace('-', "_");
+        let mut value = serde_json::to_value(value).map_err(|e| at(e.to_string()))?;
+        if name == "no_predictor" {
+            name = "predictor".into();
+            value = match value {
+                Value::Bool(b) => Value::Bool(!b),
+                other => other,
+            };
         }
+        // One key at a time, so that an error names its key.
+        let one = Map::from_iter([(name.clone(), value.clone())]);
+        Settings::deserialize(Value::Object(one)).map_err(|e| {
+            at(format!(
+                "{key}: {e} (the keys are the pretrain flags without --, e.g. epochs = 20)"
+            ))
+        })?;
+        settings.insert(name, value);
     }
-}
-
-/// The images a kNN monitor compares: labelled train (up to
-/// [`MONITOR_TRAIN_IMAGES`]) and test splits.
-pub struct MonitorData {
-    /// Labelled training images (the memory bank).
-    pub train: Dataset,
-    /// Labelled test images (the queries).
-    pub test: Dataset,
-    /// Their normalisation.
-    pub norm: Normalization,
-    /// Number of classes.
-    pub classes: usize,
-}
-
-impl MonitorData {
-    /// The monitor's data from `args`, or why there is none.
-    pub fn load(args: &DataArgs, norm: &Normalization) -> Result<MonitorData, String> {
-        let train = args.load(Split::Train, true)?.dataset;
-        let test = args.load(Split::Test, true)?.dataset;
-        let train = if train.len() > MONITOR_TRAIN_IMAGES {
-            train
-                .subset(&(0..MONITOR_TRAIN_IMAGES).collect::<Vec<_>>())
-                .map_err(|e| e.to_string())?
-        } else {
-            train
-        };
-        let classes = train.num_classes().max(test.num_classes());
-        Ok(MonitorData {
-            train,
-            test,
-            norm: norm.clone(),
-            classes,
-        })
-    }
-
-    /// kNN top-1 accuracy of `encoder` (left in evaluation mode).
-    pub fn knn(&self, encoder: &ResNet, device: &Device) -> Result<f32, String> {
-        let f_train = extract_features(encoder, &self.train, &self.norm, 256, device)?;
-        let f_test = extract_features(encoder, &self.test, &self.norm, 256, device)?;
-        knn_accuracy(
-            &f_train,
-            dataset_labels(&self.train, "kNN monitor (train)")?,
-            &f_test,
-            dataset_labels(&self.test, "kNN monitor (test)")?,
-            self.classes,
-            DEFAULT_K,
-            DEFAULT_TEMPERATURE,
-        )
-    }
+    Settings::deserialize(Value::Object(settings)).map_err(|e| at(e.to_string()))
 }
 
 /// Runs `byol pretrain`.
@@ -317,9 +204,9 @@ pub fn run(args: PretrainArgs) -> CmdResult {
         None => start(&args, &device)?,
     };
     let run = trainer.run_folder().to_path_buf();
-    let record: DataRecord = read_data_record(&run)?;
+    let source = run_folder::read_data_source(&run)?;
     let monitor = if trainer.config.knn_every > 0 {
-        match MonitorData::load(&record.args(), trainer.normalization()) {
+        match monitor_splits(&source, trainer.normalization()) {
             Ok(m) => Some(m),
             Err(why) => {
                 eprintln!("kNN monitor off: {why}");
@@ -333,77 +220,48 @@ pub fn run(args: PretrainArgs) -> CmdResult {
     finish(&trainer, outcome)
 }
 
-fn start(args: &PretrainArgs, device: &Device) -> Result<Trainer, String> {
+/// The labelled splits the kNN monitor scores on, or why there are none.
+fn monitor_splits(
+    source: &DataSource,
+    norm: &augment::Normalization,
+) -> Result<LabelledSplits, CliError> {
+    let train = source.load(Split::Train, true)?.dataset;
+    let test = source.load(Split::Test, true)?.dataset;
+    Ok(LabelledSplits::new(train, test, norm.clone())?.monitor()?)
+}
+
+fn start(args: &PretrainArgs, device: &Device) -> Result<Trainer, CliError> {
     let from_file = match &args.config {
         Some(path) => read_settings_file(path)?,
         None => Settings::default(),
     };
-    let config = args
-        .settings
-        .clone()
-        .or(from_file)
-        .apply(TrainConfig::default());
-    config
-        .validate()
-        .map_err(|e| format!("{e} (a flag or a --config key)"))?;
-    refuse_existing_run(&args.out)?;
-    let loaded = args.data.load(Split::Train, false)?;
-    let norm = args.data.normalization(&loaded.dataset)?;
+    let config = overlay(TrainConfig::default(), &[&from_file, &args.settings])?;
+    config.validate()?;
+    run_folder::refuse_existing(&args.out)?;
+    let source = args.data.source()?;
+    let loaded = source.load(Split::Train, false)?;
+    let norm = source.normalization(&loaded.dataset);
     eprintln!("data: {}", loaded.description);
     eprintln!("device: {}", device.describe());
     eprintln!("run folder: {}", args.out.display());
-    let trainer =
-        Trainer::new(config, loaded.dataset, norm, device, &args.out).map_err(|e| e.to_string())?;
-    write_data_record(&args.out, &args.data)?;
+    let trainer = Trainer::new(config, loaded.dataset, norm, device, &args.out)?;
+    run_folder::write_data_source(&args.out, &source)?;
     Ok(trainer)
 }
 
-/// Writes `run/data.json`: where the images came from, for `--resume`.
-pub fn write_data_record(run: &Path, args: &DataArgs) -> Result<(), String> {
-    let record = DataRecord::of(args)?;
-    report::write_json(
-        &run.join("data.json"),
-        &serde_json::to_value(&record).map_err(|e| e.to_string())?,
-    )
-}
-
-/// Errors when `out` already holds a run: its checkpoints are someone's
-/// work, never to be overwritten.
-pub fn refuse_existing_run(out: &Path) -> Result<(), String> {
-    if out.join("config.json").exists() || out.join("checkpoints").exists() {
-        return Err(format!(
-            "--out {}: already holds a run; continue it with --resume {}, or choose another --out",
-            out.display(),
-            out.display()
-        ));
-    }
-    Ok(())
-}
-
-fn read_data_record(run: &Path) -> Result<DataRecord, String> {
-    let path = run.join("data.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        format!(
-            "{}: {e} (a run folder made by `byol pretrain` has it)",
-            path.display()
-        )
-    })?;
-    serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
-}
-
-fn resume(args: &PretrainArgs, run: &Path, device: &Device) -> Result<Trainer, String> {
+fn resume(args: &PretrainArgs, run: &Path, device: &Device) -> Result<Trainer, CliError> {
     if args.settings.any() {
-        return Err(format!(
-            "--resume {} continues with the run's own settings (its config.json); \
-             drop the other training flags",
+        return Err(CliError::flag(format!(
+            "--resume {} continues with the run's own settings (its config.json); drop the \
+             other training flags",
             run.display()
-        ));
+        )));
     }
-    let record = read_data_record(run)?;
-    let loaded = record.args().load(Split::Train, false)?;
+    let source = run_folder::read_data_source(run)?;
+    let loaded = source.load(Split::Train, false)?;
     eprintln!("data: {}", loaded.description);
     eprintln!("device: {}", device.describe());
-    let trainer = Trainer::resume(run, loaded.dataset, device).map_err(|e| e.to_string())?;
+    let trainer = Trainer::resume(run, loaded.dataset, device)?;
     eprintln!(
         "resuming {} at epoch {} (step {} of {})",
         run.display(),
@@ -414,16 +272,41 @@ fn resume(args: &PretrainArgs, run: &Path, device: &Device) -> Result<Trainer, S
     Ok(trainer)
 }
 
+/// Trains `config` on the train split of `splits` (read from `source`) into
+/// the new run folder `run`, with the kNN monitor on `splits` when
+/// `config.knn_every > 0`: what `demo` and `ablate` do for each of their
+/// runs. Returns the trainer and how it ended.
+pub fn pretrain_into(
+    config: TrainConfig,
+    splits: &LabelledSplits,
+    source: &DataSource,
+    device: &Device,
+    run: &Path,
+    quiet: bool,
+) -> Result<(Trainer, Outcome), CliError> {
+    run_folder::refuse_existing(run)?;
+    let mut trainer = Trainer::new(
+        config,
+        splits.train.clone(),
+        splits.norm.clone(),
+        device,
+        run,
+    )?;
+    run_folder::write_data_source(run, source)?;
+    let monitor = splits.monitor()?;
+    let monitor = (trainer.config.knn_every > 0).then_some(&monitor);
+    let outcome = train(&mut trainer, monitor, device, quiet)?;
+    Ok((trainer, outcome))
+}
+
 /// Trains to the end (or to Ctrl-C) with progress and the kNN monitor.
-pub fn train(
+fn train(
     trainer: &mut Trainer,
-    monitor: Option<&MonitorData>,
+    monitor: Option<&LabelledSplits>,
     device: &Device,
     quiet: bool,
-) -> Result<Outcome, String> {
-    let run = trainer.run_folder().to_path_buf();
-    let mut log = MetricsLog::open(&run.join("metrics.jsonl"))
-        .map_err(|e| format!("{}: {e}", run.join("metrics.jsonl").display()))?;
+) -> Result<Outcome, CliError> {
+    let mut log = MetricsLog::open(&run_folder::metrics_path(trainer.run_folder()))?;
     interrupt::watch(trainer.stop_flag());
     let mut progress = TrainProgress::new(
         trainer.total_steps(),
@@ -432,21 +315,17 @@ pub fn train(
         trainer.config.projection,
         quiet,
     );
-    let knn = |encoder: &ResNet| -> Result<f32, String> {
-        monitor
-            .expect("only given with a monitor")
-            .knn(encoder, device)
-    };
+    let knn = monitor.map(|splits| move |encoder: &ResNet| splits.knn(encoder, device));
     let result = trainer.run(
         &mut log,
-        monitor.map(|_| &knn as byol::Monitor<'_>),
+        knn.as_ref().map(|k| k as byol::Monitor<'_>),
         &mut |event| match event {
             Progress::Step(r) => progress.step(r),
             Progress::Epoch(r) => progress.epoch(r),
         },
     );
     progress.finish();
-    result.map_err(|e| e.to_string())?;
+    result?;
     Ok(if trainer.stopped() {
         Outcome::Interrupted
     } else {
@@ -485,33 +364,81 @@ fn finish(trainer: &Trainer, outcome: Outcome) -> CmdResult {
 mod tests {
     use super::*;
 
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("byol-settings-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
     #[test]
     fn flags_win_over_the_file_which_wins_over_defaults() {
-        let dir = std::env::temp_dir().join(format!("byol-settings-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = scratch("layers");
         let file = dir.join("run.toml");
         std::fs::write(
             &file,
-            "epochs = 3\nbatch_size = 64\nlr = 0.5\nno-predictor = true\n",
+            "epochs = 3\nbatch_size = 64\nlr = 0.5\nno-predictor = true\noptimizer = \"lars\"\n",
         )
         .unwrap();
         let from_file = read_settings_file(&file).unwrap();
         let flags = Settings {
             lr: Some(0.25),
+            arch: Some(Arch::ResNet34),
             ..Settings::default()
         };
-        let config = flags.or(from_file).apply(TrainConfig::default());
+        let config = overlay(TrainConfig::default(), &[&from_file, &flags]).unwrap();
         assert_eq!(config.epochs, 3);
         assert_eq!(config.batch_size, 64);
         assert_eq!(config.lr, 0.25);
+        assert_eq!(config.optimizer, OptimizerKind::Lars);
+        assert_eq!(config.arch, Arch::ResNet34);
         assert!(!config.predictor);
         assert_eq!(config.width, TrainConfig::default().width);
+        // Nothing given: the defaults, exactly.
+        assert_eq!(
+            overlay(TrainConfig::default(), &[&Settings::default()]).unwrap(),
+            TrainConfig::default()
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 
-        std::fs::write(&file, "epoch = 3\n").unwrap();
-        let e = read_settings_file(&file).unwrap_err();
-        assert!(e.contains("run.toml") && e.contains("epoch"), "{e}");
-        std::fs::write(&file, "epochs = \"many\"\n").unwrap();
-        assert!(read_settings_file(&file).is_err());
+    #[test]
+    fn every_bad_key_or_value_in_a_file_is_named_with_the_choices() {
+        let dir = scratch("bad");
+        let file = dir.join("bad.toml");
+        for (text, expect) in [
+            ("epoch = 3\n", vec!["bad.toml", "epoch", "unknown field"]),
+            ("epochs = \"many\"\n", vec!["epochs", "many"]),
+            (
+                "arch = \"vgg\"\n",
+                vec!["arch", "vgg", "resnet18", "resnet50"],
+            ),
+            (
+                "stem = \"tiny\"\n",
+                vec!["stem", "tiny", "imagenet", "cifar"],
+            ),
+            (
+                "optimizer = \"rmsprop\"\n",
+                vec!["optimizer", "rmsprop", "lars", "adamw"],
+            ),
+            (
+                "augment = \"heavy\"\n",
+                vec!["augment", "heavy", "byol", "cifar"],
+            ),
+            (
+                "brightness = \"linear\"\n",
+                vec!["brightness", "linear", "multiplicative"],
+            ),
+            ("no-predictor = 3\n", vec!["no-predictor", "3"]),
+            ("lr = [1]\n", vec!["lr"]),
+            ("width = -2\n", vec!["width", "-2"]),
+            ("epochs = \n", vec!["not valid TOML"]),
+        ] {
+            std::fs::write(&file, text).unwrap();
+            let e = read_settings_file(&file).unwrap_err().to_string();
+            for word in expect {
+                assert!(e.contains(word), "{text:?}: {word:?} not in: {e}");
+            }
+        }
         std::fs::remove_dir_all(dir).unwrap();
     }
 
@@ -540,15 +467,5 @@ mod tests {
             checked += 1;
         }
         assert_eq!(checked, 19);
-    }
-
-    #[test]
-    fn an_existing_run_is_never_overwritten() {
-        let dir = std::env::temp_dir().join(format!("byol-existing-{}", std::process::id()));
-        std::fs::create_dir_all(dir.join("checkpoints")).unwrap();
-        let e = refuse_existing_run(&dir).unwrap_err();
-        assert!(e.contains("--resume"), "{e}");
-        std::fs::remove_dir_all(&dir).unwrap();
-        assert!(refuse_existing_run(&dir).is_ok());
     }
 }

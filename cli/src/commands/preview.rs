@@ -2,10 +2,12 @@
 //! see as "the same image": each row is one image, then draws of view 1 and
 //! of view 2 (the paper's Table 6 augmentations, or the `cifar` preset).
 
+use crate::args::DataArgs;
 use crate::commands::{CmdResult, Outcome};
-use crate::data::DataArgs;
-use augment::views::jitter::BrightnessMode;
-use augment::{render_preview, PreviewOptions, Split, TwoViewConfig};
+use crate::error::CliError;
+use augment::{
+    render_preview, AugmentPreset, BrightnessMode, PreviewOptions, Split, TwoViewConfig,
+};
 use clap::Args;
 use std::path::PathBuf;
 
@@ -16,9 +18,9 @@ use std::path::PathBuf;
 pub struct PreviewArgs {
     #[command(flatten)]
     pub data: DataArgs,
-    /// Augmentation preset: byol or cifar (byol without blur).
-    #[arg(long, default_value = "byol")]
-    pub augment: String,
+    /// Augmentations: byol (the paper's) or cifar (without blur).
+    #[arg(long, value_enum, default_value = "byol")]
+    pub augment: AugmentPreset,
     /// Smallest crop area, as a fraction of the image.
     #[arg(long, default_value_t = 0.08)]
     pub min_crop: f32,
@@ -26,8 +28,8 @@ pub struct PreviewArgs {
     #[arg(long, default_value_t = 1.0)]
     pub jitter: f32,
     /// How the jitter changes brightness: additive or multiplicative.
-    #[arg(long, default_value = "additive")]
-    pub brightness: String,
+    #[arg(long, value_enum, default_value = "additive")]
+    pub brightness: BrightnessMode,
     /// Images shown (one row each), the first ones of the train split.
     #[arg(long, default_value_t = 8)]
     pub rows: usize,
@@ -53,30 +55,27 @@ pub fn run(args: PreviewArgs) -> CmdResult {
         ("--scale", args.scale),
     ] {
         if v == 0 {
-            return Err(format!("{flag} 0: give at least 1"));
+            return Err(CliError::flag(format!("{flag} 0: give at least 1")));
         }
     }
     if !(args.min_crop > 0.0 && args.min_crop <= 1.0) {
-        return Err(format!("--min-crop {}: must be in (0, 1]", args.min_crop));
+        return Err(CliError::flag(format!(
+            "--min-crop {}: must be in (0, 1]",
+            args.min_crop
+        )));
     }
     if !(0.0..=2.5).contains(&args.jitter) {
-        return Err(format!(
+        return Err(CliError::flag(format!(
             "--jitter {}: must be between 0 and 2.5 (1 is the paper's)",
             args.jitter
-        ));
+        )));
     }
-    let data = args.data.load(Split::Train, false)?;
-    let norm = args.data.normalization(&data.dataset)?;
-    let cfg = TwoViewConfig::preset(&args.augment, norm)
-        .map_err(|e| format!("--augment: {e}"))?
+    let source = args.data.source()?;
+    let data = source.load(Split::Train, false)?;
+    let cfg = TwoViewConfig::preset(args.augment, source.normalization(&data.dataset))
         .with_min_crop(args.min_crop)
         .with_jitter_strength(args.jitter)
-        .with_brightness_mode(BrightnessMode::from_name(&args.brightness).ok_or_else(|| {
-            format!(
-                "--brightness {}: expected additive or multiplicative",
-                args.brightness
-            )
-        })?);
+        .with_brightness_mode(args.brightness);
     let rows = args.rows.min(data.dataset.len());
     let opts = PreviewOptions {
         indices: (0..rows).collect(),
@@ -84,8 +83,8 @@ pub fn run(args: PreviewArgs) -> CmdResult {
         run_seed: args.seed,
         scale: args.scale,
     };
-    let picture = render_preview(&data.dataset, &cfg, &opts).map_err(|e| e.to_string())?;
-    picture.write_png(&args.out).map_err(|e| e.to_string())?;
+    let picture = render_preview(&data.dataset, &cfg, &opts)?;
+    picture.write_png(&args.out)?;
     println!(
         "wrote {} ({}x{} pixels): {rows} images from {}, each followed by {} draws of view 1 \
          and {} of view 2",

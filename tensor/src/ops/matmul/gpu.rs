@@ -67,7 +67,7 @@ pub fn gemm(
     ];
     // Both operands plainly row-major, everything a multiple of 4: the
     // vec4 kernel applies.
-    let aligned = |v: usize| v % 4 == 0;
+    let aligned = |v: usize| v.is_multiple_of(4);
     let vec4 = a.col_stride == 1
         && b.col_stride == 1
         && a.row_stride == d.k

@@ -1,5 +1,6 @@
-//! NumPy `.npy` files, version 1.0: the way features leave this project
-//! (`byol embed` writes them; `np.load` reads them) and images come in.
+//! NumPy `.npy` files, version 1.0: the way arrays of images come in
+//! (`byol embed --npy`) and features leave this project (`byol embed`
+//! writes them; `np.load` reads them).
 //!
 //! The format is a magic string, a little header describing the array as a
 //! Python dict literal, then the raw values in C order:
@@ -13,19 +14,22 @@
 //! starts at a multiple of 64 bytes. Reading accepts `<f4`, `<f8` and `|u1`
 //! (converted to f32), C order, versions 1 to 3.
 
+use crate::error::{DataError, Result};
 use std::path::Path;
 
 const MAGIC: &[u8] = b"\x93NUMPY";
 
-/// Writes `values` with `shape` as a float32 `.npy` file, through a
-/// temporary file renamed into place.
-pub fn write_f32(path: &Path, shape: &[usize], values: &[f32]) -> Result<(), String> {
-    let count: usize = shape.iter().product();
-    if count != values.len() {
-        return Err(format!(
-            "{}: {} values do not fill the shape {shape:?}",
-            path.display(),
-            values.len()
+/// Writes `values` with `shape` as a float32 `.npy` file, complete or not
+/// at all (the `files` crate's atomic writer).
+pub fn write_f32(path: &Path, shape: &[usize], values: &[f32]) -> Result<()> {
+    if element_count(shape) != Some(values.len()) {
+        return Err(DataError::invalid(
+            format!(
+                "{}: {} values do not fill the shape {shape:?}",
+                path.display(),
+                values.len()
+            ),
+            "give one value per element of the shape",
         ));
     }
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
@@ -46,7 +50,13 @@ pub fn write_f32(path: &Path, shape: &[usize], values: &[f32]) -> Result<(), Str
     for v in values {
         bytes.extend_from_slice(&v.to_le_bytes());
     }
-    files::write_atomically(path, &bytes).map_err(|e| e.to_string())
+    files::write_atomically(path, &bytes)?;
+    Ok(())
+}
+
+/// The number of elements of `shape`, or `None` if it overflows.
+fn element_count(shape: &[usize]) -> Option<usize> {
+    shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))
 }
 
 /// An array read from a `.npy` file, as f32.
@@ -59,12 +69,15 @@ pub struct Array {
 }
 
 /// Reads a `.npy` file of `<f4`, `<f8` or `|u1` values in C order.
-pub fn read(path: &Path) -> Result<Array, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    parse(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+pub fn read(path: &Path) -> Result<Array> {
+    let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
+    parse(&bytes).map_err(|problem| DataError::Format {
+        path: path.to_path_buf(),
+        problem,
+    })
 }
 
-fn parse(bytes: &[u8]) -> Result<Array, String> {
+fn parse(bytes: &[u8]) -> std::result::Result<Array, String> {
     if bytes.len() < 10 || &bytes[..6] != MAGIC {
         return Err("not a .npy file (no \\x93NUMPY magic); save it with numpy.save".into());
     }
@@ -86,7 +99,9 @@ fn parse(bytes: &[u8]) -> Result<Array, String> {
         return Err("the array is in Fortran order; save np.ascontiguousarray(x)".into());
     }
     let shape = parse_shape(&field(header, "shape")?)?;
-    let count: usize = shape.iter().product();
+    let count = element_count(&shape)
+        .filter(|&n| n.checked_mul(8).is_some())
+        .ok_or_else(|| format!("the shape {shape:?} is too large to hold"))?;
     let data = &bytes[data_start..];
     let descr = descr.trim().trim_matches('\'');
     let values: Vec<f32> = match descr {
@@ -118,7 +133,7 @@ fn parse(bytes: &[u8]) -> Result<Array, String> {
     Ok(Array { shape, values })
 }
 
-fn need(have: usize, want: usize) -> Result<(), String> {
+fn need(have: usize, want: usize) -> std::result::Result<(), String> {
     if have < want {
         Err(format!(
             "the data is cut short: {have} bytes, {want} expected"
@@ -130,7 +145,7 @@ fn need(have: usize, want: usize) -> Result<(), String> {
 
 /// The text of `'key': value` in the header dict (up to the next `,` at
 /// the top level, or the matching `)` for the shape tuple).
-fn field(header: &str, key: &str) -> Result<String, String> {
+fn field(header: &str, key: &str) -> std::result::Result<String, String> {
     let tag = format!("'{key}':");
     let at = header
         .find(&tag)
@@ -145,7 +160,7 @@ fn field(header: &str, key: &str) -> Result<String, String> {
     Ok(rest[..end].to_string())
 }
 
-fn parse_shape(text: &str) -> Result<Vec<usize>, String> {
+fn parse_shape(text: &str) -> std::result::Result<Vec<usize>, String> {
     text.trim()
         .trim_start_matches('(')
         .trim_end_matches(')')
@@ -201,6 +216,14 @@ mod tests {
         assert!(e.contains("magic"), "{e}");
         let e = parse(&bytes[..bytes.len() - 2]).unwrap_err();
         assert!(e.contains("cut short"), "{e}");
+        // A shape whose size overflows is refused before any allocation.
+        let mut huge = b"\x93NUMPY\x01\x00".to_vec();
+        let dict =
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (9999999999999, 9999999999999), }\n";
+        huge.extend_from_slice(&(dict.len() as u16).to_le_bytes());
+        huge.extend_from_slice(dict.as_bytes());
+        let e = parse(&huge).unwrap_err();
+        assert!(e.contains("too large"), "{e}");
     }
 
     /// A copy of `bytes` with the first `from` replaced by `to` (same length).

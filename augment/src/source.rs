@@ -1,0 +1,364 @@
+//! Where a run's images come from, as one value: the kind of data set, its
+//! folder, and (for a folder of images) the size and channels to read them
+//! at. A [`DataSource`] is what a program asks its user for, what a run
+//! folder records (`data.json`, so a resumed run reads the same images) and
+//! what loads a split.
+//!
+//! | kind | `data` | train split | test split |
+//! | --- | --- | --- | --- |
+//! | `fashion-mnist` | none | the embedded 6,000-image subset | its 1,000 test images |
+//! | `fashion-mnist` | a folder of the four IDX files | `train-*` | `t10k-*` |
+//! | `cifar10` | `cifar-10-batches-bin/` | `data_batch_1..5.bin` | `test_batch.bin` |
+//! | `cifar100` | `cifar-100-binary/` | `train.bin` | `test.bin` (fine labels) |
+//! | `folder` | a folder of images | every image below it (labelled by sub-folder when it has them) | `test_data`, labelled |
+//!
+//! Without a kind, [`DataSource::detect`] recognises a folder by its files.
+//! Without a folder, the data set is the embedded subset, never a copy
+//! found elsewhere on the machine: a run must not depend on the machine.
+
+use crate::cifar::{read_cifar, CifarKind, CIFAR10_TEST_FILE, CIFAR10_TRAIN_FILES};
+use crate::dataset::{Dataset, Split};
+use crate::error::{DataError, Result};
+use crate::folder::{read_image_folder, read_labelled_folder, FolderOptions};
+use crate::locate::{holds_fashion_mnist, read_fashion_mnist, FashionSource};
+use crate::views::normalize::Normalization;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// The kinds of data set there are readers for. Written and read as
+/// `fashion-mnist`, `cifar10`, `cifar100`, `folder`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum DatasetKind {
+    /// Fashion-MNIST IDX files (28x28 gray, 10 classes).
+    FashionMnist,
+    /// CIFAR-10 binary batches (32x32 RGB, 10 classes).
+    Cifar10,
+    /// CIFAR-100 binary files (32x32 RGB, 100 fine classes).
+    Cifar100,
+    /// A folder of PNG / JPEG / BMP images.
+    Folder,
+}
+
+impl DatasetKind {
+    /// The kind's name, as written in files and flags.
+    pub fn name(self) -> &'static str {
+        match self {
+            DatasetKind::FashionMnist => "fashion-mnist",
+            DatasetKind::Cifar10 => "cifar10",
+            DatasetKind::Cifar100 => "cifar100",
+            DatasetKind::Folder => "folder",
+        }
+    }
+}
+
+/// Where a run's images come from (also `data.json` in a run folder).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataSource {
+    /// The kind of data set.
+    pub dataset: DatasetKind,
+    /// The folder holding it; `None` for the embedded Fashion-MNIST subset.
+    pub data: Option<PathBuf>,
+    /// For a folder of images: a folder of labelled test images
+    /// (`<class>/<image>`), the test split.
+    pub test_data: Option<PathBuf>,
+    /// For a folder of images: the side, in pixels, images are resized to.
+    pub image_size: usize,
+    /// For a folder of images: 1 (gray) or 3 (RGB).
+    pub channels: usize,
+    /// Use only the first this many images of each split.
+    pub limit: Option<usize>,
+}
+
+/// A split read from a [`DataSource`], and a line saying what it is.
+pub struct Loaded {
+    /// The images (and labels when the source has them).
+    pub dataset: Dataset,
+    /// For people: e.g. "the embedded Fashion-MNIST subset, train split:
+    /// 6000 images of 1x28x28, 10 classes".
+    pub description: String,
+}
+
+impl Default for DataSource {
+    /// The embedded Fashion-MNIST subset.
+    fn default() -> DataSource {
+        DataSource {
+            dataset: DatasetKind::FashionMnist,
+            data: None,
+            test_data: None,
+            image_size: 32,
+            channels: 3,
+            limit: None,
+        }
+    }
+}
+
+impl DataSource {
+    /// The kind of the data set in `data`: `kind` when given, else
+    /// recognised from the folder's files (Fashion-MNIST's IDX files,
+    /// CIFAR-10's `data_batch_1.bin`, CIFAR-100's `train.bin`, otherwise a
+    /// folder of images); the embedded Fashion-MNIST without a folder.
+    pub fn detect(kind: Option<DatasetKind>, data: Option<&Path>) -> Result<DatasetKind> {
+        if let Some(kind) = kind {
+            return Ok(kind);
+        }
+        let Some(dir) = data else {
+            return Ok(DatasetKind::FashionMnist);
+        };
+        if !dir.is_dir() {
+            return Err(DataError::NotFound {
+                path: dir.to_path_buf(),
+                what: "not a folder".into(),
+                fix: "give the folder that holds the data set".into(),
+            });
+        }
+        let has = |name: &str| dir.join(name).exists() || dir.join(format!("{name}.gz")).exists();
+        Ok(if holds_fashion_mnist(dir) {
+            DatasetKind::FashionMnist
+        } else if has("data_batch_1.bin") {
+            DatasetKind::Cifar10
+        } else if has("train.bin") {
+            DatasetKind::Cifar100
+        } else {
+            DatasetKind::Folder
+        })
+    }
+
+    /// The per-channel normalisation for this source: the published
+    /// statistics of Fashion-MNIST and CIFAR, or, for a folder, those of
+    /// `train` (the images themselves, [`Normalization::from_dataset`]).
+    pub fn normalization(&self, train: &Dataset) -> Normalization {
+        match self.dataset {
+            DatasetKind::FashionMnist => Normalization::fashion_mnist(),
+            DatasetKind::Cifar10 | DatasetKind::Cifar100 => Normalization::cifar10(),
+            DatasetKind::Folder => Normalization::from_dataset(train),
+        }
+    }
+
+    /// Reads `split`. `labelled` asks for labels (evaluation): an
+    /// unlabelled source is then an error naming the fix.
+    pub fn load(&self, split: Split, labelled: bool) -> Result<Loaded> {
+        let split_name = match split {
+            Split::Train => "train",
+            Split::Test => "test",
+        };
+        let (dataset, source) = match self.dataset {
+            DatasetKind::FashionMnist => match &self.data {
+                Some(dir) => (
+                    read_fashion_mnist(&FashionSource::Explicit(dir.clone()), split)?,
+                    format!("Fashion-MNIST from {}", dir.display()),
+                ),
+                None => (
+                    crate::embedded::fashion_mnist_subset(split)?,
+                    "the embedded Fashion-MNIST subset".to_string(),
+                ),
+            },
+            DatasetKind::Cifar10 | DatasetKind::Cifar100 => self.load_cifar(split)?,
+            DatasetKind::Folder => self.load_folder(split, labelled)?,
+        };
+        let dataset = match self.limit {
+            Some(0) => {
+                return Err(DataError::invalid(
+                    "limit 0: no image would be used",
+                    "give a limit of at least 1, or none",
+                ))
+            }
+            Some(n) if n < dataset.len() => dataset.subset(&(0..n).collect::<Vec<_>>())?,
+            _ => dataset,
+        };
+        if labelled && dataset.labels().is_none() {
+            return Err(DataError::invalid(
+                format!("{source}: the {split_name} images have no labels"),
+                "evaluation needs labelled images; arrange a folder as <class>/<image>",
+            ));
+        }
+        let description = format!(
+            "{source}, {split_name} split: {} images of {}x{}x{}{}",
+            dataset.len(),
+            dataset.channels(),
+            dataset.height(),
+            dataset.width(),
+            if dataset.labels().is_some() {
+                format!(", {} classes", dataset.num_classes())
+            } else {
+                ", unlabelled".to_string()
+            }
+        );
+        Ok(Loaded {
+            dataset,
+            description,
+        })
+    }
+
+    /// The data folder, or an error saying this kind needs one.
+    fn folder(&self) -> Result<&Path> {
+        self.data.as_deref().ok_or_else(|| {
+            DataError::invalid(
+                format!("the {} data set needs a data folder", self.dataset.name()),
+                "give the folder that holds it",
+            )
+        })
+    }
+
+    fn load_cifar(&self, split: Split) -> Result<(Dataset, String)> {
+        let name = self.dataset.name();
+        let (kind, files): (CifarKind, Vec<&str>) = match (self.dataset, split) {
+            (DatasetKind::Cifar10, Split::Train) => {
+                (CifarKind::Cifar10, CIFAR10_TRAIN_FILES.to_vec())
+            }
+            (DatasetKind::Cifar10, Split::Test) => (CifarKind::Cifar10, vec![CIFAR10_TEST_FILE]),
+            (_, Split::Train) => (CifarKind::Cifar100Fine, vec!["train.bin"]),
+            (_, Split::Test) => (CifarKind::Cifar100Fine, vec!["test.bin"]),
+        };
+        let dir = self.folder()?;
+        let paths: Vec<PathBuf> = files
+            .iter()
+            .map(|f| {
+                let (plain, gz) = (dir.join(f), dir.join(format!("{f}.gz")));
+                if !plain.exists() && gz.exists() {
+                    gz
+                } else {
+                    plain
+                }
+            })
+            .collect();
+        if let Some(missing) = paths.iter().find(|p| !p.exists()) {
+            return Err(DataError::missing(
+                missing,
+                format!(
+                    "give the folder of the binary version of {name} (e.g. cifar-10-batches-bin)"
+                ),
+            ));
+        }
+        let ds = read_cifar(&paths, kind)?;
+        Ok((ds, format!("{name} from {}", dir.display())))
+    }
+
+    fn load_folder(&self, split: Split, labelled: bool) -> Result<(Dataset, String)> {
+        if !matches!(self.channels, 1 | 3) {
+            return Err(DataError::invalid(
+                format!(
+                    "channels {}: a folder is read as gray or RGB",
+                    self.channels
+                ),
+                "give 1 (gray) or 3 (RGB)",
+            ));
+        }
+        if self.image_size < 8 {
+            return Err(DataError::invalid(
+                format!("image size {}: too small for a ResNet", self.image_size),
+                "use 16 or more (32 is typical)",
+            ));
+        }
+        let opts = FolderOptions {
+            channels: self.channels,
+            height: self.image_size,
+            width: self.image_size,
+        };
+        let dir = match split {
+            Split::Train => self.folder()?,
+            Split::Test => self.test_data.as_deref().ok_or_else(|| {
+                DataError::invalid(
+                    "a folder of images has no test split",
+                    "give a folder of labelled test images (<class>/<image>) as the test data",
+                )
+            })?,
+        };
+        let has_classes = std::fs::read_dir(dir)
+            .map_err(|e| DataError::io(dir, e))?
+            .filter_map(|e| e.ok())
+            .any(|e| e.path().is_dir());
+        let read = if labelled || has_classes {
+            read_labelled_folder(dir, &opts)
+        } else {
+            read_image_folder(dir, &opts)
+        }?;
+        let source = format!("{} ({})", dir.display(), read.report);
+        Ok((read.dataset, source))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_is_the_embedded_subset() {
+        let source = DataSource {
+            limit: Some(50),
+            ..DataSource::default()
+        };
+        let train = source.load(Split::Train, true).unwrap();
+        assert_eq!(train.dataset.len(), 50);
+        assert!(
+            train.description.contains("embedded"),
+            "{}",
+            train.description
+        );
+        let test = source.load(Split::Test, true).unwrap();
+        assert_eq!(test.dataset.shape().height, 28);
+        assert_eq!(
+            source.normalization(&train.dataset),
+            Normalization::fashion_mnist()
+        );
+    }
+
+    #[test]
+    fn missing_folders_and_bad_values_are_named() {
+        let e = DataSource::detect(None, Some(Path::new("no/such/folder")))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no/such/folder"), "{e}");
+        let cifar = DataSource {
+            dataset: DatasetKind::Cifar10,
+            ..DataSource::default()
+        };
+        let e = cifar.load(Split::Train, false).err().unwrap().to_string();
+        assert!(e.contains("cifar10") && e.contains("data folder"), "{e}");
+        let none = DataSource {
+            limit: Some(0),
+            ..DataSource::default()
+        };
+        let e = none.load(Split::Train, false).err().unwrap().to_string();
+        assert!(e.contains("limit 0"), "{e}");
+    }
+
+    #[test]
+    fn a_folder_is_recognised_and_without_test_data_says_so() {
+        let dir = std::env::temp_dir().join(format!("augment-source-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert_eq!(
+            DataSource::detect(None, Some(&dir)).unwrap(),
+            DatasetKind::Folder
+        );
+        std::fs::write(dir.join("data_batch_1.bin"), b"").unwrap();
+        assert_eq!(
+            DataSource::detect(None, Some(&dir)).unwrap(),
+            DatasetKind::Cifar10
+        );
+        let folder = DataSource {
+            dataset: DatasetKind::Folder,
+            data: Some(dir.clone()),
+            ..DataSource::default()
+        };
+        let e = folder.load(Split::Test, true).err().unwrap().to_string();
+        assert!(e.contains("test split"), "{e}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_source_reads_back_as_written() {
+        let source = DataSource {
+            dataset: DatasetKind::Folder,
+            data: Some(PathBuf::from("photos")),
+            test_data: Some(PathBuf::from("labelled")),
+            image_size: 64,
+            channels: 1,
+            limit: Some(100),
+        };
+        let json = serde_json::to_string(&source).unwrap();
+        assert!(json.contains("\"dataset\":\"folder\""), "{json}");
+        assert_eq!(serde_json::from_str::<DataSource>(&json).unwrap(), source);
+    }
+}
