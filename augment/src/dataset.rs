@@ -183,6 +183,30 @@ impl Dataset {
         &self.pixels
     }
 
+    /// A fingerprint of the images and labels: 16 hex digits that change
+    /// when any pixel, label or size changes (FNV-1a, 64 bits, over the
+    /// sizes, the pixels and the labels). A run records it, so that it is
+    /// never resumed on other images by mistake. Not a cryptographic hash.
+    pub fn fingerprint(&self) -> String {
+        const PRIME: u64 = 0x0000_0100_0000_01B3;
+        let mut h: u64 = 0xCBF2_9CE4_8422_2325;
+        let mut eat = |bytes: &[u8]| {
+            for &b in bytes {
+                h = (h ^ b as u64).wrapping_mul(PRIME);
+            }
+        };
+        for size in [self.len(), self.channels, self.height, self.width] {
+            eat(&(size as u64).to_le_bytes());
+        }
+        eat(&self.pixels);
+        if let Some(labels) = &self.labels {
+            for l in labels {
+                eat(&l.to_le_bytes());
+            }
+        }
+        format!("{h:016x}")
+    }
+
     /// The pixels of image `i` (CHW), or `None` past the end.
     pub fn image(&self, i: usize) -> Option<&[u8]> {
         let len = self.image_len();
@@ -303,5 +327,19 @@ mod tests {
         assert!(Dataset::new(vec![0; 7], 1, 2, 2, None).is_err());
         assert!(Dataset::new(vec![0; 8], 1, 2, 2, Some(vec![0])).is_err());
         assert!(Dataset::new(vec![0; 8], 1, 0, 2, None).is_err());
+    }
+
+    #[test]
+    fn the_fingerprint_changes_with_any_pixel_or_label() {
+        let ds = Dataset::new(vec![1, 2, 3, 4, 5, 6, 7, 8], 1, 2, 2, Some(vec![0, 1])).unwrap();
+        let same = Dataset::new(vec![1, 2, 3, 4, 5, 6, 7, 8], 1, 2, 2, Some(vec![0, 1])).unwrap();
+        assert_eq!(ds.fingerprint(), same.fingerprint());
+        assert_eq!(ds.fingerprint().len(), 16);
+        let pixel = Dataset::new(vec![1, 2, 3, 4, 5, 6, 7, 9], 1, 2, 2, Some(vec![0, 1])).unwrap();
+        let label = Dataset::new(vec![1, 2, 3, 4, 5, 6, 7, 8], 1, 2, 2, Some(vec![1, 1])).unwrap();
+        let shape = Dataset::new(vec![1, 2, 3, 4, 5, 6, 7, 8], 1, 1, 4, Some(vec![0, 1])).unwrap();
+        for other in [pixel, label, shape] {
+            assert_ne!(ds.fingerprint(), other.fingerprint());
+        }
     }
 }

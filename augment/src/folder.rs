@@ -184,7 +184,9 @@ fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
 
 /// Appends the image files below `dir` (recursively, sorted) to `files`,
 /// counting other files in `ignored`. Links to folders are not followed, so
-/// a cycle of links cannot trap the walk.
+/// a cycle of links cannot trap the walk; only regular files (or links to
+/// them) are taken, so a FIFO or a device named `x.png` is never opened
+/// (opening a FIFO would wait for a writer forever).
 fn walk(dir: &Path, files: &mut Vec<PathBuf>, ignored: &mut usize) -> Result<()> {
     for path in sorted_entries(dir)? {
         let is_link = fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
@@ -192,7 +194,7 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>, ignored: &mut usize) -> Result<()>
             if !is_link {
                 walk(&path, files, ignored)?;
             }
-        } else if has_image_extension(&path) {
+        } else if path.is_file() && has_image_extension(&path) {
             files.push(path);
         } else {
             *ignored += 1;
@@ -270,15 +272,29 @@ fn decode_all(
     Ok((ds, report))
 }
 
+/// The largest side of an image file that is decoded (a 400-megapixel
+/// photo); larger ones are skipped and reported, never allocated.
+pub const MAX_DECODED_SIDE: u32 = 20_000;
+
+/// The most memory one image's decoding may allocate (1 GiB).
+pub const MAX_DECODED_BYTES: u64 = 1 << 30;
+
 /// Decodes one file into CHW bytes of the requested shape, or says why not.
 fn decode_one(path: &Path, opts: &FolderOptions) -> std::result::Result<Vec<u8>, String> {
-    let image = ImageReader::open(path)
+    let mut reader = ImageReader::open(path)
         .map_err(|e| e.to_string())?
         .with_guessed_format()
-        .map_err(|e| e.to_string())?
-        .decode()
         .map_err(|e| e.to_string())?;
-    let rgb = fit(&image.to_rgb8(), opts.width as u32, opts.height as u32);
+    // A file that declares an absurd size (a decompression bomb) is
+    // refused from its header, before anything is allocated.
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_DECODED_SIDE);
+    limits.max_image_height = Some(MAX_DECODED_SIDE);
+    limits.max_alloc = Some(MAX_DECODED_BYTES);
+    reader.limits(limits);
+    let image = reader.decode().map_err(|e| e.to_string())?;
+    // into_rgb8 keeps an RGB image as it is: no second full-size copy.
+    let rgb = fit(&image.into_rgb8(), opts.width as u32, opts.height as u32);
     Ok(to_chw(&rgb, opts.channels))
 }
 
@@ -444,5 +460,47 @@ mod tests {
             width: 4,
         };
         assert!(read_image_folder(root, &bad).is_err());
+    }
+
+    /// A PNG file whose header declares `side` x `side` pixels and holds
+    /// nothing more: a decompression bomb in miniature.
+    fn png_declaring(side: u32) -> Vec<u8> {
+        let mut ihdr = b"IHDR".to_vec();
+        ihdr.extend_from_slice(&side.to_be_bytes());
+        ihdr.extend_from_slice(&side.to_be_bytes());
+        ihdr.extend_from_slice(&[8, 2, 0, 0, 0]); // 8-bit RGB
+        let mut crc = flate2::Crc::new();
+        crc.update(&ihdr);
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        png.extend_from_slice(&13u32.to_be_bytes());
+        png.extend_from_slice(&ihdr);
+        png.extend_from_slice(&crc.sum().to_be_bytes());
+        png
+    }
+
+    #[test]
+    fn photos_in_and_beside_sub_folders_are_all_read_and_special_files_are_skipped() {
+        let dir = TempDir::new("folder-photos");
+        let root = dir.path();
+        save_solid(&root.join("top.png"), 6, 6, [10, 20, 30]);
+        save_solid(&root.join("holiday/a.png"), 6, 6, [40, 50, 60]);
+        save_solid(&root.join("holiday/2019/b.png"), 6, 6, [70, 80, 90]);
+        // A bomb: 100,000 x 100,000 pixels declared, refused from its header.
+        fs::write(root.join("bomb.png"), png_declaring(100_000)).unwrap();
+        // A FIFO named like an image is skipped, never opened (which would
+        // wait forever for a writer).
+        let fifo = root.join("holiday/pipe.png");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        let has_fifo = matches!(made, Ok(s) if s.success());
+        let read = read_image_folder(root, &rgb_opts(4)).unwrap();
+        assert_eq!(read.dataset.len(), 3, "{}", read.report);
+        assert!(read.dataset.labels().is_none());
+        let report = read.report.to_string();
+        assert!(report.contains("bomb.png"), "{report}");
+        if has_fifo {
+            assert!(report.contains("ignored"), "{report}");
+        } else {
+            eprintln!("skipped the FIFO part: mkfifo is not available here");
+        }
     }
 }

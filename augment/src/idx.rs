@@ -18,7 +18,6 @@
 //! length is not what its header declares, is an error: a truncated download
 //! is caught here rather than showing up as black images later.
 
-use std::fs;
 use std::io::Write;
 use std::path::Path;
 
@@ -148,10 +147,11 @@ fn write_bytes(path: &Path, bytes: &[u8], gzip: bool) -> Result<()> {
     if gzip {
         let mut enc = GzEncoder::new(Vec::new(), Compression::default());
         enc.write_all(bytes).map_err(io)?;
-        fs::write(path, enc.finish().map_err(io)?).map_err(io)
+        files::write_atomically(path, &enc.finish().map_err(io)?)?;
     } else {
-        fs::write(path, bytes).map_err(io)
+        files::write_atomically(path, bytes)?;
     }
+    Ok(())
 }
 
 /// Writes the images of a one-channel data set as an IDX image file

@@ -54,8 +54,14 @@ pub fn write_f32(path: &Path, shape: &[usize], values: &[f32]) -> Result<()> {
     Ok(())
 }
 
-/// The number of elements of `shape`, or `None` if it overflows.
+/// The number of elements of `shape`, or `None` if it overflows. A zero
+/// dimension does not hide an overflow of the others (an array of shape
+/// `(0, 2^32, 2^32, 2^32)` is refused too: its planes cannot be indexed).
 fn element_count(shape: &[usize]) -> Option<usize> {
+    shape
+        .iter()
+        .filter(|&&d| d > 0)
+        .try_fold(1usize, |n, &d| n.checked_mul(d))?;
     shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))
 }
 
@@ -223,6 +229,13 @@ mod tests {
         huge.extend_from_slice(&(dict.len() as u16).to_le_bytes());
         huge.extend_from_slice(dict.as_bytes());
         let e = parse(&huge).unwrap_err();
+        assert!(e.contains("too large"), "{e}");
+        let mut zero = b"\x93NUMPY\x01\x00".to_vec();
+        let dict =
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (0, 4294967296, 4294967296), }\n";
+        zero.extend_from_slice(&(dict.len() as u16).to_le_bytes());
+        zero.extend_from_slice(dict.as_bytes());
+        let e = parse(&zero).unwrap_err();
         assert!(e.contains("too large"), "{e}");
     }
 

@@ -12,7 +12,6 @@
 //! pixels stay visible. The command line exposes this as
 //! `byol augment-preview`.
 
-use std::io::BufWriter;
 use std::path::Path;
 
 use image::codecs::png::PngEncoder;
@@ -25,6 +24,9 @@ use crate::views::crop::{self, CropBox, ResampleScratch};
 use crate::views::{apply_view, TwoViewConfig, ViewScratch};
 
 /// Pixels between two tiles.
+/// The most pixels a preview may have (64 megapixels, 192 MB of RGB).
+const MAX_PREVIEW_PIXELS: usize = 1 << 26;
+
 const GAP: usize = 2;
 /// Pixels between the groups (original, view 1, view 2).
 const GROUP_GAP: usize = 8;
@@ -56,25 +58,27 @@ pub struct Preview {
 }
 
 impl Preview {
-    /// Writes the picture as a PNG file, complete or not at all (through
-    /// the workspace's one writer, the `files` crate).
+    /// Writes the picture as a PNG file, complete or not at all: encoded
+    /// in memory first, then written through the workspace's one writer
+    /// (the `files` crate).
     pub fn write_png(&self, path: &Path) -> Result<()> {
-        let too_large = || {
-            DataError::io(
-                path,
-                std::io::Error::other(format!(
-                    "a {}x{} picture is too large for PNG",
-                    self.width, self.height
-                )),
-            )
-        };
-        let width = u32::try_from(self.width).map_err(|_| too_large())?;
-        let height = u32::try_from(self.height).map_err(|_| too_large())?;
-        files::write_with(path, |file| {
-            PngEncoder::new(BufWriter::new(file))
+        let encode = || -> std::result::Result<Vec<u8>, String> {
+            let width = u32::try_from(self.width).map_err(|e| e.to_string())?;
+            let height = u32::try_from(self.height).map_err(|e| e.to_string())?;
+            let mut png = Vec::new();
+            PngEncoder::new(&mut png)
                 .write_image(&self.rgb, width, height, ExtendedColorType::Rgb8)
-                .map_err(std::io::Error::other)
+                .map_err(|e| e.to_string())?;
+            Ok(png)
+        };
+        let png = encode().map_err(|problem| DataError::Format {
+            path: path.to_path_buf(),
+            problem: format!(
+                "cannot encode a {}x{} PNG: {problem}",
+                self.width, self.height
+            ),
         })?;
+        files::write_atomically(path, &png)?;
         Ok(())
     }
 }
@@ -103,10 +107,21 @@ pub fn render_preview(ds: &Dataset, cfg: &TwoViewConfig, opts: &PreviewOptions) 
     let columns = 1 + 2 * opts.draws;
     let width = GAP + columns * (tile_w + GAP) + 2 * GROUP_GAP;
     let height = GAP + opts.indices.len() * (tile_h + GAP);
+    // A picture a PNG can hold (each side below 2^31 pixels, and at most
+    // MAX_PREVIEW_PIXELS in all), checked before it is allocated.
+    let pixels = width
+        .checked_mul(height)
+        .filter(|&n| n <= MAX_PREVIEW_PIXELS);
+    let Some(pixels) = pixels else {
+        return Err(DataError::invalid(
+            format!("a preview of {width}x{height} pixels is too large"),
+            "ask for fewer images or draws, or a smaller scale",
+        ));
+    };
     let mut picture = Preview {
         width,
         height,
-        rgb: vec![BACKGROUND; width * height * 3],
+        rgb: vec![BACKGROUND; pixels * 3],
     };
 
     let mut view = vec![0f32; output.len()];

@@ -20,7 +20,7 @@ use crate::cifar::{read_cifar, CifarKind, CIFAR10_TEST_FILE, CIFAR10_TRAIN_FILES
 use crate::dataset::{Dataset, Split};
 use crate::error::{DataError, Result};
 use crate::folder::{read_image_folder, read_labelled_folder, FolderOptions};
-use crate::locate::{holds_fashion_mnist, read_fashion_mnist, FashionSource};
+use crate::locate::{holds_fashion_mnist, locate_fashion_mnist, read_fashion_mnist};
 use crate::views::normalize::Normalization;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -69,6 +69,10 @@ pub struct DataSource {
     pub channels: usize,
     /// Use only the first this many images of each split.
     pub limit: Option<usize>,
+    /// The [`Dataset::fingerprint`] of the train split, once a run has read
+    /// it (absent in records written before it existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
 }
 
 /// A split read from a [`DataSource`], and a line saying what it is.
@@ -90,6 +94,7 @@ impl Default for DataSource {
             image_size: 32,
             channels: 3,
             limit: None,
+            fingerprint: None,
         }
     }
 }
@@ -125,6 +130,39 @@ impl DataSource {
         })
     }
 
+    /// The same source, made to be found again from anywhere: its folders
+    /// as absolute, canonical paths, and the train split's fingerprint. What
+    /// a run records in `data.json`.
+    pub fn recorded(&self, train: &Dataset) -> Result<DataSource> {
+        let canonical = |p: &Option<PathBuf>| -> Result<Option<PathBuf>> {
+            p.as_ref()
+                .map(|p| p.canonicalize().map_err(|e| DataError::io(p, e)))
+                .transpose()
+        };
+        Ok(DataSource {
+            data: canonical(&self.data)?,
+            test_data: canonical(&self.test_data)?,
+            fingerprint: Some(train.fingerprint()),
+            ..self.clone()
+        })
+    }
+
+    /// Errors unless `train` is the data this source recorded (when it
+    /// recorded a fingerprint): a run is never resumed on other images.
+    pub fn check_fingerprint(&self, train: &Dataset) -> Result<()> {
+        match &self.fingerprint {
+            Some(want) if *want != train.fingerprint() => Err(DataError::invalid(
+                format!(
+                    "the images read now (fingerprint {}) are not those the run was trained on \
+                     ({want})",
+                    train.fingerprint()
+                ),
+                "resume with the run's own data, unchanged",
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// The per-channel normalisation for this source: the published
     /// statistics of Fashion-MNIST and CIFAR, or, for a folder, those of
     /// `train` (the images themselves, [`Normalization::from_dataset`]).
@@ -146,7 +184,7 @@ impl DataSource {
         let (dataset, source) = match self.dataset {
             DatasetKind::FashionMnist => match &self.data {
                 Some(dir) => (
-                    read_fashion_mnist(&FashionSource::Explicit(dir.clone()), split)?,
+                    read_fashion_mnist(&locate_fashion_mnist(Some(dir))?, split)?,
                     format!("Fashion-MNIST from {}", dir.display()),
                 ),
                 None => (
@@ -265,11 +303,10 @@ impl DataSource {
                 )
             })?,
         };
-        let has_classes = std::fs::read_dir(dir)
-            .map_err(|e| DataError::io(dir, e))?
-            .filter_map(|e| e.ok())
-            .any(|e| e.path().is_dir());
-        let read = if labelled || has_classes {
+        // Labels only when asked for (evaluation): for pretraining every
+        // image below the folder counts, in sub-folders or not, so a photo
+        // library with a few sub-folders is read whole.
+        let read = if labelled {
             read_labelled_folder(dir, &opts)
         } else {
             read_image_folder(dir, &opts)
@@ -356,6 +393,7 @@ mod tests {
             image_size: 64,
             channels: 1,
             limit: Some(100),
+            fingerprint: Some("0123456789abcdef".into()),
         };
         let json = serde_json::to_string(&source).unwrap();
         assert!(json.contains("\"dataset\":\"folder\""), "{json}");

@@ -1,7 +1,12 @@
 //! Checkpoints: everything needed to continue a run exactly, and to take
 //! its encoder out.
 //!
-//! A checkpoint after epoch `N` is two files in the run's `checkpoints/`:
+//! A checkpoint is two files in the run's `checkpoints/`, named for the
+//! epochs completed (`epoch-0000` is the run's start, written when it is
+//! set up, so a run can be resumed from its first second) and, for one
+//! written mid-epoch (Ctrl-C, a signal), the step too:
+//! `epoch-0002-step-000000123`, so it never replaces the end-of-epoch one.
+//! They are ordered by those numbers, not as text.
 //!
 //! ```text
 //! epoch-NNNN.safetensors
@@ -30,10 +35,15 @@
 //! A checkpoint is checked when read, never trusted: its JSON must parse
 //! (an unknown architecture or optimiser, a wrong type or a missing key is
 //! an error naming it), its settings must pass [`TrainConfig::validate`],
-//! and its tensors must be those its settings describe (the encoder's
-//! shape is read from the tensors and compared before any network is
+//! its step and epoch must agree with its data size, its optimiser state
+//! must be there once a step was taken, its values must be finite, and its
+//! tensors must be those its settings describe (the encoder's and heads'
+//! shapes are read from the tensors and compared before any network is
 //! built), so a damaged or hand-edited file gives an error, never a panic
-//! or a network of absurd size.
+//! or a network of absurd size. Loading a run folder falls back from a
+//! damaged newest checkpoint to the newest good one, saying so
+//! ([`Checkpoint::skipped`]). A checkpoint with a NaN or infinite value is
+//! never written.
 
 use crate::config::TrainConfig;
 use crate::error::{ByolError, Result};
@@ -91,6 +101,26 @@ impl CheckpointMeta {
         self.config
             .validate()
             .map_err(|e| format!("its settings are not valid: {e}"))?;
+        let per_epoch = self.images / self.config.batch_size;
+        if per_epoch == 0 {
+            return Err(format!(
+                "{} images make no whole batch of {}",
+                self.images, self.config.batch_size
+            ));
+        }
+        // At the end of `epoch` epochs, or within the next one.
+        let start = self.epoch.checked_mul(per_epoch);
+        let consistent = self.epoch <= self.config.epochs
+            && start.is_some_and(|start| {
+                self.step == start || (self.step > start && self.step - start < per_epoch)
+            });
+        if !consistent {
+            return Err(format!(
+                "step {} and epoch {} do not agree: {} images in batches of {} make {per_epoch} \
+                 steps per epoch, over {} epochs",
+                self.step, self.epoch, self.images, self.config.batch_size, self.config.epochs
+            ));
+        }
         if self.in_channels == 0 {
             return Err("in_channels is 0; images have at least 1 channel".into());
         }
@@ -119,25 +149,65 @@ pub fn folder(run: &Path) -> PathBuf {
     run.join("checkpoints")
 }
 
-fn stem(epoch: usize) -> String {
-    format!("epoch-{epoch:04}")
+/// The file name (without extension) of the checkpoint of `meta`:
+/// `epoch-NNNN` at the end of an epoch, `epoch-NNNN-step-SSSSSSSSS` in the
+/// middle of one.
+fn stem(meta: &CheckpointMeta) -> String {
+    let per_epoch = meta.images / meta.config.batch_size.max(1);
+    if meta.step == meta.epoch * per_epoch {
+        format!("epoch-{:04}", meta.epoch)
+    } else {
+        format!("epoch-{:04}-step-{:09}", meta.epoch, meta.step)
+    }
 }
 
-/// The JSON of the latest complete checkpoint of a run, if any.
-pub fn latest(run: &Path) -> Option<PathBuf> {
-    let mut found: Vec<PathBuf> = std::fs::read_dir(folder(run))
-        .ok()?
+/// The (epoch, step in the name) of a checkpoint's JSON file name, `None`
+/// for another file. An end-of-epoch name (step 0 here) sorts before the
+/// mid-epoch names of the epoch after it.
+fn order_of(name: &str) -> Option<(u64, u64)> {
+    let rest = name.strip_prefix("epoch-")?.strip_suffix(".json")?;
+    let (epoch, step) = match rest.split_once("-step-") {
+        Some((e, s)) => (e, s.parse().ok()?),
+        None => (rest, 0),
+    };
+    Some((epoch.parse().ok()?, step))
+}
+
+/// The JSON files of a run's checkpoints, newest first (by the numbers in
+/// their names, so `epoch-10000` comes after `epoch-9999`).
+pub fn all(run: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(folder(run)) else {
+        return Vec::new();
+    };
+    let mut found: Vec<((u64, u64), PathBuf)> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            let name = p
-                .file_name()
-                .map(|n| n.to_string_lossy().to_string())
-                .unwrap_or_default();
-            name.starts_with("epoch-") && name.ends_with(".json")
-        })
+        .filter_map(|p| Some((order_of(&p.file_name()?.to_string_lossy())?, p)))
         .collect();
     found.sort();
-    found.pop()
+    found.into_iter().rev().map(|(_, p)| p).collect()
+}
+
+/// The JSON of the latest checkpoint of a run, if any.
+pub fn latest(run: &Path) -> Option<PathBuf> {
+    all(run).into_iter().next()
+}
+
+/// Whether the run holds trained work: a checkpoint after its start
+/// (`epoch-0000` is written before the first step).
+pub fn has_trained(run: &Path) -> bool {
+    all(run)
+        .iter()
+        .any(|p| p.file_name().is_some_and(|n| n != "epoch-0000.json"))
+}
+
+/// The first tensor of `tensors` holding a NaN or an infinity, by name.
+fn first_non_finite<'a>(
+    tensors: impl IntoIterator<Item = (&'a String, &'a Tensor)>,
+) -> Option<&'a String> {
+    tensors
+        .into_iter()
+        .find(|(_, t)| !t.to_vec().iter().all(|x| x.is_finite()))
+        .map(|(k, _)| k)
 }
 
 /// A checkpoint read from disk and checked.
@@ -146,6 +216,9 @@ pub struct Checkpoint {
     pub path: PathBuf,
     /// The JSON half.
     pub meta: CheckpointMeta,
+    /// Newer checkpoints of the run that could not be used, with why
+    /// (loading a run folder falls back past them): for a warning.
+    pub skipped: Vec<String>,
     tensors: BTreeMap<String, Tensor>,
 }
 
@@ -171,7 +244,14 @@ impl Checkpoint {
                 .into_iter()
                 .map(|(k, t)| (format!("{OPT}{k}"), t)),
         );
-        let name = stem(meta.epoch);
+        if let Some(key) = first_non_finite(tensors.iter().map(|(k, t)| (k, t))) {
+            return Err(ByolError::NonFinite {
+                step: meta.step,
+                what: format!("{key} holds a NaN or infinite value, so no checkpoint was written"),
+                checkpoint: latest(run),
+            });
+        }
+        let name = stem(meta);
         weights::write(&dir.join(format!("{name}.safetensors")), &tensors)?;
         let json_path = dir.join(format!("{name}.json"));
         let text = serde_json::to_string_pretty(meta).map_err(|e| ByolError::Checkpoint {
@@ -183,29 +263,47 @@ impl Checkpoint {
     }
 
     /// Reads a checkpoint from its JSON path, or from a run folder (its
-    /// latest), and checks it (see the module docs).
+    /// newest good one: a damaged newer one is skipped and named in
+    /// [`Checkpoint::skipped`]), and checks it (see the module docs).
     pub fn load(path: &Path) -> Result<Checkpoint> {
+        if !path.exists() {
+            return Err(ByolError::Checkpoint {
+                path: path.to_path_buf(),
+                problem: "no such file or folder (give a run folder, or its \
+                          checkpoints/epoch-NNNN.json)"
+                    .into(),
+            });
+        }
+        if !path.is_dir() {
+            return Checkpoint::load_file(path);
+        }
+        let mut skipped = Vec::new();
+        let mut first_error = None;
+        for json in all(path) {
+            match Checkpoint::load_file(&json) {
+                Ok(mut checkpoint) => {
+                    checkpoint.skipped = skipped;
+                    return Ok(checkpoint);
+                }
+                Err(e) => {
+                    skipped.push(e.to_string());
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        Err(first_error.unwrap_or_else(|| ByolError::Checkpoint {
+            path: path.to_path_buf(),
+            problem: "no checkpoint found (expected checkpoints/epoch-NNNN.json)".into(),
+        }))
+    }
+
+    /// Reads and checks the checkpoint whose JSON is `json`.
+    fn load_file(json: &Path) -> Result<Checkpoint> {
         let problem = |path: &Path, problem: String| ByolError::Checkpoint {
             path: path.to_path_buf(),
             problem,
         };
-        if !path.exists() {
-            return Err(problem(
-                path,
-                "no such file or folder (give a run folder, or its checkpoints/epoch-NNNN.json)"
-                    .into(),
-            ));
-        }
-        let json = if path.is_dir() {
-            latest(path).ok_or_else(|| {
-                problem(
-                    path,
-                    "no checkpoint found (expected checkpoints/epoch-NNNN.json)".into(),
-                )
-            })?
-        } else {
-            path.to_path_buf()
-        };
+        let json = json.to_path_buf();
         let text = std::fs::read_to_string(&json).map_err(|source| ByolError::Io {
             path: json.clone(),
             source,
@@ -214,9 +312,16 @@ impl Checkpoint {
             .map_err(|e| problem(&json, format!("not a usable checkpoint description: {e}")))?;
         meta.check().map_err(|p| problem(&json, p))?;
         let tensors = weights::read(&json.with_extension("safetensors"))?;
+        if let Some(key) = first_non_finite(&tensors) {
+            return Err(problem(
+                &json,
+                format!("{key} holds a NaN or infinite value; the weights are not usable"),
+            ));
+        }
         let checkpoint = Checkpoint {
             path: json,
             meta,
+            skipped: Vec::new(),
             tensors,
         };
         checkpoint
@@ -358,6 +463,24 @@ impl Checkpoint {
                     .map(|k| (k.to_string(), t.to_device(device)))
             })
             .collect();
+        if self.meta.step > 0 {
+            let has_state = |name: &str| {
+                opt_state
+                    .keys()
+                    .any(|k| k.split_once('.').map(|(_, n)| n) == Some(name))
+            };
+            if let Some(p) = step.parameters().iter().find(|p| !has_state(p.name())) {
+                return Err(ByolError::Checkpoint {
+                    path: self.path.clone(),
+                    problem: format!(
+                        "after {} steps the optimiser state of {} is missing; the run \
+                         cannot continue exactly",
+                        self.meta.step,
+                        p.name()
+                    ),
+                });
+            }
+        }
         step.load_optimizer_state(&opt_state)
             .map_err(|e| ByolError::Checkpoint {
                 path: self.path.clone(),
@@ -377,6 +500,7 @@ mod tests {
             width: 2,
             hidden: 8,
             projection: 4,
+            batch_size: 4,
             optimizer: OptimizerKind::Lars,
             ..TrainConfig::default()
         }
@@ -550,5 +674,129 @@ mod tests {
         let e = Checkpoint::load(&empty).err().unwrap().to_string();
         assert!(e.contains("no checkpoint found"), "{e}");
         std::fs::remove_dir_all(run).unwrap();
+    }
+
+    #[test]
+    fn checkpoints_are_ordered_by_their_numbers_and_mid_epoch_ones_keep_their_own_name() {
+        let run = std::env::temp_dir().join(format!("byol-ckpt-order-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&run);
+        std::fs::create_dir_all(folder(&run)).unwrap();
+        for name in [
+            "epoch-9999.json",
+            "epoch-10000.json",
+            "epoch-0002.json",
+            "epoch-0002-step-000000011.json",
+            "notes.json",
+        ] {
+            std::fs::write(folder(&run).join(name), "{}").unwrap();
+        }
+        let names: Vec<String> = all(&run)
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "epoch-10000.json",
+                "epoch-9999.json",
+                "epoch-0002-step-000000011.json",
+                "epoch-0002.json"
+            ]
+        );
+        assert!(has_trained(&run));
+        // The names a save picks: 4 steps an epoch.
+        let config = tiny_config();
+        let mut m = meta(config);
+        assert_eq!(stem(&m), "epoch-0001");
+        m.step = 6;
+        assert_eq!(stem(&m), "epoch-0001-step-000000006");
+        std::fs::remove_dir_all(run).unwrap();
+    }
+
+    #[test]
+    fn a_damaged_newest_checkpoint_falls_back_to_the_previous_good_one() {
+        let (run, step) = saved("fallback");
+        // A second, later checkpoint, then damage it.
+        let later = CheckpointMeta {
+            epoch: 2,
+            step: 8,
+            ..meta(tiny_config())
+        };
+        Checkpoint::save(&run, &later, &step).unwrap();
+        let newest = latest(&run).unwrap();
+        assert!(newest.ends_with("epoch-0002.json"));
+        std::fs::write(newest.with_extension("safetensors"), b"not safetensors").unwrap();
+        let c = Checkpoint::load(&run).unwrap();
+        assert!(c.path.ends_with("epoch-0001.json"));
+        assert_eq!(c.skipped.len(), 1);
+        assert!(c.skipped[0].contains("epoch-0002"), "{:?}", c.skipped);
+        // Named directly, the damaged one is an error.
+        assert!(Checkpoint::load(&newest).is_err());
+        // A NaN weight is never written, and never read.
+        let p = step.parameters()[0].clone();
+        p.set_value(Tensor::full(&p.shape(), f32::NAN, &Device::Cpu));
+        let e = Checkpoint::save(&run, &later, &step)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("NaN") && e.contains(p.name()), "{e}");
+        let good = c.path.clone();
+        let weights_file = good.with_extension("safetensors");
+        // Written by another tool: this project's writer refuses an infinity.
+        let tensors = weights::read(&weights_file).unwrap();
+        let key = "net.online.encoder.conv1.weight".to_string();
+        let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = tensors
+            .iter()
+            .filter(|(k, _)| !k.ends_with("num_batches_tracked"))
+            .map(|(k, t)| {
+                let inf = k == &key;
+                let v: Vec<u8> = t
+                    .to_vec()
+                    .iter()
+                    .flat_map(|x| if inf { f32::INFINITY } else { *x }.to_le_bytes())
+                    .collect();
+                (k.clone(), v, t.shape().to_vec())
+            })
+            .collect();
+        let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = bytes
+            .iter()
+            .map(|(k, b, shape)| {
+                let dtype = safetensors::Dtype::F32;
+                let view = safetensors::tensor::TensorView::new(dtype, shape.clone(), b);
+                (k.clone(), view.unwrap())
+            })
+            .collect();
+        std::fs::write(&weights_file, safetensors::serialize(views, None).unwrap()).unwrap();
+        let e = Checkpoint::load(&good).err().unwrap().to_string();
+        assert!(e.contains(&key) && e.contains("infinite"), "{e}");
+        std::fs::remove_dir_all(run).unwrap();
+    }
+
+    #[test]
+    fn steps_that_do_not_fit_the_data_or_a_missing_optimiser_are_refused() {
+        let (run, _) = saved("consistency");
+        // 16 images in batches of 4: 4 steps an epoch, so after 1 epoch the
+        // step is 4 to 7.
+        let e = damaged(&run, |v| v["step"] = 9.into()).to_string();
+        assert!(e.contains("step 9 and epoch 1 do not agree"), "{e}");
+        let (run2, _) = saved("no-optimiser");
+        let weights_file = latest(&run2).unwrap().with_extension("safetensors");
+        let tensors: Vec<(String, Tensor)> = weights::read(&weights_file)
+            .unwrap()
+            .into_iter()
+            .filter(|(k, _)| !k.starts_with(OPT))
+            .collect();
+        weights::write(&weights_file, &tensors).unwrap();
+        let e = Checkpoint::load(&run2)
+            .unwrap()
+            .restore(&Device::Cpu)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("optimiser state") && e.contains("missing"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(run).unwrap();
+        std::fs::remove_dir_all(run2).unwrap();
     }
 }

@@ -43,17 +43,24 @@ pub enum ByolError {
         /// The folder.
         path: PathBuf,
     },
+    /// Another process holds the run folder.
+    RunInUse {
+        /// The folder.
+        path: PathBuf,
+        /// The holder's process id, as it wrote it in `<run>/.lock`.
+        pid: Option<u32>,
+    },
     /// An evaluation's input does not fit: an empty split, a label not
     /// below the number of classes, features and labels of different
     /// lengths, an encoder on another device.
     Input(String),
-    /// The loss became NaN or infinite; the step stopped before changing
-    /// any weight.
+    /// The loss or a weight became NaN or infinite; the run stopped before
+    /// the value could change a weight or reach a checkpoint.
     NonFinite {
         /// The step at which it happened.
         step: usize,
-        /// The value.
-        loss: f32,
+        /// What became non-finite (`the loss became NaN`, a tensor's name).
+        what: String,
         /// The last good checkpoint, if one was written.
         checkpoint: Option<PathBuf>,
     },
@@ -68,6 +75,14 @@ impl fmt::Display for ByolError {
             ByolError::Write(e) => write!(f, "{e}"),
             ByolError::Io { path, source } => write!(f, "{}: {source}", path.display()),
             ByolError::Checkpoint { path, problem } => write!(f, "{}: {problem}", path.display()),
+            ByolError::RunInUse { path, pid } => write!(
+                f,
+                "{}: in use by process {}; one process at a time works on a run folder \
+                 (wait for it, stop it, or use another folder)",
+                path.display(),
+                pid.map(|p| p.to_string())
+                    .unwrap_or_else(|| "(unknown pid)".into())
+            ),
             ByolError::RunExists { path } => write!(
                 f,
                 "{}: already holds a run; continue it, or start the new one in another folder",
@@ -75,13 +90,10 @@ impl fmt::Display for ByolError {
             ),
             ByolError::NonFinite {
                 step,
-                loss,
+                what,
                 checkpoint,
             } => {
-                write!(
-                    f,
-                    "the loss became {loss} at step {step}; stopped before updating the weights"
-                )?;
+                write!(f, "at step {step}, {what}; the run stopped")?;
                 match checkpoint {
                     Some(c) => write!(f, ". The last good checkpoint is {}", c.display())?,
                     None => write!(f, ". No checkpoint was written before it")?,

@@ -27,15 +27,20 @@ pub struct StepRecord {
     /// Epoch, from 0.
     pub epoch: usize,
     /// The symmetric BYOL loss (between 0 and 8).
+    #[serde(deserialize_with = "number_or_nan")]
     pub loss: f32,
     /// The learning rate used.
+    #[serde(deserialize_with = "number_or_nan")]
     pub lr: f32,
     /// τ used for the moving average after this step.
+    #[serde(deserialize_with = "number_or_nan")]
     pub tau: f32,
     /// Images per second of this step (views made in parallel excluded).
+    #[serde(deserialize_with = "number_or_nan")]
     pub images_per_s: f32,
     /// The collapse signal: std over the batch of the normalised online
     /// projections, averaged over dimensions (about 1/√D when healthy).
+    #[serde(deserialize_with = "number_or_nan")]
     pub collapse: f32,
 }
 
@@ -45,13 +50,22 @@ pub struct EpochRecord {
     /// Epoch, from 0.
     pub epoch: usize,
     /// Mean loss over the epoch's steps.
+    #[serde(deserialize_with = "number_or_nan")]
     pub loss: f32,
     /// Mean collapse signal.
+    #[serde(deserialize_with = "number_or_nan")]
     pub collapse: f32,
     /// Images per second over the epoch.
+    #[serde(deserialize_with = "number_or_nan")]
     pub images_per_s: f32,
     /// kNN top-1 accuracy of the online encoder, when the monitor ran.
     pub knn: Option<f32>,
+}
+
+/// Reads a number, or `null` (how JSON writes a NaN or an infinity) as
+/// NaN, so such a line is kept and shown as what it was, never as a number.
+fn number_or_nan<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<f32, D::Error> {
+    Ok(Option::<f32>::deserialize(d)?.unwrap_or(f32::NAN))
 }
 
 /// One line of `metrics.jsonl`.
@@ -142,6 +156,85 @@ pub fn read_metrics(path: &Path) -> Result<RunMetrics> {
     })
 }
 
+/// The part of an epoch a run had trained before it stopped: the sums its
+/// epoch line averages.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct PartialEpoch {
+    /// Sum of the steps' losses.
+    pub loss_sum: f64,
+    /// Sum of the steps' collapse signals.
+    pub collapse_sum: f64,
+    /// Number of steps.
+    pub steps: usize,
+}
+
+/// Makes a run's `metrics.jsonl` agree with the checkpoint it resumes from:
+/// keeps the step lines before `step` and the epoch lines before `epoch`
+/// (each once), drops the rest (lines written after the checkpoint, a line
+/// torn by a crash), and rewrites the file atomically. Returns the sums of
+/// the kept steps of epoch `epoch`, so that a run resumed in the middle of
+/// an epoch reports that epoch's mean over all of its steps.
+pub fn truncate_to(path: &Path, step: usize, epoch: usize) -> Result<PartialEpoch> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(source) => {
+            return Err(ByolError::Io {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+    };
+    let mut kept = RunMetrics::default();
+    let (mut steps, mut epochs) = (
+        std::collections::BTreeMap::new(),
+        std::collections::BTreeMap::new(),
+    );
+    for line in text.lines() {
+        match serde_json::from_str::<MetricsLine>(line) {
+            Ok(MetricsLine::Step(r)) if r.step < step => {
+                steps.insert(r.step, r);
+            }
+            Ok(MetricsLine::Epoch(r)) if r.epoch < epoch => {
+                epochs.insert(r.epoch, r);
+            }
+            _ => {}
+        }
+    }
+    kept.steps = steps.into_values().collect();
+    kept.epochs = epochs.into_values().collect();
+    let mut out = String::new();
+    let mut partial = PartialEpoch::default();
+    let mut next_epoch = kept.epochs.iter().peekable();
+    for r in &kept.steps {
+        while let Some(e) = next_epoch.next_if(|e| e.epoch < r.epoch) {
+            out.push_str(&line_of(&MetricsLine::Epoch(e.clone()), path)?);
+        }
+        if r.epoch == epoch {
+            partial.loss_sum += r.loss as f64;
+            partial.collapse_sum += r.collapse as f64;
+            partial.steps += 1;
+        }
+        out.push_str(&line_of(&MetricsLine::Step(r.clone()), path)?);
+    }
+    for e in next_epoch {
+        out.push_str(&line_of(&MetricsLine::Epoch(e.clone()), path)?);
+    }
+    if out != text {
+        files::write_atomically(path, out.as_bytes())?;
+    }
+    Ok(partial)
+}
+
+/// One line of the file, with its newline.
+fn line_of(line: &MetricsLine, path: &Path) -> Result<String> {
+    let text = serde_json::to_string(line).map_err(|e| ByolError::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(e),
+    })?;
+    Ok(text + "\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,9 +282,64 @@ mod tests {
     }
 
     #[test]
+    fn a_resumed_run_s_record_is_cut_back_to_its_checkpoint() {
+        let dir = std::env::temp_dir().join(format!("byol-metrics-cut-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("metrics.jsonl");
+        let step_in = |s: usize, e: usize, loss: f32| {
+            MetricsLine::Step(StepRecord {
+                epoch: e,
+                ..step(s, loss)
+            })
+        };
+        let epoch0 = MetricsLine::Epoch(EpochRecord {
+            epoch: 0,
+            loss: 2.0,
+            collapse: 0.1,
+            images_per_s: 1.0,
+            knn: None,
+        });
+        // Two steps per epoch; written up to step 4, the checkpoint is at
+        // step 3 (mid-epoch 1), and the last line is torn.
+        let mut text = String::new();
+        for line in [
+            step_in(0, 0, 3.0),
+            step_in(1, 0, 1.0),
+            epoch0.clone(),
+            step_in(2, 1, 0.5),
+            step_in(3, 1, 0.25),
+            step_in(4, 2, 0.2),
+        ] {
+            text += &line_of(&line, &path).unwrap();
+        }
+        std::fs::write(&path, text + "{\"kind\":\"ste").unwrap();
+        let partial = truncate_to(&path, 3, 1).unwrap();
+        assert_eq!(partial.steps, 1);
+        assert_eq!(partial.loss_sum, 0.5);
+        let m = read_metrics(&path).unwrap();
+        assert_eq!(
+            m.steps.iter().map(|r| r.step).collect::<Vec<_>>(),
+            [0, 1, 2]
+        );
+        assert_eq!(m.epochs.len(), 1);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 4, "{text}");
+        assert!(text.ends_with('\n'));
+        // Nothing to resume from: the record starts empty.
+        assert_eq!(truncate_to(&path, 0, 0).unwrap(), PartialEpoch::default());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
     fn a_nan_is_written_as_null_never_as_a_number() {
         let line = MetricsLine::Step(step(0, f32::NAN));
         let text = serde_json::to_string(&line).unwrap();
         assert!(text.contains("\"loss\":null"), "{text}");
+        // And read back as NaN: the line is not lost.
+        match serde_json::from_str::<MetricsLine>(&text).unwrap() {
+            MetricsLine::Step(r) => assert!(r.loss.is_nan() && r.lr == 0.1),
+            other => panic!("{other:?}"),
+        }
     }
 }

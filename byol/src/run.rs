@@ -7,15 +7,135 @@
 //! <run>/metrics.jsonl      a line per step and per epoch (crate::metrics)
 //! <run>/checkpoints/       epoch-NNNN.{safetensors,json} (crate::checkpoint)
 //! <run>/plots/             pictures drawn from metrics.jsonl
+//! <run>/.lock              held (flock) by the one process working on the run
 //! ```
 //!
-//! A folder that holds a run is someone's work: a new run never starts in
-//! it ([`refuse_existing`]); `--resume` continues it instead.
+//! Two promises live here:
+//!
+//! * **One run, one folder, one process.** [`RunFolder::create`] and
+//!   [`RunFolder::open`] take an exclusive lock on `<run>/.lock` (an
+//!   advisory `flock`, released by the system when the process ends, even
+//!   by `kill -9`) and write the holder's pid into it; a second process on
+//!   the same folder is refused with an error naming that pid, so two runs
+//!   never interleave their checkpoints and metrics.
+//! * **A folder with trained work is never overwritten.** A new run is
+//!   refused in a folder that holds a checkpoint ([`ByolError::RunExists`]);
+//!   `--resume` continues it instead. A folder whose setup is complete
+//!   (`config.json` and `data.json`) but has no checkpoint yet (a run killed
+//!   in its first epoch) can be resumed from step 0, or reused by a new run.
 
 use crate::checkpoint;
 use crate::error::{ByolError, Result};
 use augment::DataSource;
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
+
+/// A run folder held by this process: created or opened, and locked until
+/// the value is dropped (or the process ends).
+#[derive(Debug)]
+pub struct RunFolder {
+    path: PathBuf,
+    _lock: File,
+}
+
+impl RunFolder {
+    /// Claims `path` for a new run: creates it if need be and locks it.
+    /// Refused when another process holds it ([`ByolError::RunInUse`]) or
+    /// it holds trained work, a checkpoint after the start
+    /// ([`ByolError::RunExists`]). A left-over setup with nothing trained
+    /// is reused: its `metrics.jsonl` is removed, so the new run's record
+    /// starts empty.
+    pub fn create(path: &Path) -> Result<RunFolder> {
+        std::fs::create_dir_all(path).map_err(|source| ByolError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let folder = RunFolder::lock(path)?;
+        refuse_existing(path)?;
+        match std::fs::remove_file(metrics_path(path)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(ByolError::Io {
+                    path: metrics_path(path),
+                    source: e,
+                })
+            }
+            _ => {}
+        }
+        Ok(folder)
+    }
+
+    /// Opens the run in `path` to continue it: locks it. Refused when
+    /// another process holds it, or when it holds no run (no checkpoint and
+    /// no `config.json`).
+    pub fn open(path: &Path) -> Result<RunFolder> {
+        if !path.is_dir() {
+            return Err(ByolError::Checkpoint {
+                path: path.to_path_buf(),
+                problem: "no such run folder".into(),
+            });
+        }
+        let folder = RunFolder::lock(path)?;
+        if !holds_run(path) {
+            return Err(ByolError::Checkpoint {
+                path: path.to_path_buf(),
+                problem: "holds no run (no config.json, no checkpoints/)".into(),
+            });
+        }
+        Ok(folder)
+    }
+
+    /// Takes the exclusive lock on `<path>/.lock` and writes our pid in it.
+    fn lock(path: &Path) -> Result<RunFolder> {
+        let lock_path = path.join(".lock");
+        let io = |source| ByolError::Io {
+            path: lock_path.clone(),
+            source,
+        };
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let _ = file.read_to_string(&mut text);
+                return Err(ByolError::RunInUse {
+                    path: path.to_path_buf(),
+                    pid: text.trim().parse().ok(),
+                });
+            }
+            Err(TryLockError::Error(e)) => return Err(io(e)),
+        }
+        file.set_len(0).map_err(io)?;
+        file.rewind().map_err(io)?;
+        writeln!(file, "{}", std::process::id()).map_err(io)?;
+        file.flush().map_err(io)?;
+        // Temporary files of a writer that was killed mid-write (the
+        // `files` crate's `.tmp-<pid>-<n>`) are stale: nobody else writes
+        // here while we hold the lock.
+        for dir in [path.to_path_buf(), checkpoint::folder(path)] {
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                if entry.file_name().to_string_lossy().starts_with(".tmp-") {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
+        Ok(RunFolder {
+            path: path.to_path_buf(),
+            _lock: file,
+        })
+    }
+
+    /// The folder.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
 
 /// `<run>/config.json`.
 pub fn config_path(run: &Path) -> PathBuf {
@@ -37,14 +157,17 @@ pub fn plots_folder(run: &Path) -> PathBuf {
     run.join("plots")
 }
 
-/// Whether `dir` holds a run (its settings or its checkpoints).
+/// Whether `dir` holds a run (its settings or a checkpoint).
 pub fn holds_run(dir: &Path) -> bool {
-    config_path(dir).exists() || checkpoint::folder(dir).exists()
+    config_path(dir).exists() || checkpoint::latest(dir).is_some()
 }
 
-/// Errors ([`ByolError::RunExists`]) when `dir` already holds a run.
+/// Errors ([`ByolError::RunExists`]) when `dir` already holds trained work
+/// (a checkpoint after the run's start), before anything is loaded or
+/// written: the early form of the check [`RunFolder::create`] makes under
+/// its lock.
 pub fn refuse_existing(dir: &Path) -> Result<()> {
-    if holds_run(dir) {
+    if checkpoint::has_trained(dir) {
         return Err(ByolError::RunExists {
             path: dir.to_path_buf(),
         });
@@ -86,7 +209,10 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         assert!(refuse_existing(&dir).is_ok());
         std::fs::create_dir_all(dir.join("checkpoints")).unwrap();
+        std::fs::write(dir.join("checkpoints/epoch-0001.json"), "{}").unwrap();
         let e = refuse_existing(&dir).unwrap_err();
+        assert!(matches!(e, ByolError::RunExists { .. }), "{e}");
+        let e = RunFolder::create(&dir).unwrap_err();
         assert!(matches!(e, ByolError::RunExists { .. }), "{e}");
         let source = DataSource {
             limit: Some(7),
@@ -97,6 +223,31 @@ mod tests {
         std::fs::write(data_path(&dir), "{\"dataset\": \"mnist\"}").unwrap();
         let e = read_data_source(&dir).unwrap_err().to_string();
         assert!(e.contains("data.json") && e.contains("mnist"), "{e}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn a_folder_is_held_by_one_holder_at_a_time() {
+        let dir = std::env::temp_dir().join(format!("byol-run-lock-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let first = RunFolder::create(&dir).unwrap();
+        // A second claim (the same process stands in for another: the lock
+        // is per open file) is refused, naming the holder's pid.
+        match RunFolder::create(&dir) {
+            Err(ByolError::RunInUse { pid, .. }) => assert_eq!(pid, Some(std::process::id())),
+            other => panic!("expected RunInUse, got {other:?}"),
+        }
+        std::fs::write(config_path(&dir), "{}").unwrap();
+        let e = RunFolder::open(&dir).unwrap_err().to_string();
+        assert!(e.contains("in use by process"), "{e}");
+        drop(first);
+        // Released: the setup without a checkpoint can be resumed or reused.
+        let again = RunFolder::open(&dir).unwrap();
+        drop(again);
+        std::fs::write(metrics_path(&dir), "{\"kind\":\"step\"}\n").unwrap();
+        let reused = RunFolder::create(&dir).unwrap();
+        assert!(!metrics_path(&dir).exists(), "the old record was kept");
+        drop(reused);
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -117,11 +117,6 @@ impl ByolStep {
         self.optimizer.as_ref()
     }
 
-    /// The optimiser, to load its buffers from a checkpoint.
-    pub fn optimizer_mut(&mut self) -> &mut dyn Optimizer {
-        self.optimizer.as_mut()
-    }
-
     /// Replaces the optimiser's buffers by `tensors`, named as
     /// [`Optimizer::state`] names them (`<buffer>.<parameter>`, e.g.
     /// `momentum.conv1.weight`), after checking that each belongs to a

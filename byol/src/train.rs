@@ -22,8 +22,9 @@
 use crate::checkpoint::{Checkpoint, CheckpointMeta};
 use crate::config::TrainConfig;
 use crate::error::{ByolError, Result};
-use crate::metrics::{EpochRecord, MetricsLine, MetricsLog, StepRecord};
+use crate::metrics::{truncate_to, EpochRecord, MetricsLine, MetricsLog, PartialEpoch, StepRecord};
 use crate::network::ByolNetworks;
+use crate::run::RunFolder;
 use crate::schedule;
 use crate::step::ByolStep;
 use augment::{two_views, Batch, Dataset, Normalization, TwoViewConfig};
@@ -62,14 +63,20 @@ pub struct Trainer {
     pub epoch: usize,
     /// Steps completed.
     pub step: usize,
-    run: PathBuf,
+    run: RunFolder,
     last_checkpoint: Option<PathBuf>,
     stop: Arc<AtomicBool>,
+    /// The steps of the current epoch trained before a resume.
+    resumed: PartialEpoch,
+    skipped: Vec<String>,
 }
 
 impl Trainer {
-    /// A new run in `run` (created; `config.json` written there) on
-    /// `data`, normalised with `norm`, on `device`.
+    /// A new run in the folder `run` on `data`, normalised with `norm`, on
+    /// `device`. Everything is checked before anything is written; then the
+    /// folder is claimed and locked for the life of the trainer (see
+    /// [`RunFolder`]), the start is saved as checkpoint `epoch-0000`, and
+    /// `config.json` is written last: from then on the run can be resumed.
     pub fn new(
         config: TrainConfig,
         data: Dataset,
@@ -78,13 +85,9 @@ impl Trainer {
         run: &Path,
     ) -> Result<Trainer> {
         config.validate()?;
-        std::fs::create_dir_all(run).map_err(|source| ByolError::Io {
-            path: run.to_path_buf(),
-            source,
-        })?;
-        let text = serde_json::to_string_pretty(&config)
-            .map_err(|e| ByolError::Config(format!("the settings do not serialise: {e}")))?;
-        files::write_atomically(&crate::run::config_path(run), text.as_bytes())?;
+        check_batch(&config, &data)?;
+        norm.check(data.channels())?;
+        let folder = RunFolder::create(run)?;
         let byol = ByolStep::new(
             config.network(data.channels()),
             config.seed,
@@ -92,7 +95,12 @@ impl Trainer {
             config.weight_decay,
             device,
         );
-        Trainer::assemble(config, byol, data, norm, run)
+        let mut trainer = Trainer::assemble(config, byol, data, norm, folder);
+        trainer.write_checkpoint()?;
+        let text = serde_json::to_string_pretty(&trainer.config)
+            .map_err(|e| ByolError::Config(format!("the settings do not serialise: {e}")))?;
+        files::write_atomically(&crate::run::config_path(run), text.as_bytes())?;
+        Ok(trainer)
     }
 
     fn assemble(
@@ -100,20 +108,13 @@ impl Trainer {
         byol: ByolStep,
         data: Dataset,
         norm: Normalization,
-        run: &Path,
-    ) -> Result<Trainer> {
-        if data.len() < config.batch_size {
-            return Err(ByolError::Config(format!(
-                "batch_size {}: the data set has only {} images, fewer than one batch",
-                config.batch_size,
-                data.len()
-            )));
-        }
+        run: RunFolder,
+    ) -> Trainer {
         let views = TwoViewConfig::preset(config.augment, norm.clone())
             .with_min_crop(config.min_crop)
             .with_jitter_strength(config.jitter)
             .with_brightness_mode(config.brightness);
-        Ok(Trainer {
+        Trainer {
             config,
             byol,
             data: Arc::new(data),
@@ -121,15 +122,22 @@ impl Trainer {
             norm,
             epoch: 0,
             step: 0,
-            run: run.to_path_buf(),
+            run,
             last_checkpoint: None,
             stop: Arc::new(AtomicBool::new(false)),
-        })
+            resumed: PartialEpoch::default(),
+            skipped: Vec::new(),
+        }
     }
 
-    /// Continues the run in `run` from its latest checkpoint, on the same
-    /// data.
+    /// Continues the run in the folder `run` from its latest good
+    /// checkpoint, on the same data; the folder is locked for the life of
+    /// the trainer, and its `metrics.jsonl` is cut back to the checkpoint
+    /// (see [`crate::metrics::truncate_to`]), so every step is recorded
+    /// once. Newer checkpoints that could not be used are named in
+    /// [`Trainer::skipped_checkpoints`].
     pub fn resume(run: &Path, data: Dataset, device: &Device) -> Result<Trainer> {
+        let folder = RunFolder::open(run)?;
         let checkpoint = Checkpoint::load(run)?;
         let meta = &checkpoint.meta;
         if meta.images != data.len() || meta.in_channels != data.channels() {
@@ -146,11 +154,26 @@ impl Trainer {
             });
         }
         let byol = checkpoint.restore(device)?;
-        let mut trainer =
-            Trainer::assemble(meta.config.clone(), byol, data, meta.normalization(), run)?;
+        let resumed = truncate_to(&crate::run::metrics_path(run), meta.step, meta.epoch)?;
+        let mut trainer = Trainer::assemble(
+            meta.config.clone(),
+            byol,
+            data,
+            meta.normalization(),
+            folder,
+        );
         trainer.epoch = meta.epoch;
         trainer.step = meta.step;
+        trainer.resumed = resumed;
+        trainer.last_checkpoint = Some(checkpoint.path.clone());
+        trainer.skipped = checkpoint.skipped.clone();
         Ok(trainer)
+    }
+
+    /// Checkpoints newer than the one a resume started from that could not
+    /// be used, with why (for a warning).
+    pub fn skipped_checkpoints(&self) -> &[String] {
+        &self.skipped
     }
 
     /// The online and target networks.
@@ -171,7 +194,7 @@ impl Trainer {
 
     /// The run folder.
     pub fn run_folder(&self) -> &Path {
-        &self.run
+        self.run.path()
     }
 
     /// The last checkpoint written by this trainer, if any.
@@ -212,7 +235,10 @@ impl Trainer {
     }
 
     /// The order of the images in `epoch`: a Fisher-Yates shuffle seeded by
-    /// (run seed, epoch).
+    /// (run seed, epoch). It draws `j` as `next_u64() % (i + 1)`, not with
+    /// the unbiased `Rng::shuffle`: the bias is below 2^-40 for any data
+    /// set that fits in memory, and changing the draw would change the
+    /// order (and every result) of every seeded run and checkpoint.
     fn order(&self, epoch: usize) -> Vec<usize> {
         let mut rng = Rng::from_seed(rng::seed_for(self.config.seed, epoch as u64, u64::MAX));
         let mut idx: Vec<usize> = (0..self.data.len()).collect();
@@ -254,7 +280,12 @@ impl Trainer {
             } else {
                 None
             };
-            let (mut loss_sum, mut collapse_sum, mut count) = (0.0f64, 0.0f64, 0usize);
+            // A run resumed mid-epoch counts the steps before the resume in
+            // the epoch's means.
+            let before = std::mem::take(&mut self.resumed);
+            let (mut loss_sum, mut collapse_sum, mut count) =
+                (before.loss_sum, before.collapse_sum, before.steps);
+            let steps_before = before.steps;
             let epoch_start = Instant::now();
             for i in skip..batches.len() {
                 let (b1, b2) = next.take().expect("prepared");
@@ -300,7 +331,7 @@ impl Trainer {
                 epoch,
                 loss: (loss_sum / n) as f32,
                 collapse: (collapse_sum / n) as f32,
-                images_per_s: (count * self.config.batch_size) as f32
+                images_per_s: ((count - steps_before) * self.config.batch_size) as f32
                     / epoch_start.elapsed().as_secs_f32(),
                 knn,
             };
@@ -325,7 +356,7 @@ impl Trainer {
             .step(v1, v2, lr, tau)
             .map_err(|e| ByolError::NonFinite {
                 step: self.step,
-                loss: e.stats.loss,
+                what: format!("the loss became {}, so no weight was updated", e.stats.loss),
                 checkpoint: self.last_checkpoint.clone(),
             })?;
         let record = StepRecord {
@@ -353,8 +384,20 @@ impl Trainer {
             std: self.norm.std.clone(),
             images: self.data.len(),
         };
-        let path = Checkpoint::save(&self.run, &meta, &self.byol)?;
+        let path = Checkpoint::save(self.run.path(), &meta, &self.byol)?;
         self.last_checkpoint = Some(path.clone());
         Ok(path)
     }
+}
+
+/// Errors unless `data` holds at least one batch.
+fn check_batch(config: &TrainConfig, data: &Dataset) -> Result<()> {
+    if data.len() < config.batch_size {
+        return Err(ByolError::Config(format!(
+            "batch_size {}: the data set has only {} images, fewer than one batch",
+            config.batch_size,
+            data.len()
+        )));
+    }
+    Ok(())
 }

@@ -9,7 +9,7 @@ use byol::{Checkpoint, Side};
 use clap::Args;
 use models::weights::{self, LoadMode};
 use models::{Arch, ResNet, ResNetConfig, Stem};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use tensor::Device;
 
 /// `--device cpu|gpu|auto`.
@@ -73,6 +73,25 @@ impl DataArgs {
                 dataset.name()
             )));
         }
+        if self.limit == Some(0) {
+            return Err(CliError::flag(
+                "--limit 0: give at least 1 image, or no --limit",
+            ));
+        }
+        if dataset == DatasetKind::Folder {
+            if !matches!(self.channels, 1 | 3) {
+                return Err(CliError::flag(format!(
+                    "--channels {}: expected 1 (gray) or 3 (RGB)",
+                    self.channels
+                )));
+            }
+            if self.image_size < 8 {
+                return Err(CliError::flag(format!(
+                    "--image-size {}: too small for a ResNet; use 16 or more (32 is typical)",
+                    self.image_size
+                )));
+            }
+        }
         Ok(DataSource {
             dataset,
             data: self.data.clone(),
@@ -80,6 +99,7 @@ impl DataArgs {
             image_size: self.image_size,
             channels: self.channels,
             limit: self.limit,
+            fingerprint: None,
         })
     }
 }
@@ -100,11 +120,11 @@ pub struct EncoderArgs {
     #[arg(long, value_name = "FILE")]
     pub weights: Option<PathBuf>,
     /// With --weights: the architecture (default: read from the file).
-    #[arg(long, value_enum, requires = "weights")]
+    #[arg(long, value_enum, ignore_case = true, requires = "weights")]
     pub arch: Option<Arch>,
     /// With --weights: the stem, cifar (3x3, no max-pool) or imagenet
     /// (default: read from the file).
-    #[arg(long, value_enum, requires = "weights")]
+    #[arg(long, value_enum, ignore_case = true, requires = "weights")]
     pub stem: Option<Stem>,
     /// With --weights: the base width, 64 for torchvision's (default: read
     /// from the file).
@@ -141,7 +161,7 @@ impl EncoderArgs {
     pub fn load(&self, device: &Device) -> Result<LoadedEncoder, CliError> {
         match (&self.checkpoint, &self.weights) {
             (Some(path), _) => {
-                let checkpoint = Checkpoint::load(path)?;
+                let checkpoint = load_checkpoint(path)?;
                 let side = if self.target {
                     Side::Target
                 } else {
@@ -213,6 +233,16 @@ impl EncoderArgs {
             )),
         }
     }
+}
+
+/// The checkpoint at `path` (a run folder's newest good one), with a
+/// warning for each newer one that could not be used.
+pub fn load_checkpoint(path: &Path) -> Result<Checkpoint, CliError> {
+    let checkpoint = Checkpoint::load(path)?;
+    for why in &checkpoint.skipped {
+        say!("warning: skipped a checkpoint that cannot be used: {why}");
+    }
+    Ok(checkpoint)
 }
 
 /// Errors unless `value` lies in `(0, 1]`; `flag` names it in the message.

@@ -40,11 +40,6 @@ impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CliError::Flag(message) => f.write_str(message),
-            CliError::Byol(ByolError::Config(message)) => write!(
-                f,
-                "{message} (each setting is the flag of that name with dashes: batch_size is \
-                 --batch-size)"
-            ),
             CliError::Byol(e @ ByolError::NonFinite { .. }) => {
                 write!(f, "{e} (the flags --lr and --warmup-epochs)")
             }

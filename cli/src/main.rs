@@ -13,6 +13,25 @@
 //! exit status 1; bad flags are clap's usage errors with status 2; a run
 //! stopped by Ctrl-C exits with 130 after writing its checkpoint.
 
+/// Like `eprintln!`, but a closed or broken standard error (a log pipe
+/// whose reader died, `2>&-`) is ignored instead of ending the program: a
+/// long run must not die because nobody reads its progress.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// Like `println!`, with the same care for a closed standard output (`byol
+/// eval ... | head -1`).
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod args;
 mod commands;
 mod error;
@@ -83,7 +102,7 @@ fn main() -> ExitCode {
         Ok(commands::Outcome::Done) => ExitCode::SUCCESS,
         Ok(commands::Outcome::Interrupted) => ExitCode::from(130),
         Err(error) => {
-            eprintln!("error: {error}");
+            say!("error: {error}");
             ExitCode::FAILURE
         }
     }

@@ -312,12 +312,18 @@ fn ctrl_c_checkpoints_and_resume_finishes_the_run() {
     let err = String::from_utf8_lossy(&o.stderr).to_string();
     assert_eq!(o.status.code(), Some(130), "{err}");
     assert!(err.contains("--resume"), "{err}");
-    let checkpoints: Vec<_> = std::fs::read_dir(run.join("checkpoints"))
+    // Besides the start (epoch-0000), a checkpoint of the step Ctrl-C
+    // stopped at, named for it (mid-epoch).
+    let checkpoints: Vec<String> = std::fs::read_dir(run.join("checkpoints"))
         .unwrap()
         .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".json") && n != "epoch-0000.json")
         .collect();
-    assert!(!checkpoints.is_empty(), "Ctrl-C wrote no checkpoint");
+    assert!(
+        checkpoints.iter().any(|n| n.contains("-step-")),
+        "Ctrl-C wrote no checkpoint: {checkpoints:?}"
+    );
 
     // Settings cannot change on resume; the data comes from data.json.
     fails(
@@ -330,6 +336,9 @@ fn ctrl_c_checkpoints_and_resume_finishes_the_run() {
         metrics.contains("\"step\":799,"),
         "the resumed run did not finish"
     );
+    // Each step recorded once, each epoch once.
+    assert_eq!(metrics.matches("\"kind\":\"step\"").count(), 800);
+    assert_eq!(metrics.matches("\"kind\":\"epoch\"").count(), 200);
     assert!(run.join("checkpoints/epoch-0200.json").exists());
     std::fs::remove_dir_all(dir).unwrap();
 }
@@ -652,9 +661,18 @@ fn bad_input_is_named_without_a_panic() {
 /// A change made by hand to a checkpoint's JSON.
 type Damage = Box<dyn Fn(&mut serde_json::Value)>;
 
+/// Runs a command that must succeed; returns its standard error.
+fn ok_err(args: &[&str]) -> String {
+    let o = byol(args);
+    assert!(o.status.success(), "byol {args:?} failed\n{}", text(&o));
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
 /// A checkpoint damaged by hand (an unknown architecture, a wrong type, a
 /// missing key, settings that do not describe its tensors) is an error
-/// naming the file through every command that reads one, never a panic.
+/// naming the file through every command that reads one, never a panic;
+/// given a run folder, the commands fall back to the newest good
+/// checkpoint with a warning naming the damaged one.
 #[test]
 fn a_damaged_checkpoint_is_an_error_in_every_command() {
     let dir = temp("damaged");
@@ -662,6 +680,7 @@ fn a_damaged_checkpoint_is_an_error_in_every_command() {
     let args = pretrain(&run, "1");
     ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let json = run.join("checkpoints/epoch-0001.json");
+    let start = run.join("checkpoints/epoch-0000.json");
     let good: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let damages: Vec<(&str, Damage, &str)> = vec![
@@ -694,20 +713,20 @@ fn a_damaged_checkpoint_is_an_error_in_every_command() {
         ),
     ];
     let out = dir.join("out");
+    let name = "epoch-0001.json";
     for (what, damage, expect) in &damages {
         let mut v = good.clone();
         damage(&mut v);
         std::fs::write(&json, v.to_string()).unwrap();
-        let name = "epoch-0001.json";
         fails(
-            &["eval", "--checkpoint", s(&run), "--limit", "64"],
+            &["eval", "--checkpoint", s(&json), "--limit", "64"],
             &[name, expect],
         );
         fails(
             &[
                 "embed",
                 "--checkpoint",
-                s(&run),
+                s(&json),
                 "--limit",
                 "8",
                 "--out",
@@ -716,20 +735,38 @@ fn a_damaged_checkpoint_is_an_error_in_every_command() {
             &[name, expect],
         );
         fails(
-            &["export", "--checkpoint", s(&run), "--out", s(&out)],
-            &[name, expect],
-        );
-        fails(
-            &["pretrain", "--resume", s(&run), "--quiet"],
+            &["export", "--checkpoint", s(&json), "--out", s(&out)],
             &[name, expect],
         );
         assert!(
             !out.exists(),
             "{what}: a result was written from a damaged checkpoint"
         );
+        // Given the run folder: the start checkpoint, with a warning.
+        let err = ok_err(&["export", "--checkpoint", s(&run), "--out", s(&out)]);
+        assert!(
+            err.contains("warning") && err.contains(name) && err.contains(expect),
+            "{what}: {err}"
+        );
+        std::fs::remove_file(&out).unwrap();
     }
+    // Every checkpoint damaged: --resume and eval stop, naming the newest.
+    let start_good = std::fs::read_to_string(&start).unwrap();
+    std::fs::write(&start, "{\"config\": 3}").unwrap();
+    fails(&["pretrain", "--resume", s(&run), "--quiet"], &[name]);
+    fails(&["eval", "--checkpoint", s(&run), "--limit", "64"], &[name]);
+    // The start good again: --resume falls back to it, says so, and trains
+    // the epoch again.
+    std::fs::write(&start, start_good).unwrap();
+    let err = ok_err(&["pretrain", "--resume", s(&run), "--quiet"]);
+    assert!(err.contains("warning") && err.contains(name), "{err}");
+    assert!(Command::new(env!("CARGO_BIN_EXE_byol"))
+        .args(["export", "--checkpoint", s(&json), "--out", s(&out)])
+        .output()
+        .unwrap()
+        .status
+        .success());
     // A damaged data.json stops --resume the same way.
-    std::fs::write(&json, good.to_string()).unwrap();
     std::fs::write(run.join("data.json"), "{\"dataset\": 7}").unwrap();
     fails(
         &["pretrain", "--resume", s(&run), "--quiet"],

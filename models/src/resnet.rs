@@ -31,10 +31,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 use tensor::{Device, Pool2dParams, Tensor};
 
-/// Which ResNet. Written and read (JSON, TOML, flags) as `resnet18`,
-/// `resnet34`, `resnet50`.
+/// Which ResNet. Written as `resnet18`, `resnet34`, `resnet50`, and read
+/// (JSON, TOML, flags) in any case, as settings before the enum were.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase", try_from = "String")]
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Arch {
     /// Basic blocks [2, 2, 2, 2].
@@ -76,6 +76,17 @@ impl Arch {
     }
 }
 
+impl TryFrom<String> for Arch {
+    type Error = String;
+
+    /// [`Arch::from_name`], with serde's wording for an unknown name.
+    fn try_from(name: String) -> Result<Arch, String> {
+        Arch::from_name(&name).ok_or_else(|| {
+            format!("unknown variant `{name}`, expected one of `resnet18`, `resnet34`, `resnet50`")
+        })
+    }
+}
+
 impl fmt::Display for Arch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -86,10 +97,10 @@ impl fmt::Display for Arch {
     }
 }
 
-/// The first layers, by image size. Written and read as `imagenet`,
-/// `cifar`.
+/// The first layers, by image size. Written as `imagenet`, `cifar`, and
+/// read in any case.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase", try_from = "String")]
 #[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Stem {
     /// 7x7 stride-2 convolution and a 3x3 stride-2 max-pool (224x224 images).
@@ -108,6 +119,16 @@ impl Stem {
             "cifar" => Some(Stem::Cifar),
             _ => None,
         }
+    }
+}
+
+impl TryFrom<String> for Stem {
+    type Error = String;
+
+    /// [`Stem::from_name`], with serde's wording for an unknown name.
+    fn try_from(name: String) -> Result<Stem, String> {
+        Stem::from_name(&name)
+            .ok_or_else(|| format!("unknown variant `{name}`, expected `imagenet` or `cifar`"))
     }
 }
 
@@ -136,7 +157,8 @@ pub struct ResNetConfig {
 impl ResNetConfig {
     /// The settings of the ResNet whose torchvision-named tensors these are
     /// (a state dict, as `byol export` or PyTorch's safetensors write it), or
-    /// `None` when they hold no 4-dimensional `conv1.weight`.
+    /// `None` when they hold no usable 4-dimensional `conv1.weight`, or not
+    /// the last block's convolution of the shape those settings give.
     ///
     /// A state dict says most of its own architecture: `conv1.weight` is
     /// `[width, in_channels, k, k]` with `k = 7` for the ImageNet stem and 3
@@ -150,6 +172,9 @@ impl ResNetConfig {
         let &[width, in_channels, k, _] = conv1.shape() else {
             return None;
         };
+        if width == 0 || in_channels == 0 {
+            return None;
+        }
         let arch = if tensors.contains_key("layer1.0.conv3.weight") {
             Arch::ResNet50
         } else if tensors.contains_key("layer1.2.conv1.weight") {
@@ -158,6 +183,22 @@ impl ResNetConfig {
             Arch::ResNet18
         };
         let stem = if k == 7 { Stem::ImageNet } else { Stem::Cifar };
+        // The network's largest tensor, the last convolution of its last
+        // block, must be in the file with its shape: a network built from
+        // these settings is then no larger than a few times the file, so a
+        // small file cannot ask for a huge network.
+        let last = arch.blocks()[3] - 1;
+        let c8 = width.checked_mul(8)?;
+        let (name, want) = match arch {
+            Arch::ResNet50 => (
+                format!("layer4.{last}.conv3.weight"),
+                [c8.checked_mul(4)?, c8, 1, 1],
+            ),
+            _ => (format!("layer4.{last}.conv2.weight"), [c8, c8, 3, 3]),
+        };
+        if tensors.get(&name)?.shape() != want.as_slice() {
+            return None;
+        }
         Some(ResNetConfig {
             arch,
             stem,

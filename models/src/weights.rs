@@ -180,6 +180,13 @@ pub fn read(path: &Path) -> Result<BTreeMap<String, Tensor>, WeightsError> {
 /// (through the workspace's one atomic writer, the `files` crate: a
 /// temporary file in the same folder, synced, renamed into place).
 pub fn write(path: &Path, tensors: &[(String, Tensor)]) -> Result<(), WeightsError> {
+    // Never a file of weights that cannot be used.
+    if let Some((name, _)) = tensors.iter().find(|(_, t)| !all_finite(t)) {
+        return Err(WeightsError::Format {
+            path: path.to_path_buf(),
+            message: format!("{name} holds a NaN or infinite value; the file was not written"),
+        });
+    }
     let bytes: Vec<(String, Vec<u8>, Vec<usize>, Dtype)> = tensors
         .iter()
         .map(|(name, t)| {
@@ -206,6 +213,11 @@ pub fn write(path: &Path, tensors: &[(String, Tensor)]) -> Result<(), WeightsErr
         message: e.to_string(),
     })?;
     files::write_atomically(path, &encoded).map_err(WeightsError::Write)
+}
+
+/// Whether every value of `t` is finite.
+fn all_finite(t: &Tensor) -> bool {
+    t.to_vec().iter().all(|x| x.is_finite())
 }
 
 /// Saves a module's parameters and buffers under their names.
@@ -254,6 +266,14 @@ pub fn apply(
         return Err(WeightsError::Mismatch {
             path: source.to_path_buf(),
             report,
+        });
+    }
+    // A NaN or an infinity is never loaded into a network: it would make
+    // every output NaN, far from where it came from.
+    if let Some((p, _)) = updates.iter().find(|(_, t)| !all_finite(t)) {
+        return Err(WeightsError::Format {
+            path: source.to_path_buf(),
+            message: format!("{prefix}{} holds a NaN or infinite value", p.name()),
         });
     }
     for (p, t) in updates {

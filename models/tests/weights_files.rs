@@ -185,3 +185,49 @@ fn the_architecture_is_read_from_a_state_dict() {
     );
     assert_eq!(ResNetConfig::infer(&head), None);
 }
+
+#[test]
+fn a_nan_is_never_written_nor_loaded() {
+    let dir = temp_dir("nan");
+    let net = small(1);
+    let d = Device::Cpu;
+    let mut named: Vec<(String, Tensor)> = net
+        .state()
+        .iter()
+        .map(|p| (p.name().to_string(), p.value()))
+        .collect();
+    let shape = named[0].1.shape().to_vec();
+    named[0].1 = Tensor::full(&shape, f32::NAN, &d);
+    let path = dir.join("nan.safetensors");
+    let e = weights::write(&path, &named).unwrap_err().to_string();
+    assert!(e.contains(&named[0].0) && e.contains("NaN"), "{e}");
+    assert!(!path.exists());
+    // A file with an infinity, written by another tool, is refused on load.
+    let bytes: Vec<(String, Vec<u8>, Vec<usize>)> = named
+        .iter()
+        .map(|(k, t)| {
+            let mut v = t.to_vec();
+            if k == &named[0].0 {
+                v.iter_mut().for_each(|x| *x = f32::INFINITY);
+            }
+            let b = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+            (k.clone(), b, t.shape().to_vec())
+        })
+        .filter(|(k, _, _)| !k.ends_with("num_batches_tracked"))
+        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = bytes
+        .iter()
+        .map(|(k, b, s)| {
+            let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b)
+                .unwrap();
+            (k.clone(), view)
+        })
+        .collect();
+    std::fs::write(&path, safetensors::serialize(views, None).unwrap()).unwrap();
+    let fresh = small(2);
+    let e = weights::load(&fresh, &path, LoadMode::Strict)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains(&named[0].0) && e.contains("infinite"), "{e}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -111,11 +111,32 @@ pub fn extract_features(
         let h = no_grad(|| encoder.forward(&Tape::new(), &x));
         parts.push(h.value().clone());
     }
-    if parts.len() == 1 {
-        return Ok(parts.pop().expect("one part"));
+    let features = if parts.len() == 1 {
+        parts.remove(0)
+    } else {
+        Tensor::concat(&parts.iter().collect::<Vec<_>>(), 0)
+    };
+    finite_features(features, "extract_features")
+}
+
+/// Whether every value of `t` is finite: one device-side reduction and one
+/// number read back (`Σ 0·x` is NaN exactly when some `x` is NaN or ±∞).
+pub fn all_finite(t: &Tensor) -> bool {
+    t.mul_scalar(0.0).sum_all().item().is_finite()
+}
+
+/// `features`, or an error if any is NaN or infinite: a NaN feature would
+/// make every score and file built on it meaningless, so it is never
+/// passed on.
+fn finite_features(features: Tensor, what: &str) -> Result<Tensor> {
+    if all_finite(&features) {
+        Ok(features)
+    } else {
+        Err(ByolError::Input(format!(
+            "{what}: the encoder's features hold a NaN or infinite value (are its weights \
+             finite?); nothing was scored or written"
+        )))
     }
-    let refs: Vec<&Tensor> = parts.iter().collect();
-    Ok(Tensor::concat(&refs, 0))
 }
 
 /// The encoder's features `[N, F]` of an array of images given as values:
@@ -136,8 +157,8 @@ pub fn array_features(
     device: &Device,
 ) -> Result<Tensor> {
     let [n, c, h, w] = shape;
-    let image = c * h * w;
-    if n == 0 || image == 0 || values.len() != n * image {
+    let image = c.checked_mul(h).and_then(|x| x.checked_mul(w)).unwrap_or(0);
+    if n == 0 || image == 0 || n.checked_mul(image) != Some(values.len()) {
         return Err(ByolError::Input(format!(
             "array_features: {} values for an array of shape {shape:?}; give a non-empty \
              (N, C, H, W) array",
@@ -157,6 +178,12 @@ pub fn array_features(
         )));
     }
     norm.check(c)?;
+    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+        return Err(ByolError::Input(format!(
+            "array_features: value {i} of the array is {}; images must be finite numbers",
+            values[i]
+        )));
+    }
     for one in values.chunks_exact_mut(image) {
         norm.apply(one, h * w);
     }
@@ -173,7 +200,7 @@ pub fn array_features(
         parts.push(features.value().clone());
     }
     let refs: Vec<&Tensor> = parts.iter().collect();
-    Ok(Tensor::concat(&refs, 0))
+    finite_features(Tensor::concat(&refs, 0), "array_features")
 }
 
 /// The raw-pixel baseline: every image of `ds` normalised with `norm` and
@@ -257,6 +284,26 @@ pub(crate) mod tests {
         assert_eq!(px.shape(), &[3, 64]);
         let v = px.to_vec();
         assert!((v[64 + 5] - ds.image(1).unwrap()[5] as f32 / 255.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn non_finite_weights_or_values_give_an_error_not_features() {
+        let ds = banded_images(4, 2, 1);
+        let norm = Normalization::identity(1);
+        let enc = tiny_encoder(1, 0);
+        let p = &enc.parameters()[0];
+        p.set_value(Tensor::full(&p.shape(), f32::NAN, &Device::Cpu));
+        let e = extract_features(&enc, &ds, &norm, 2, &Device::Cpu)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("NaN or infinite"), "{e}");
+        let good = tiny_encoder(1, 0);
+        let mut values = vec![0.5f32; 2 * 64];
+        values[70] = f32::INFINITY;
+        let e = array_features(&good, values, [2, 1, 8, 8], &norm, 2, &Device::Cpu)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("value 70") && e.contains("inf"), "{e}");
     }
 
     #[test]

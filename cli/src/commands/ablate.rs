@@ -96,7 +96,7 @@ const VARIANTS: [Variant; 4] = [
 pub fn run(args: AblateArgs) -> CmdResult {
     let start = Instant::now();
     let device = args.device.open()?;
-    eprintln!("device: {}", device.describe());
+    say!("device: {}", device.describe());
     if args.out.join("ablate.json").exists() {
         return Err(CliError::flag(format!(
             "--out {}: already holds an ablation; choose another --out",
@@ -115,22 +115,22 @@ pub fn run(args: AblateArgs) -> CmdResult {
 
     let mut rows: Vec<(String, Scores, Option<f32>)> = Vec::new();
     let pixels = data.score_pixels(&device)?;
-    eprintln!("raw pixels: kNN {}", percent(pixels.knn));
+    say!("raw pixels: kNN {}", percent(pixels.knn));
     rows.push(("raw pixels".into(), pixels, None));
     let at_init = byol::ByolNetworks::new(base.network(data.train.channels()), base.seed, &device);
     let (random, _) = data.score_encoder(&at_init.online.encoder, &device)?;
     drop(at_init);
-    eprintln!("random-init encoder: kNN {}", percent(random.knn));
+    say!("random-init encoder: kNN {}", percent(random.knn));
     rows.push(("random-init encoder".into(), random, None));
 
     for v in &VARIANTS {
         let mut config = base.clone();
         (v.change)(&mut config);
-        eprintln!("training: {} ...", v.name);
+        say!("training: {} ...", v.name);
         let run = args.out.join(v.folder);
         let (trainer, outcome) = pretrain_into(config, &data, &source, &device, &run, args.quiet)?;
         if outcome == Outcome::Interrupted {
-            eprintln!(
+            say!(
                 "stopped during '{}'; the rows so far are not written",
                 v.name
             );
@@ -142,7 +142,7 @@ pub fn run(args: AblateArgs) -> CmdResult {
             .last()
             .map(|r| r.collapse);
         let (scores, _) = data.score_encoder(&trainer.nets().online.encoder, &device)?;
-        eprintln!(
+        say!(
             "{}: kNN {}, linear probe {}",
             v.name,
             percent(scores.knn),
@@ -170,9 +170,9 @@ pub fn run(args: AblateArgs) -> CmdResult {
             })
             .collect(),
     };
-    println!("\n{}\n", table.text());
+    out!("\n{}\n", table.text());
     let healthy = 1.0 / (base.projection as f32).sqrt();
-    println!(
+    out!(
         "Same budget for every trained row: {} epochs over {} images, ResNet-18 width {}. \
          A healthy collapse signal is about 1/sqrt({}) = {healthy:.3}; near 0 means collapse.",
         base.epochs,
@@ -227,7 +227,7 @@ pub fn run(args: AblateArgs) -> CmdResult {
         ],
     );
     chart.save_png(&args.out.join("ablate.png"))?;
-    println!(
+    out!(
         "wrote {0}/ablate.md, {0}/ablate.json and {0}/ablate.png ({minutes:.1} minutes)",
         args.out.display()
     );

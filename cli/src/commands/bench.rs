@@ -78,7 +78,7 @@ pub fn run(args: BenchArgs) -> CmdResult {
     } else {
         args.reps
     };
-    eprintln!("benchmarking on {}", dev.describe());
+    say!("benchmarking on {}", dev.describe());
     let figures = [
         gemm(&dev, if args.quick { 128 } else { 512 }, reps),
         conv(&dev, args.quick, reps),
@@ -104,7 +104,7 @@ pub fn run(args: BenchArgs) -> CmdResult {
             })
             .collect(),
     };
-    println!("{}", table.text());
+    out!("{}", table.text());
     let value = json!({
         "device": dev.describe(),
         "quick": args.quick,
@@ -115,7 +115,7 @@ pub fn run(args: BenchArgs) -> CmdResult {
         })).collect::<Vec<_>>(),
     });
     report::write_json(&args.out, &value)?;
-    eprintln!("wrote {}", args.out.display());
+    say!("wrote {}", args.out.display());
     Ok(Outcome::Done)
 }
 

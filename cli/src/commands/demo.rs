@@ -78,8 +78,8 @@ pub fn embedded_splits(limit: Option<usize>) -> Result<(DataSource, LabelledSpli
     };
     let train = source.load(Split::Train, true)?;
     let test = source.load(Split::Test, true)?;
-    eprintln!("data: {}", train.description);
-    eprintln!("      {}", test.description);
+    say!("data: {}", train.description);
+    say!("      {}", test.description);
     let norm = source.normalization(&train.dataset);
     let splits = LabelledSplits::new(train.dataset, test.dataset, norm)?;
     Ok((source, splits))
@@ -89,7 +89,7 @@ pub fn embedded_splits(limit: Option<usize>) -> Result<(DataSource, LabelledSpli
 pub fn run(args: DemoArgs) -> CmdResult {
     let start = Instant::now();
     let device = args.device.open()?;
-    eprintln!("device: {}", device.describe());
+    say!("device: {}", device.describe());
     let (source, data) = embedded_splits(args.limit)?;
     let config = TrainConfig {
         width: args.width,
@@ -98,7 +98,7 @@ pub fn run(args: DemoArgs) -> CmdResult {
     config.validate()?;
 
     let pixels = data.score_pixels(&device)?;
-    eprintln!(
+    say!(
         "raw pixels: kNN {}, linear probe {}",
         percent(pixels.knn),
         percent(pixels.linear)
@@ -109,18 +109,18 @@ pub fn run(args: DemoArgs) -> CmdResult {
         byol::ByolNetworks::new(config.network(data.train.channels()), config.seed, &device);
     let (random, random_features) = data.score_encoder(&at_init.online.encoder, &device)?;
     drop(at_init);
-    eprintln!(
+    say!(
         "random-init encoder: kNN {}, linear probe {}",
         percent(random.knn),
         percent(random.linear)
     );
-    eprintln!(
+    say!(
         "pretraining with BYOL for {} epochs (no labels)...",
         config.epochs
     );
     let (trainer, outcome) = pretrain_into(config, &data, &source, &device, &args.out, args.quiet)?;
     if outcome == Outcome::Interrupted {
-        eprintln!(
+        say!(
             "stopped; checkpoint in {}. Continue the training with: byol pretrain --resume {}",
             args.out.display(),
             args.out.display()
@@ -132,7 +132,7 @@ pub fn run(args: DemoArgs) -> CmdResult {
         data.score_encoder(&trainer.nets().online.encoder, &device)?;
 
     let table = results_table(&pixels, &random, &trained);
-    println!("\n{}\n", table.text());
+    out!("\n{}\n", table.text());
     let verdict = if trained.knn > random.knn && trained.linear > random.linear {
         format!(
             "BYOL beat the random-init encoder by {:.1} points (kNN) and {:.1} points (linear \
@@ -145,7 +145,7 @@ pub fn run(args: DemoArgs) -> CmdResult {
          more --epochs (the kNN curve in plots/knn.png shows the trend)."
             .to_string()
     };
-    println!("{verdict}");
+    out!("{verdict}");
 
     let mut plots = report::write_run_plots(&args.out, Some(random.knn))?;
     let pca = scatter_panels(
@@ -177,7 +177,7 @@ pub fn run(args: DemoArgs) -> CmdResult {
             "minutes": minutes,
         }),
     )?;
-    println!(
+    out!(
         "\nwrote {}/results.md, results.json and the plots {} ({minutes:.1} minutes)",
         args.out.display(),
         plots

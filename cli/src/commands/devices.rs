@@ -9,28 +9,28 @@ use tensor::Device;
 /// Runs `byol devices`.
 pub fn run() -> CmdResult {
     let adapters = adapters_summary();
-    println!("{}", Device::Cpu.describe());
+    out!("{}", Device::Cpu.describe());
     if adapters.is_empty() {
-        println!(
+        out!(
             "no GPU adapter found (Vulkan, Metal or DX12). On Debian, `apt-get install \
              mesa-vulkan-drivers` gives a software one; training runs on the CPU meanwhile."
         );
     }
     for (i, a) in adapters.iter().enumerate() {
-        println!(
+        out!(
             "gpu {i}: {} [{}; {}; {}]",
             a.name,
             a.device_type,
             a.backend,
             if a.hardware { "hardware" } else { "software" }
         );
-        println!(
+        out!(
             "       max storage binding {} MiB, max buffer {} MiB, {} invocations per workgroup",
             a.max_storage_binding >> 20,
             a.max_buffer >> 20,
             a.max_invocations
         );
     }
-    println!("--device auto picks: {}", Device::auto().describe());
+    out!("--device auto picks: {}", Device::auto().describe());
     Ok(Outcome::Done)
 }

@@ -70,7 +70,7 @@ pub fn run(args: EmbedArgs) -> CmdResult {
     }
     let device = args.device.open()?;
     let loaded = args.encoder.load(&device)?;
-    eprintln!("encoder: {}", loaded.description);
+    say!("encoder: {}", loaded.description);
     let features = match &args.npy {
         Some(path) => {
             if args.labels_out.is_some() {
@@ -110,8 +110,8 @@ pub fn run(args: EmbedArgs) -> CmdResult {
                 SplitArg::Test => Split::Test,
             };
             let source = args.data.source()?;
-            let data = source.load(split, false)?;
-            eprintln!("data: {}", data.description);
+            let data = source.load(split, args.labels_out.is_some())?;
+            say!("data: {}", data.description);
             let norm = match loaded.normalization {
                 Some(n) => n,
                 None => source.normalization(&data.dataset),
@@ -134,7 +134,7 @@ pub fn run(args: EmbedArgs) -> CmdResult {
     };
     let shape = features.shape().to_vec();
     npy::write_f32(&args.out, &shape, &features.to_vec())?;
-    println!(
+    out!(
         "wrote {} features of dimension {} to {}",
         shape[0],
         shape[1],

@@ -90,7 +90,7 @@ pub fn run(args: EvalArgs) -> CmdResult {
             )
         }
     };
-    println!(
+    out!(
         "{} top-1 accuracy: {accuracy:.4} on {} test images ({} classes)",
         match args.method {
             Method::Knn => "kNN",

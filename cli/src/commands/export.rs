@@ -3,8 +3,9 @@
 //! `layer1.0.conv1.weight`, ...), to load into PyTorch or into `byol embed
 //! --weights`. The projector, predictor and optimiser state stay behind.
 
+use crate::args::load_checkpoint;
 use crate::commands::{CmdResult, Outcome};
-use byol::{Checkpoint, Side};
+use byol::Side;
 use clap::Args;
 use std::path::PathBuf;
 
@@ -31,7 +32,7 @@ pub struct ExportArgs {
 
 /// Runs `byol export`.
 pub fn run(args: ExportArgs) -> CmdResult {
-    let checkpoint = Checkpoint::load(&args.checkpoint)?;
+    let checkpoint = load_checkpoint(&args.checkpoint)?;
     let side = if args.target {
         Side::Target
     } else {
@@ -40,7 +41,7 @@ pub fn run(args: ExportArgs) -> CmdResult {
     let encoder = checkpoint.encoder_tensors(side);
     models::weights::write(&args.out, &encoder)?;
     let (meta, c) = (&checkpoint.meta, &checkpoint.meta.config);
-    println!(
+    out!(
         "wrote {} tensors of the {} encoder ({} {} stem, width {}, {} input channel(s); \
          epoch {}) to {}",
         encoder.len(),
@@ -52,9 +53,10 @@ pub fn run(args: ExportArgs) -> CmdResult {
         meta.epoch,
         args.out.display()
     );
-    println!(
+    out!(
         "normalise inputs with mean {:?} and std {:?} (the training data's)",
-        meta.mean, meta.std
+        meta.mean,
+        meta.std
     );
     Ok(Outcome::Done)
 }

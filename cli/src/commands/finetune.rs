@@ -74,7 +74,7 @@ pub fn run(args: FinetuneArgs) -> CmdResult {
         data.classes,
         &config,
     )?;
-    println!(
+    out!(
         "fine-tuned on {} labelled images ({}% of {}): top-1 accuracy {:.4} on {} test images",
         r.labelled,
         args.label_fraction * 100.0,
@@ -94,7 +94,7 @@ pub fn run(args: FinetuneArgs) -> CmdResult {
             tensors.push(("fc.bias".into(), b.value()));
         }
         models::weights::write(path, &tensors)?;
-        eprintln!("wrote {}", path.display());
+        say!("wrote {}", path.display());
     }
     if let Some(path) = &args.json {
         report::write_json(

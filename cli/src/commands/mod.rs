@@ -50,9 +50,9 @@ pub fn encoder_and_splits(
         Some(n) => n,
         None => source.normalization(&train.dataset),
     };
-    eprintln!("encoder: {}", loaded.description);
-    eprintln!("train: {}", train.description);
-    eprintln!("test: {}", test.description);
+    say!("encoder: {}", loaded.description);
+    say!("train: {}", train.description);
+    say!("test: {}", test.description);
     let splits = LabelledSplits::new(train.dataset, test.dataset, norm)?;
     Ok((loaded.encoder, splits))
 }

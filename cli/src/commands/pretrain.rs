@@ -66,10 +66,10 @@ pub struct PretrainArgs {
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     /// The ResNet [default: resnet18]
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, ignore_case = true)]
     pub arch: Option<Arch>,
     /// cifar (3x3 stem, for small images) or imagenet [default: cifar]
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, ignore_case = true)]
     pub stem: Option<Stem>,
     /// Base width of the ResNet (64 in the paper) [default: 8]
     #[arg(long)]
@@ -209,7 +209,7 @@ pub fn run(args: PretrainArgs) -> CmdResult {
         match monitor_splits(&source, trainer.normalization()) {
             Ok(m) => Some(m),
             Err(why) => {
-                eprintln!("kNN monitor off: {why}");
+                say!("kNN monitor off: {why}");
                 None
             }
         }
@@ -241,11 +241,13 @@ fn start(args: &PretrainArgs, device: &Device) -> Result<Trainer, CliError> {
     let source = args.data.source()?;
     let loaded = source.load(Split::Train, false)?;
     let norm = source.normalization(&loaded.dataset);
-    eprintln!("data: {}", loaded.description);
-    eprintln!("device: {}", device.describe());
-    eprintln!("run folder: {}", args.out.display());
+    let recorded = source.recorded(&loaded.dataset)?;
+    say!("data: {}", loaded.description);
+    say!("device: {}", device.describe());
+    say!("run folder: {}", args.out.display());
     let trainer = Trainer::new(config, loaded.dataset, norm, device, &args.out)?;
-    run_folder::write_data_source(&args.out, &source)?;
+    // The last step of the setup: from here on `--resume` finds the data.
+    run_folder::write_data_source(&args.out, &recorded)?;
     Ok(trainer)
 }
 
@@ -259,10 +261,14 @@ fn resume(args: &PretrainArgs, run: &Path, device: &Device) -> Result<Trainer, C
     }
     let source = run_folder::read_data_source(run)?;
     let loaded = source.load(Split::Train, false)?;
-    eprintln!("data: {}", loaded.description);
-    eprintln!("device: {}", device.describe());
+    source.check_fingerprint(&loaded.dataset)?;
+    say!("data: {}", loaded.description);
+    say!("device: {}", device.describe());
     let trainer = Trainer::resume(run, loaded.dataset, device)?;
-    eprintln!(
+    for why in trainer.skipped_checkpoints() {
+        say!("warning: skipped a checkpoint that cannot be used: {why}");
+    }
+    say!(
         "resuming {} at epoch {} (step {} of {})",
         run.display(),
         trainer.epoch,
@@ -285,6 +291,7 @@ pub fn pretrain_into(
     quiet: bool,
 ) -> Result<(Trainer, Outcome), CliError> {
     run_folder::refuse_existing(run)?;
+    let recorded = source.recorded(&splits.train)?;
     let mut trainer = Trainer::new(
         config,
         splits.train.clone(),
@@ -292,7 +299,7 @@ pub fn pretrain_into(
         device,
         run,
     )?;
-    run_folder::write_data_source(run, source)?;
+    run_folder::write_data_source(run, &recorded)?;
     let monitor = splits.monitor()?;
     let monitor = (trainer.config.knn_every > 0).then_some(&monitor);
     let outcome = train(&mut trainer, monitor, device, quiet)?;
@@ -335,19 +342,24 @@ fn train(
 
 fn finish(trainer: &Trainer, outcome: Outcome) -> CmdResult {
     let run = trainer.run_folder();
-    let plots = report::write_run_plots(run, None)?;
+    // The run is done and saved: a plot that cannot be drawn (a full disk,
+    // a read-only plots/) is worth a warning, not a failed run.
+    let plots = report::write_run_plots(run, None).unwrap_or_else(|e| {
+        say!("warning: the plots were not drawn: {e}");
+        Vec::new()
+    });
     let checkpoint = trainer
         .last_checkpoint()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "none".into());
     match outcome {
-        Outcome::Interrupted => eprintln!(
+        Outcome::Interrupted => say!(
             "stopped at step {} of {}; checkpoint {checkpoint}. Continue with: byol pretrain --resume {}",
             trainer.step,
             trainer.total_steps(),
             run.display()
         ),
-        Outcome::Done => eprintln!(
+        Outcome::Done => say!(
             "done: {} steps; checkpoint {checkpoint}; plots {}",
             trainer.step,
             plots

@@ -85,7 +85,7 @@ pub fn run(args: PreviewArgs) -> CmdResult {
     };
     let picture = render_preview(&data.dataset, &cfg, &opts)?;
     picture.write_png(&args.out)?;
-    println!(
+    out!(
         "wrote {} ({}x{} pixels): {rows} images from {}, each followed by {} draws of view 1 \
          and {} of view 2",
         args.out.display(),

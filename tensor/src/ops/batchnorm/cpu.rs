@@ -96,7 +96,7 @@ pub fn normalize(
     relu: bool,
 ) -> Vec<f32> {
     if relu {
-        normalize_then(x, mean, var, w, b, eps, |y| y.max(0.0))
+        normalize_then(x, mean, var, w, b, eps, crate::ops::unary::relu)
     } else {
         normalize_then(x, mean, var, w, b, eps, |y| y)
     }

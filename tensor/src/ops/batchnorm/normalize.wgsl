@@ -27,5 +27,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let scale = weight[c] / sqrt(variance[c] + pf(3u));
     let shift = bias[c] - mean[c] * scale;
     let y = x[i] * scale + shift;
-    out[i] = select(y, max(y, 0.0), p[4] == 1u);
+    // ReLU when asked; a NaN passes through (y <= 0 is false), as in PyTorch.
+    out[i] = select(y, 0.0, p[4] == 1u && y <= 0.0);
 }

@@ -22,7 +22,8 @@ fn apply(op: u32, x: f32, y: f32) -> f32 {
         case 7u: { return select(0.0, 1.0, x >= y); }
         case 8u: { return select(0.0, 1.0, x == y); }
         case 9u: { return select(0.0, x, y > 0.0); }
-        default: { return max(x + y, 0.0); }
+        // Add then ReLU; a NaN passes through, as in PyTorch.
+        default: { return select(x + y, 0.0, x + y <= 0.0); }
     }
 }
 

@@ -82,7 +82,7 @@ impl BinaryOp {
                     0.0
                 }
             }
-            BinaryOp::AddRelu => (a + b).max(0.0),
+            BinaryOp::AddRelu => crate::ops::unary::relu(a + b),
         }
     }
 }

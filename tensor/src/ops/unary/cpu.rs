@@ -75,4 +75,33 @@ mod tests {
             );
         }
     }
+
+    /// ReLU and its fused forms keep a NaN a NaN, as PyTorch does (a
+    /// `max(x, 0)` would turn it into 0 and hide it), on the CPU and, where
+    /// there is an adapter, the GPU.
+    #[test]
+    fn relu_lets_nan_through_everywhere() {
+        let mut devices = vec![Device::Cpu];
+        devices.extend(crate::testing::gpu_device());
+        for d in &devices {
+            let x = Tensor::from_vec(vec![f32::NAN, -1.0, 0.0, 2.0], &[4], d);
+            let got = x.relu().to_vec();
+            assert!(got[0].is_nan(), "relu on {d}: {got:?}");
+            assert_eq!(&got[1..], &[0.0, 0.0, 2.0], "relu on {d}");
+            let zero = Tensor::zeros(&[4], d);
+            let got = x.add_relu(&zero).to_vec();
+            assert!(got[0].is_nan(), "add_relu on {d}: {got:?}");
+            assert_eq!(&got[1..], &[0.0, 0.0, 2.0], "add_relu on {d}");
+            // Batch norm then ReLU over [N = 2, C = 1, L = 2]: one NaN input
+            // makes a NaN output, not a 0.
+            let x = Tensor::from_vec(vec![f32::NAN, -1.0, 0.5, 2.0], &[2, 1, 2], d);
+            let one = Tensor::ones(&[1], d);
+            let nil = Tensor::zeros(&[1], d);
+            let y = x
+                .normalize_scale_shift_relu(&nil, &one, &one, &nil, 0.0)
+                .to_vec();
+            assert!(y[0].is_nan(), "normalize+relu on {d}: {y:?}");
+            assert_eq!(&y[1..], &[0.0, 0.5, 2.0], "normalize+relu on {d}");
+        }
+    }
 }

@@ -4,7 +4,7 @@
 //! | op | f(x) |
 //! |---|---|
 //! | `neg` | -x |
-//! | `relu` | max(x, 0) |
+//! | `relu` | max(x, 0); a NaN stays NaN, as in PyTorch |
 //! | `exp`, `log`, `sqrt`, `abs` | as named (natural log) |
 //! | `rsqrt` | 1 / sqrt(x) |
 //! | `square` | x² |
@@ -59,13 +59,26 @@ pub enum UnaryOp {
     EqScalar(f32),
 }
 
+/// ReLU of one value, `max(x, 0)`, written so that a NaN stays NaN, as in
+/// PyTorch: `x <= 0` is false for a NaN, which then passes through.
+/// (`f32::max(x, 0)` would turn it into 0 and hide every NaN upstream of a
+/// ReLU.) Compiles to a compare and a blend, as fast as `max`.
+#[inline(always)]
+pub fn relu(x: f32) -> f32 {
+    if x <= 0.0 {
+        0.0
+    } else {
+        x
+    }
+}
+
 impl UnaryOp {
     /// The function on one element.
     #[inline(always)]
     pub fn apply(self, x: f32) -> f32 {
         match self {
             UnaryOp::Neg => -x,
-            UnaryOp::Relu => x.max(0.0),
+            UnaryOp::Relu => relu(x),
             UnaryOp::Exp => x.exp(),
             UnaryOp::Log => x.ln(),
             UnaryOp::Sqrt => x.sqrt(),

@@ -9,7 +9,8 @@
 fn apply(op: u32, v: f32, s: f32) -> f32 {
     switch op {
         case 0u: { return -v; }
-        case 1u: { return max(v, 0.0); }
+        // ReLU; a NaN passes through (v <= 0 is false), as in PyTorch.
+        case 1u: { return select(v, 0.0, v <= 0.0); }
         case 2u: { return exp(v); }
         case 3u: { return log(v); }
         case 4u: { return sqrt(v); }

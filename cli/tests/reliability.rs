@@ -1,0 +1,265 @@
+//! The promises of docs/reliability.md that need real processes: a run
+//! killed (`kill -9`) at random moments, many times, resumes every time and
+//! ends bit-identical to a run left alone, with each step recorded once;
+//! SIGTERM and SIGHUP checkpoint and exit like Ctrl-C; a closed standard
+//! error does not stop training; two runs started on one folder do not
+//! both proceed. Every process killed here is one this test started,
+//! killed by its pid.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn byol() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_byol"));
+    c.env("BYOL_DEVICE", "cpu");
+    c
+}
+
+fn temp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("byol-rel-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "status {:?}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A tiny run: 64 images, width 2, batches of 16 (4 steps an epoch).
+fn tiny(run: &Path, epochs: usize) -> Vec<String> {
+    let epochs = epochs.to_string();
+    [
+        "pretrain",
+        "--quiet",
+        "--out",
+        run.to_str().unwrap(),
+        "--epochs",
+        &epochs,
+        "--limit",
+        "64",
+        "--width",
+        "2",
+        "--hidden",
+        "16",
+        "--projection",
+        "8",
+        "--batch-size",
+        "16",
+        "--optimizer",
+        "lars",
+        "--lr",
+        "0.2",
+        "--knn-every",
+        "0",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// The (kind, index, loss bits) of every line of a run's record.
+fn record(run: &Path) -> Vec<(String, u64, u32)> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("a torn line was left: {l:?} ({e})"));
+            let kind = v["kind"].as_str().unwrap().to_string();
+            let at = if kind == "step" {
+                &v["step"]
+            } else {
+                &v["epoch"]
+            };
+            (
+                kind,
+                at.as_u64().unwrap(),
+                (v["loss"].as_f64().unwrap() as f32).to_bits(),
+            )
+        })
+        .collect()
+}
+
+/// Waits until the run has logged step `step`, or fails after a minute.
+fn wait_for_step(run: &Path, step: usize, child: &mut Child) {
+    let start = Instant::now();
+    let needle = format!("\"step\":{step},");
+    while !std::fs::read_to_string(run.join("metrics.jsonl"))
+        .map(|m| m.contains(&needle))
+        .unwrap_or(false)
+    {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the run ended ({status}) before step {step}");
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "no step {step} logged"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_run_killed_at_random_moments_resumes_to_the_same_numbers() {
+    let dir = temp("crash");
+    let epochs = 30;
+    // The run left alone, timed: the kills below land within its length.
+    let whole = dir.join("whole");
+    let clock = Instant::now();
+    let o = byol().args(tiny(&whole, epochs)).output().unwrap();
+    let length = clock.elapsed().as_millis() as u64;
+    assert!(o.status.success(), "{}", text(&o));
+    let want = record(&whole);
+    assert_eq!(want.len(), 4 * epochs + epochs);
+
+    // The same run, killed with SIGKILL at random moments and resumed:
+    // started afresh while its setup is incomplete (no data.json yet),
+    // resumed after.
+    let run = dir.join("killed");
+    let mut rng = rng::Rng::from_seed(2026);
+    let mut kills = 0;
+    loop {
+        let args = if run.join("data.json").exists() {
+            vec!["pretrain", "--resume", run.to_str().unwrap(), "--quiet"]
+                .into_iter()
+                .map(String::from)
+                .collect()
+        } else {
+            tiny(&run, epochs)
+        };
+        let mut child = byol().args(&args).stderr(Stdio::piped()).spawn().unwrap();
+        if kills < 12 {
+            // Anywhere from start-up to a sixth of a run's length in: some
+            // kills land while it starts, sets up or writes a checkpoint,
+            // most in the middle of an epoch.
+            std::thread::sleep(Duration::from_millis(rng.below(length / 6 + 1) + 5));
+            if child.try_wait().unwrap().is_none() {
+                child.kill().unwrap(); // SIGKILL, to this child's pid only
+                child.wait().unwrap();
+                kills += 1;
+                continue;
+            }
+        }
+        let o = child.wait_with_output().unwrap();
+        assert!(o.status.success(), "after {kills} kills: {}", text(&o));
+        break;
+    }
+    eprintln!("{kills} kills landed in a run of {length} ms");
+    assert_eq!(
+        record(&run),
+        want,
+        "after {kills} kills, the record differs"
+    );
+    assert!(
+        kills >= 6,
+        "only {kills} kills landed; the run is too fast to test"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn sigterm_and_sighup_checkpoint_and_exit_like_ctrl_c() {
+    for signal in ["-TERM", "-HUP"] {
+        let dir = temp(&format!("signal{signal}"));
+        let run = dir.join("run");
+        let mut child = byol()
+            .args(tiny(&run, 200))
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_for_step(&run, 2, &mut child);
+        let sent = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(130), "{signal}: {}", text(&o));
+        let mid_epoch = std::fs::read_dir(run.join("checkpoints"))
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .any(|e| e.file_name().to_string_lossy().contains("-step-"));
+        assert!(
+            mid_epoch,
+            "{signal}: no checkpoint of the step it stopped at"
+        );
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
+
+#[test]
+fn a_closed_standard_error_does_not_stop_training() {
+    let dir = temp("stderr");
+    let run = dir.join("run");
+    let mut child = byol()
+        .args(tiny(&run, 3))
+        .stderr(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Nobody reads: the pipes are closed at once (as when `| head` exits).
+    drop(child.stderr.take());
+    drop(child.stdout.take());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status}");
+    assert!(run.join("checkpoints/epoch-0003.json").exists());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn two_runs_on_one_folder_do_not_both_proceed() {
+    let dir = temp("two");
+    let run = dir.join("run");
+    let mut a = byol()
+        .args(tiny(&run, 200))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut b = byol()
+        .args(tiny(&run, 200))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // One of them trains; the other is refused, naming the holder.
+    let start = Instant::now();
+    let loser = loop {
+        if let Some(status) = a.try_wait().unwrap() {
+            break (status, a, b);
+        }
+        if let Some(status) = b.try_wait().unwrap() {
+            break (status, b, a);
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "neither was refused"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let (status, refused, mut winner) = loser;
+    let o = refused.wait_with_output().unwrap();
+    assert!(!status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("in use by process") || err.contains("already holds a run"),
+        "{err}"
+    );
+    wait_for_step(&run, 2, &mut winner);
+    winner.kill().unwrap();
+    winner.wait().unwrap();
+    // The record is one run's: every step once.
+    let steps: Vec<u64> = record(&run)
+        .iter()
+        .filter(|r| r.0 == "step")
+        .map(|r| r.1)
+        .collect();
+    let mut unique = steps.clone();
+    unique.dedup();
+    assert_eq!(steps, unique, "two runs' steps interleaved");
+    std::fs::remove_dir_all(dir).unwrap();
+}
