@@ -36,12 +36,27 @@ pub const LABELS_MAGIC: u32 = 0x0000_0801;
 /// Reads the images of an IDX image file (gzipped or raw) as a one-channel,
 /// unlabelled [`Dataset`].
 pub fn read_idx_images(path: &Path) -> Result<Dataset> {
-    parse_idx_images(&gzip::read_file(path)?, path)
+    parse_idx_images(&gzip::read_file_declared(path, declared_size)?, path)
 }
 
 /// Reads the labels of an IDX label file (gzipped or raw).
 pub fn read_idx_labels(path: &Path) -> Result<Vec<u32>> {
-    parse_idx_labels(&gzip::read_file(path)?, path)
+    parse_idx_labels(&gzip::read_file_declared(path, declared_size)?, path)
+}
+
+/// The size an IDX file's header declares: 4 bytes of magic number (the
+/// last one the number of dimensions), 4 per dimension, then the product
+/// of the dimensions in one-byte values. `None` when the header is cut
+/// short or the product overflows (the parser then says what is wrong).
+fn declared_size(head: &[u8]) -> Option<u64> {
+    let dims = *head.get(3)? as usize;
+    let header = 4 + 4 * dims;
+    let values = (0..dims).try_fold(1u64, |n, d| {
+        let at = 4 + 4 * d;
+        let size = u32::from_be_bytes(head.get(at..at + 4)?.try_into().ok()?);
+        n.checked_mul(size as u64)
+    })?;
+    values.checked_add(header as u64)
 }
 
 /// Reads an image file and its label file into one labelled [`Dataset`].
@@ -117,9 +132,13 @@ fn parse_header<'a>(bytes: &'a [u8], path: &Path, magic: u32) -> Result<(Vec<u32
         .chunks_exact(4)
         .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
         .collect();
-    // The product of the dimensions, in u64 so that no header can overflow it.
-    let values: u64 = dims.iter().map(|&d| d as u64).product();
-    let expected = header_len as u64 + values;
+    // The product of the dimensions, checked: three 32-bit sizes can
+    // overflow even a u64 (a damaged header then matches no file length).
+    let expected = dims
+        .iter()
+        .try_fold(1u64, |n, &d| n.checked_mul(d as u64))
+        .and_then(|values| values.checked_add(header_len as u64))
+        .unwrap_or(u64::MAX);
     if expected != bytes.len() as u64 {
         return Err(DataError::LengthMismatch {
             path: path.to_path_buf(),

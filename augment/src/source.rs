@@ -25,6 +25,10 @@ use crate::views::normalize::Normalization;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
+/// The largest side a folder's images are resized to (every image is kept
+/// in memory at that size).
+pub const MAX_IMAGE_SIZE: usize = 4096;
+
 /// The kinds of data set there are readers for. Written and read as
 /// `fashion-mnist`, `cifar10`, `cifar100`, `folder`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -283,10 +287,13 @@ impl DataSource {
                 "give 1 (gray) or 3 (RGB)",
             ));
         }
-        if self.image_size < 8 {
+        if self.image_size < 8 || self.image_size > MAX_IMAGE_SIZE {
             return Err(DataError::invalid(
-                format!("image size {}: too small for a ResNet", self.image_size),
-                "use 16 or more (32 is typical)",
+                format!(
+                    "image size {}: a folder's images are resized to 8 to {MAX_IMAGE_SIZE} pixels",
+                    self.image_size
+                ),
+                "use 16 or more (32 is typical, 224 the paper's)",
             ));
         }
         let opts = FolderOptions {

@@ -126,6 +126,16 @@ impl Default for TrainConfig {
     }
 }
 
+/// The widest ResNet a run may ask for (the paper's is 64; 16 times that
+/// is a ResNet-50 of some 6 billion parameters).
+pub const MAX_WIDTH: usize = 1024;
+/// The widest projector or predictor layer (the paper's hidden is 4096).
+pub const MAX_HEAD: usize = 65_536;
+/// The most epochs (the paper runs 1000).
+pub const MAX_EPOCHS: usize = 1_000_000;
+/// The largest batch (the paper's is 4096).
+pub const MAX_BATCH: usize = 1 << 20;
+
 /// The paper's smallest crop area (checkpoints written before the setting
 /// existed used it).
 fn paper_min_crop() -> f32 {
@@ -148,15 +158,18 @@ impl TrainConfig {
     /// named values cannot be wrong: they are enums.)
     pub fn validate(&self) -> Result<()> {
         let bad = |message: String| Err(ByolError::Config(message));
-        for (name, v) in [
-            ("width", self.width),
-            ("hidden", self.hidden),
-            ("projection", self.projection),
-            ("epochs", self.epochs),
-            ("checkpoint_every", self.checkpoint_every),
+        // Upper bounds far above any real use, so that a typo (or a damaged
+        // file) cannot ask for a network of hundreds of gigabytes.
+        for (name, v, most) in [
+            ("width", self.width, MAX_WIDTH),
+            ("hidden", self.hidden, MAX_HEAD),
+            ("projection", self.projection, MAX_HEAD),
+            ("epochs", self.epochs, MAX_EPOCHS),
+            ("checkpoint_every", self.checkpoint_every, MAX_EPOCHS),
+            ("batch_size", self.batch_size, MAX_BATCH),
         ] {
-            if v == 0 {
-                return bad(format!("{name} {v}: must be at least 1"));
+            if v == 0 || v > most {
+                return bad(format!("{name} {v}: must be from 1 to {most}"));
             }
         }
         if self.batch_size < 2 {
@@ -231,6 +244,12 @@ mod tests {
             ..TrainConfig::default()
         };
         assert!(bad.validate().unwrap_err().to_string().contains("width 0"));
+        let huge = TrainConfig {
+            width: 100_000,
+            ..TrainConfig::default()
+        };
+        let e = huge.validate().unwrap_err().to_string();
+        assert!(e.contains("width 100000: must be from 1 to 1024"), "{e}");
         let bad = TrainConfig {
             batch_size: 1,
             ..TrainConfig::default()

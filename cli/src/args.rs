@@ -85,10 +85,11 @@ impl DataArgs {
                     self.channels
                 )));
             }
-            if self.image_size < 8 {
+            if self.image_size < 8 || self.image_size > augment::source::MAX_IMAGE_SIZE {
                 return Err(CliError::flag(format!(
-                    "--image-size {}: too small for a ResNet; use 16 or more (32 is typical)",
-                    self.image_size
+                    "--image-size {}: must be from 8 to {} (32 is typical, 224 the paper's)",
+                    self.image_size,
+                    augment::source::MAX_IMAGE_SIZE
                 )));
             }
         }

@@ -803,6 +803,13 @@ fn every_bad_setting_is_named_through_a_flag_and_a_file() {
     // Numbers out of range: the library names the setting and the value.
     for (flag, key, bad, expect) in [
         ("--width", "width", "0", "width 0"),
+        (
+            "--width",
+            "width",
+            "5000",
+            "width 5000: must be from 1 to 1024",
+        ),
+        ("--hidden", "hidden", "100000000", "hidden 100000000"),
         ("--hidden", "hidden", "0", "hidden 0"),
         ("--projection", "projection", "0", "projection 0"),
         ("--epochs", "epochs", "0", "epochs 0"),

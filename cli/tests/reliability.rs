@@ -263,3 +263,64 @@ fn two_runs_on_one_folder_do_not_both_proceed() {
     assert_eq!(steps, unique, "two runs' steps interleaved");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// A damaged copy of `good`: a flipped bit, a byte set to an extreme, a
+/// cut, garbage appended (the same kinds of damage as the readers' fuzz
+/// harness in `byol/tests/fuzz_readers.rs`).
+fn mutate(good: &[u8], rng: &mut rng::Rng) -> Vec<u8> {
+    let mut b = good.to_vec();
+    for _ in 0..1 + rng.below(3) {
+        let i = rng.below(b.len().max(1) as u64) as usize;
+        match rng.below(4) {
+            0 if !b.is_empty() => b[i] ^= 1 << rng.below(8),
+            1 if !b.is_empty() => {
+                b[i] = [b'"', b'=', b'\n', b'[', b'9', 0xFF][rng.below(6) as usize]
+            }
+            2 => b.truncate(i),
+            _ => b.extend((0..rng.below(16)).map(|_| rng.below(128) as u8)),
+        }
+    }
+    b
+}
+
+/// Settings files damaged every way: an error (status 1 or 2, never a
+/// panic's 101) naming the file, or, when the damage left valid settings,
+/// the next check's error.
+#[test]
+fn damaged_settings_files_give_errors_not_panics() {
+    let dir = temp("toml");
+    let good =
+        b"epochs = 3\nbatch-size = 64\nlr = 0.5\narch = \"resnet18\"\nno-predictor = false\n\
+                 optimizer = \"lars\"\nmin_crop = 0.2\njitter = 1.0\nbrightness = \"additive\"\n";
+    let file = dir.join("settings.toml");
+    let out = dir.join("run");
+    let mut rng = rng::Rng::from_seed(7);
+    for case in 0..300 {
+        std::fs::write(&file, mutate(good, &mut rng)).unwrap();
+        // --dataset cifar10 without --data fails right after the settings
+        // are read: nothing trains.
+        let o = byol()
+            .args([
+                "pretrain",
+                "--config",
+                file.to_str().unwrap(),
+                "--dataset",
+                "cifar10",
+            ])
+            .args(["--out", out.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            matches!(o.status.code(), Some(1 | 2)) && !err.contains("panicked"),
+            "case {case}: {}",
+            text(&o)
+        );
+        assert!(
+            err.contains("settings.toml") || err.contains("--data"),
+            "case {case}: {err}"
+        );
+        assert!(!out.exists(), "case {case}: a run folder was made");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
