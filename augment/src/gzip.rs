@@ -73,7 +73,17 @@ fn inflate_declared(
         .take(HEADER_BYTES as u64)
         .read_to_end(&mut out)
         .map_err(io)?;
-    let limit = declared(&out).unwrap_or(MAX_INFLATED).min(MAX_INFLATED);
+    let said = declared(&out).map(|n| n.min(MAX_INFLATED));
+    let limit = said.unwrap_or(MAX_INFLATED);
+    // The buffer for the size the header declares, taken at once so it
+    // never doubles past it, but never more than deflate can make of these
+    // bytes (at most 1032 to 1): a header's claim alone reserves nothing
+    // the file could not really hold.
+    if let Some(n) = said {
+        let possible = (bytes.len() as u64).saturating_mul(1032);
+        let want = n.min(possible).saturating_sub(out.len() as u64) as usize;
+        out.reserve(want.saturating_add(1));
+    }
     // One byte past the limit tells a longer stream from an exact one.
     let rest = (limit + 1).saturating_sub(out.len() as u64);
     stream.take(rest).read_to_end(&mut out).map_err(io)?;

@@ -23,10 +23,10 @@ use crate::pipeline::{draw_for, View};
 use crate::views::crop::{self, CropBox, ResampleScratch};
 use crate::views::{apply_view, TwoViewConfig, ViewScratch};
 
-/// Pixels between two tiles.
 /// The most pixels a preview may have (64 megapixels, 192 MB of RGB).
 const MAX_PREVIEW_PIXELS: usize = 1 << 26;
 
+/// Pixels between two tiles.
 const GAP: usize = 2;
 /// Pixels between the groups (original, view 1, view 2).
 const GROUP_GAP: usize = 8;
@@ -103,18 +103,33 @@ pub fn render_preview(ds: &Dataset, cfg: &TwoViewConfig, opts: &PreviewOptions) 
 
     let input = ds.shape();
     let output = cfg.output_shape(input);
-    let (tile_w, tile_h) = (output.width * opts.scale, output.height * opts.scale);
-    let columns = 1 + 2 * opts.draws;
-    let width = GAP + columns * (tile_w + GAP) + 2 * GROUP_GAP;
-    let height = GAP + opts.indices.len() * (tile_h + GAP);
-    // A picture a PNG can hold (each side below 2^31 pixels, and at most
-    // MAX_PREVIEW_PIXELS in all), checked before it is allocated.
-    let pixels = width
-        .checked_mul(height)
-        .filter(|&n| n <= MAX_PREVIEW_PIXELS);
-    let Some(pixels) = pixels else {
+    // The picture's size, every product checked and at most
+    // MAX_PREVIEW_PIXELS, before anything is allocated.
+    let size = || -> Option<(usize, usize, usize, usize, usize)> {
+        let tile_w = output.width.checked_mul(opts.scale)?;
+        let tile_h = output.height.checked_mul(opts.scale)?;
+        let columns = opts.draws.checked_mul(2)?.checked_add(1)?;
+        let width = columns
+            .checked_mul(tile_w.checked_add(GAP)?)?
+            .checked_add(GAP + 2 * GROUP_GAP)?;
+        let height = opts
+            .indices
+            .len()
+            .checked_mul(tile_h.checked_add(GAP)?)?
+            .checked_add(GAP)?;
+        let pixels = width
+            .checked_mul(height)
+            .filter(|&n| n <= MAX_PREVIEW_PIXELS)?;
+        Some((tile_w, tile_h, width, height, pixels))
+    };
+    let Some((tile_w, tile_h, width, height, pixels)) = size() else {
         return Err(DataError::invalid(
-            format!("a preview of {width}x{height} pixels is too large"),
+            format!(
+                "a preview of {} images with {} draws at scale {} is too large",
+                opts.indices.len(),
+                opts.draws,
+                opts.scale
+            ),
             "ask for fewer images or draws, or a smaller scale",
         ));
     };
@@ -231,5 +246,21 @@ mod tests {
         assert!(render_preview(&ds, &cfg, &opts).is_err());
         opts.indices = vec![5000];
         assert!(render_preview(&ds, &cfg, &opts).is_err());
+    }
+
+    #[test]
+    fn a_preview_too_large_to_draw_is_refused_before_it_is_allocated() {
+        let ds = crate::embedded::fashion_mnist_subset(crate::Split::Test).unwrap();
+        let cfg = TwoViewConfig::byol(crate::Normalization::fashion_mnist());
+        for (draws, scale) in [(usize::MAX / 2, 1), (2, usize::MAX / 4), (4, 10_000)] {
+            let opts = PreviewOptions {
+                indices: vec![0, 1],
+                draws,
+                run_seed: 0,
+                scale,
+            };
+            let e = render_preview(&ds, &cfg, &opts).unwrap_err().to_string();
+            assert!(e.contains("too large"), "{e}");
+        }
     }
 }

@@ -110,10 +110,12 @@ impl CheckpointMeta {
         }
         // At the end of `epoch` epochs, or within the next one.
         let start = self.epoch.checked_mul(per_epoch);
-        let consistent = self.epoch <= self.config.epochs
-            && start.is_some_and(|start| {
-                self.step == start || (self.step > start && self.step - start < per_epoch)
-            });
+        let consistent = start.is_some_and(|start| {
+            (self.step == start && self.epoch <= self.config.epochs)
+                || (self.step > start
+                    && self.step - start < per_epoch
+                    && self.epoch < self.config.epochs)
+        });
         if !consistent {
             return Err(format!(
                 "step {} and epoch {} do not agree: {} images in batches of {} make {per_epoch} \
@@ -266,6 +268,17 @@ impl Checkpoint {
     /// newest good one: a damaged newer one is skipped and named in
     /// [`Checkpoint::skipped`]), and checks it (see the module docs).
     pub fn load(path: &Path) -> Result<Checkpoint> {
+        Checkpoint::load_with(path, |_| Ok(())).map(|(c, ())| c)
+    }
+
+    /// As [`Checkpoint::load`], taking the newest checkpoint that `accept`
+    /// also takes: a checkpoint whose damage only shows when it is used
+    /// (restoring its networks and optimiser, say) is skipped like one that
+    /// does not read. Returns the checkpoint and what `accept` made of it.
+    pub fn load_with<T>(
+        path: &Path,
+        accept: impl Fn(&Checkpoint) -> Result<T>,
+    ) -> Result<(Checkpoint, T)> {
         if !path.exists() {
             return Err(ByolError::Checkpoint {
                 path: path.to_path_buf(),
@@ -275,15 +288,21 @@ impl Checkpoint {
             });
         }
         if !path.is_dir() {
-            return Checkpoint::load_file(path);
+            let checkpoint = Checkpoint::load_file(path)?;
+            let made = accept(&checkpoint)?;
+            return Ok((checkpoint, made));
         }
         let mut skipped = Vec::new();
         let mut first_error = None;
         for json in all(path) {
-            match Checkpoint::load_file(&json) {
-                Ok(mut checkpoint) => {
+            let tried = Checkpoint::load_file(&json).and_then(|c| {
+                let made = accept(&c)?;
+                Ok((c, made))
+            });
+            match tried {
+                Ok((mut checkpoint, made)) => {
                     checkpoint.skipped = skipped;
-                    return Ok(checkpoint);
+                    return Ok((checkpoint, made));
                 }
                 Err(e) => {
                     skipped.push(e.to_string());

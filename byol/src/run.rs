@@ -5,7 +5,7 @@
 //! <run>/config.json        the settings (TrainConfig), written by Trainer::new
 //! <run>/data.json          where the images came from (augment::DataSource)
 //! <run>/metrics.jsonl      a line per step and per epoch (crate::metrics)
-//! <run>/checkpoints/       epoch-NNNN.{safetensors,json} (crate::checkpoint)
+//! <run>/checkpoints/       epoch-NNNN[-step-SSSSSSSSS].{safetensors,json} (crate::checkpoint)
 //! <run>/plots/             pictures drawn from metrics.jsonl
 //! <run>/.lock              held (flock) by the one process working on the run
 //! ```
@@ -19,10 +19,16 @@
 //!   the same folder is refused with an error naming that pid, so two runs
 //!   never interleave their checkpoints and metrics.
 //! * **A folder with trained work is never overwritten.** A new run is
-//!   refused in a folder that holds a checkpoint ([`ByolError::RunExists`]);
-//!   `--resume` continues it instead. A folder whose setup is complete
-//!   (`config.json` and `data.json`) but has no checkpoint yet (a run killed
-//!   in its first epoch) can be resumed from step 0, or reused by a new run.
+//!   refused in a folder that holds a checkpoint after the start
+//!   ([`ByolError::RunExists`]); `--resume` continues it instead. A run's
+//!   setup writes, in order, the start checkpoint `epoch-0000`, `data.json`
+//!   and `config.json`: a folder with `config.json` and nothing trained yet
+//!   (a run killed in its first epoch) can be resumed from step 0; one with
+//!   nothing trained can always be reused by a new run, which first removes
+//!   the old setup so that nothing of it is mixed into the new one.
+//!
+//! On a file system without `flock` (NFS mounted `nolock`, Lustre without
+//! `flock`), the folder is used unlocked and [`RunFolder::warning`] says so.
 
 use crate::checkpoint;
 use crate::error::{ByolError, Result};
@@ -37,6 +43,7 @@ use std::path::{Path, PathBuf};
 pub struct RunFolder {
     path: PathBuf,
     _lock: File,
+    warning: Option<String>,
 }
 
 impl RunFolder {
@@ -53,21 +60,32 @@ impl RunFolder {
         })?;
         let folder = RunFolder::lock(path)?;
         refuse_existing(path)?;
-        match std::fs::remove_file(metrics_path(path)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(ByolError::Io {
-                    path: metrics_path(path),
-                    source: e,
-                })
+        // Nothing trained: an old setup goes, so no part of it (its data
+        // record, its start checkpoint) is taken for the new run's.
+        let start = checkpoint::folder(path).join("epoch-0000");
+        for old in [
+            metrics_path(path),
+            config_path(path),
+            data_path(path),
+            start.with_extension("json"),
+            start.with_extension("safetensors"),
+        ] {
+            match std::fs::remove_file(&old) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(ByolError::Io {
+                        path: old,
+                        source: e,
+                    })
+                }
+                _ => {}
             }
-            _ => {}
         }
         Ok(folder)
     }
 
     /// Opens the run in `path` to continue it: locks it. Refused when
-    /// another process holds it, or when it holds no run (no checkpoint and
-    /// no `config.json`).
+    /// another process holds it, or when its setup was never completed
+    /// (no `config.json`) and nothing was trained.
     pub fn open(path: &Path) -> Result<RunFolder> {
         if !path.is_dir() {
             return Err(ByolError::Checkpoint {
@@ -76,10 +94,12 @@ impl RunFolder {
             });
         }
         let folder = RunFolder::lock(path)?;
-        if !holds_run(path) {
+        if !config_path(path).exists() && !checkpoint::has_trained(path) {
             return Err(ByolError::Checkpoint {
                 path: path.to_path_buf(),
-                problem: "holds no run (no config.json, no checkpoints/)".into(),
+                problem: "holds no run whose setup was completed (no config.json, nothing \
+                          trained); start the run again in it"
+                    .into(),
             });
         }
         Ok(folder)
@@ -99,8 +119,16 @@ impl RunFolder {
             .truncate(false)
             .open(&lock_path)
             .map_err(io)?;
+        let mut warning = None;
         match file.try_lock() {
             Ok(()) => {}
+            Err(TryLockError::Error(e)) if lock_unsupported(&e) => {
+                warning = Some(format!(
+                    "{}: this file system cannot lock files ({e}); make sure no other process \
+                     works on this run folder",
+                    path.display()
+                ));
+            }
             Err(TryLockError::WouldBlock) => {
                 let mut text = String::new();
                 let _ = file.read_to_string(&mut text);
@@ -118,7 +146,11 @@ impl RunFolder {
         // Temporary files of a writer that was killed mid-write (the
         // `files` crate's `.tmp-<pid>-<n>`) are stale: nobody else writes
         // here while we hold the lock.
-        for dir in [path.to_path_buf(), checkpoint::folder(path)] {
+        for dir in [
+            path.to_path_buf(),
+            checkpoint::folder(path),
+            plots_folder(path),
+        ] {
             for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
                 if entry.file_name().to_string_lossy().starts_with(".tmp-") {
                     let _ = std::fs::remove_file(entry.path());
@@ -128,6 +160,7 @@ impl RunFolder {
         Ok(RunFolder {
             path: path.to_path_buf(),
             _lock: file,
+            warning,
         })
     }
 
@@ -135,6 +168,23 @@ impl RunFolder {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Why the folder is not locked, when its file system cannot lock.
+    pub fn warning(&self) -> Option<&str> {
+        self.warning.as_deref()
+    }
+}
+
+/// Whether a lock error means the file system has no locks at all (rather
+/// than that locking failed): ENOLCK (NFS without a lock manager), ENOSYS
+/// and EOPNOTSUPP (Lustre without `flock`), or Rust's `Unsupported`.
+fn lock_unsupported(e: &std::io::Error) -> bool {
+    const ENOLCK: i32 = 37;
+    const ENOSYS: i32 = 38;
+    const EOPNOTSUPP: i32 = 95;
+    e.kind() == std::io::ErrorKind::Unsupported
+        || (cfg!(target_os = "linux")
+            && matches!(e.raw_os_error(), Some(ENOLCK | ENOSYS | EOPNOTSUPP)))
 }
 
 /// `<run>/config.json`.
@@ -245,8 +295,12 @@ mod tests {
         let again = RunFolder::open(&dir).unwrap();
         drop(again);
         std::fs::write(metrics_path(&dir), "{\"kind\":\"step\"}\n").unwrap();
+        std::fs::write(data_path(&dir), "{}").unwrap();
         let reused = RunFolder::create(&dir).unwrap();
-        assert!(!metrics_path(&dir).exists(), "the old record was kept");
+        for old in [metrics_path(&dir), data_path(&dir), config_path(&dir)] {
+            assert!(!old.exists(), "{} of the old setup was kept", old.display());
+        }
+        assert!(reused.warning().is_none());
         drop(reused);
         std::fs::remove_dir_all(dir).unwrap();
     }

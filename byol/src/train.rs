@@ -27,7 +27,7 @@ use crate::network::ByolNetworks;
 use crate::run::RunFolder;
 use crate::schedule;
 use crate::step::ByolStep;
-use augment::{two_views, Batch, Dataset, Normalization, TwoViewConfig};
+use augment::{two_views, Batch, DataSource, Dataset, Normalization, TwoViewConfig};
 use models::ResNet;
 use rng::Rng;
 use std::path::{Path, PathBuf};
@@ -68,19 +68,36 @@ pub struct Trainer {
     stop: Arc<AtomicBool>,
     /// The steps of the current epoch trained before a resume.
     resumed: PartialEpoch,
-    skipped: Vec<String>,
+    warnings: Vec<String>,
 }
 
 impl Trainer {
     /// A new run in the folder `run` on `data`, normalised with `norm`, on
-    /// `device`. Everything is checked before anything is written; then the
-    /// folder is claimed and locked for the life of the trainer (see
-    /// [`RunFolder`]), the start is saved as checkpoint `epoch-0000`, and
-    /// `config.json` is written last: from then on the run can be resumed.
+    /// `device`: [`Trainer::start`] without a record of where the data came
+    /// from (a program that knows it should give it, so that `--resume`
+    /// can find the images again).
     pub fn new(
         config: TrainConfig,
         data: Dataset,
         norm: Normalization,
+        device: &Device,
+        run: &Path,
+    ) -> Result<Trainer> {
+        Trainer::start(config, data, norm, None, device, run)
+    }
+
+    /// A new run in the folder `run` on `data` (read from `source`, when
+    /// given), normalised with `norm`, on `device`. Everything is checked
+    /// before anything is written; then the folder is claimed and locked for
+    /// the life of the trainer (see [`RunFolder`]), the start is saved as
+    /// checkpoint `epoch-0000`, `data.json` (the `source`) is written, and
+    /// `config.json` last: a folder with `config.json` has a complete setup
+    /// and can be resumed from its first step.
+    pub fn start(
+        config: TrainConfig,
+        data: Dataset,
+        norm: Normalization,
+        source: Option<&DataSource>,
         device: &Device,
         run: &Path,
     ) -> Result<Trainer> {
@@ -96,7 +113,13 @@ impl Trainer {
             device,
         );
         let mut trainer = Trainer::assemble(config, byol, data, norm, folder);
+        trainer
+            .warnings
+            .extend(trainer.run.warning().map(String::from));
         trainer.write_checkpoint()?;
+        if let Some(source) = source {
+            crate::run::write_data_source(run, source)?;
+        }
         let text = serde_json::to_string_pretty(&trainer.config)
             .map_err(|e| ByolError::Config(format!("the settings do not serialise: {e}")))?;
         files::write_atomically(&crate::run::config_path(run), text.as_bytes())?;
@@ -126,35 +149,53 @@ impl Trainer {
             last_checkpoint: None,
             stop: Arc::new(AtomicBool::new(false)),
             resumed: PartialEpoch::default(),
-            skipped: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 
-    /// Continues the run in the folder `run` from its latest good
-    /// checkpoint, on the same data; the folder is locked for the life of
-    /// the trainer, and its `metrics.jsonl` is cut back to the checkpoint
-    /// (see [`crate::metrics::truncate_to`]), so every step is recorded
-    /// once. Newer checkpoints that could not be used are named in
-    /// [`Trainer::skipped_checkpoints`].
+    /// Continues the run in the folder `run` from its newest checkpoint
+    /// that reads, fits `data` and restores, on the same data; the folder is
+    /// locked for the life of the trainer, and its `metrics.jsonl` is cut
+    /// back to the checkpoint (see [`crate::metrics::truncate_to`]), so
+    /// every step is recorded once. Newer checkpoints that could not be used
+    /// are named in [`Trainer::warnings`].
     pub fn resume(run: &Path, data: Dataset, device: &Device) -> Result<Trainer> {
         let folder = RunFolder::open(run)?;
-        let checkpoint = Checkpoint::load(run)?;
+        // The newest checkpoint that reads, fits the data and restores.
+        let (checkpoint, byol) = Checkpoint::load_with(run, |c| {
+            let meta = &c.meta;
+            if meta.images != data.len() || meta.in_channels != data.channels() {
+                return Err(ByolError::Checkpoint {
+                    path: c.path.clone(),
+                    problem: format!(
+                        "the run was trained on {} images of {} channel(s), the data given has \
+                         {} of {}; resume with the run's own data",
+                        meta.images,
+                        meta.in_channels,
+                        data.len(),
+                        data.channels()
+                    ),
+                });
+            }
+            c.restore(device)
+        })?;
         let meta = &checkpoint.meta;
-        if meta.images != data.len() || meta.in_channels != data.channels() {
-            return Err(ByolError::Checkpoint {
-                path: checkpoint.path.clone(),
-                problem: format!(
-                    "the run was trained on {} images of {} channel(s), the data given has {} of \
-                     {}; resume with the run's own data",
-                    meta.images,
-                    meta.in_channels,
-                    data.len(),
-                    data.channels()
-                ),
-            });
-        }
-        let byol = checkpoint.restore(device)?;
         let resumed = truncate_to(&crate::run::metrics_path(run), meta.step, meta.epoch)?;
+        let mut warnings: Vec<String> = checkpoint
+            .skipped
+            .iter()
+            .map(|why| format!("skipped a checkpoint that cannot be used: {why}"))
+            .collect();
+        let per_epoch = meta.images / meta.config.batch_size;
+        let expected = meta.step - meta.epoch * per_epoch;
+        if resumed.steps != expected {
+            warnings.push(format!(
+                "metrics.jsonl holds {} of the {expected} steps of epoch {} before the \
+                 checkpoint; that epoch's mean covers those only",
+                resumed.steps, meta.epoch
+            ));
+        }
+        warnings.extend(folder.warning().map(String::from));
         let mut trainer = Trainer::assemble(
             meta.config.clone(),
             byol,
@@ -166,14 +207,15 @@ impl Trainer {
         trainer.step = meta.step;
         trainer.resumed = resumed;
         trainer.last_checkpoint = Some(checkpoint.path.clone());
-        trainer.skipped = checkpoint.skipped.clone();
+        trainer.warnings = warnings;
         Ok(trainer)
     }
 
-    /// Checkpoints newer than the one a resume started from that could not
-    /// be used, with why (for a warning).
-    pub fn skipped_checkpoints(&self) -> &[String] {
-        &self.skipped
+    /// What a person should know about how this trainer started: newer
+    /// checkpoints a resume skipped as damaged, a record with steps
+    /// missing, a run folder that could not be locked.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
     }
 
     /// The online and target networks.
@@ -309,7 +351,10 @@ impl Trainer {
                 loss_sum += record.loss as f64;
                 collapse_sum += record.collapse as f64;
                 count += 1;
-                if self.stop.load(Ordering::Relaxed) {
+                // A stop mid-epoch checkpoints here; after the epoch's last
+                // step it finishes the epoch (its line and an end-of-epoch
+                // checkpoint) below.
+                if self.stop.load(Ordering::Relaxed) && i + 1 < batches.len() {
                     self.write_checkpoint()?;
                     return Ok(epochs);
                 }
@@ -338,8 +383,12 @@ impl Trainer {
             log.write(&MetricsLine::Epoch(record.clone()))?;
             report(Progress::Epoch(&record));
             epochs.push(record);
-            if due(self.config.checkpoint_every) {
+            let stopping = self.stop.load(Ordering::Relaxed) && self.epoch < self.config.epochs;
+            if due(self.config.checkpoint_every) || stopping {
                 self.write_checkpoint()?;
+            }
+            if stopping {
+                return Ok(epochs);
             }
         }
         Ok(epochs)

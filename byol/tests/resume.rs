@@ -126,6 +126,59 @@ fn resumed_run_repeats_the_uninterrupted_losses_exactly() {
     std::fs::remove_dir_all(parts).unwrap();
 }
 
+/// A stop on the last step of an epoch finishes that epoch: its line and
+/// an end-of-epoch checkpoint, which a resume takes (a mid-epoch name with
+/// a full epoch of steps would be refused as inconsistent).
+#[test]
+fn a_stop_on_an_epoch_s_last_step_finishes_the_epoch_and_resumes_exactly() {
+    let (config, data) = tiny();
+    let dev = Device::Cpu;
+    let whole = temp_run("whole-last");
+    let mut t = Trainer::new(
+        config.clone(),
+        data.clone(),
+        Normalization::fashion_mnist(),
+        &dev,
+        &whole,
+    )
+    .unwrap();
+    let mut log = MetricsLog::open(&whole.join("metrics.jsonl")).unwrap();
+    t.run(&mut log, None, &mut |_| {}).unwrap();
+    let want = losses(&whole);
+    for stop_at in [3, 7] {
+        let run = temp_run(&format!("last-{stop_at}"));
+        let mut t = Trainer::new(
+            config.clone(),
+            data.clone(),
+            Normalization::fashion_mnist(),
+            &dev,
+            &run,
+        )
+        .unwrap();
+        let stop = t.stop_flag();
+        let mut log = MetricsLog::open(&run.join("metrics.jsonl")).unwrap();
+        t.run(&mut log, None, &mut |event| {
+            if let Progress::Step(r) = event {
+                if r.step == stop_at {
+                    stop.store(true, Ordering::Relaxed);
+                }
+            }
+        })
+        .unwrap();
+        assert_eq!((t.epoch, t.step), ((stop_at + 1) / 4, stop_at + 1));
+        let end = format!("checkpoints/epoch-{:04}.json", (stop_at + 1) / 4);
+        assert!(run.join(&end).exists(), "no {end}");
+        drop(t);
+        let mut t = Trainer::resume(&run, data.clone(), &dev).unwrap();
+        assert!(t.warnings().is_empty(), "{:?}", t.warnings());
+        let mut log = MetricsLog::open(&run.join("metrics.jsonl")).unwrap();
+        t.run(&mut log, None, &mut |_| {}).unwrap();
+        assert_eq!(losses(&run), want, "stopped at step {stop_at}");
+        std::fs::remove_dir_all(run).unwrap();
+    }
+    std::fs::remove_dir_all(whole).unwrap();
+}
+
 #[test]
 fn a_non_finite_loss_stops_the_run_and_names_the_step() {
     let (mut config, data) = tiny();

@@ -312,8 +312,9 @@ fn ctrl_c_checkpoints_and_resume_finishes_the_run() {
     let err = String::from_utf8_lossy(&o.stderr).to_string();
     assert_eq!(o.status.code(), Some(130), "{err}");
     assert!(err.contains("--resume"), "{err}");
-    // Besides the start (epoch-0000), a checkpoint of the step Ctrl-C
-    // stopped at, named for it (mid-epoch).
+    // Besides the start (epoch-0000), a checkpoint of where Ctrl-C stopped
+    // it (named for its step mid-epoch, for the epoch after an epoch's
+    // last step).
     let checkpoints: Vec<String> = std::fs::read_dir(run.join("checkpoints"))
         .unwrap()
         .filter_map(|e| e.ok())
@@ -321,7 +322,7 @@ fn ctrl_c_checkpoints_and_resume_finishes_the_run() {
         .filter(|n| n.ends_with(".json") && n != "epoch-0000.json")
         .collect();
     assert!(
-        checkpoints.iter().any(|n| n.contains("-step-")),
+        !checkpoints.is_empty(),
         "Ctrl-C wrote no checkpoint: {checkpoints:?}"
     );
 

@@ -245,10 +245,14 @@ fn start(args: &PretrainArgs, device: &Device) -> Result<Trainer, CliError> {
     say!("data: {}", loaded.description);
     say!("device: {}", device.describe());
     say!("run folder: {}", args.out.display());
-    let trainer = Trainer::new(config, loaded.dataset, norm, device, &args.out)?;
-    // The last step of the setup: from here on `--resume` finds the data.
-    run_folder::write_data_source(&args.out, &recorded)?;
-    Ok(trainer)
+    Ok(Trainer::start(
+        config,
+        loaded.dataset,
+        norm,
+        Some(&recorded),
+        device,
+        &args.out,
+    )?)
 }
 
 fn resume(args: &PretrainArgs, run: &Path, device: &Device) -> Result<Trainer, CliError> {
@@ -265,9 +269,6 @@ fn resume(args: &PretrainArgs, run: &Path, device: &Device) -> Result<Trainer, C
     say!("data: {}", loaded.description);
     say!("device: {}", device.describe());
     let trainer = Trainer::resume(run, loaded.dataset, device)?;
-    for why in trainer.skipped_checkpoints() {
-        say!("warning: skipped a checkpoint that cannot be used: {why}");
-    }
     say!(
         "resuming {} at epoch {} (step {} of {})",
         run.display(),
@@ -292,14 +293,14 @@ pub fn pretrain_into(
 ) -> Result<(Trainer, Outcome), CliError> {
     run_folder::refuse_existing(run)?;
     let recorded = source.recorded(&splits.train)?;
-    let mut trainer = Trainer::new(
+    let mut trainer = Trainer::start(
         config,
         splits.train.clone(),
         splits.norm.clone(),
+        Some(&recorded),
         device,
         run,
     )?;
-    run_folder::write_data_source(run, &recorded)?;
     let monitor = splits.monitor()?;
     let monitor = (trainer.config.knn_every > 0).then_some(&monitor);
     let outcome = train(&mut trainer, monitor, device, quiet)?;
@@ -313,6 +314,9 @@ fn train(
     device: &Device,
     quiet: bool,
 ) -> Result<Outcome, CliError> {
+    for warning in trainer.warnings() {
+        say!("warning: {warning}");
+    }
     let mut log = MetricsLog::open(&run_folder::metrics_path(trainer.run_folder()))?;
     interrupt::watch(trainer.stop_flag());
     let mut progress = TrainProgress::new(
