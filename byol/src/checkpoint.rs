@@ -246,6 +246,15 @@ impl Checkpoint {
                 .into_iter()
                 .map(|(k, t)| (format!("{OPT}{k}"), t)),
         );
+        // Read everything back first, then ask the device whether it failed
+        // meanwhile: a checkpoint is never written from a broken device.
+        let tensors: Vec<(String, Tensor)> = tensors
+            .into_iter()
+            .map(|(k, t)| (k, t.to_device(&Device::Cpu)))
+            .collect();
+        if let Some(e) = step.device().take_error() {
+            return Err(ByolError::Device(e));
+        }
         if let Some(key) = first_non_finite(tensors.iter().map(|(k, t)| (k, t))) {
             return Err(ByolError::NonFinite {
                 step: meta.step,

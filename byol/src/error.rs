@@ -54,6 +54,9 @@ pub enum ByolError {
     /// below the number of classes, features and labels of different
     /// lengths, an encoder on another device.
     Input(String),
+    /// The device failed: a lost GPU, a driver error, a tensor too large for
+    /// the adapter. Nothing computed since is used.
+    Device(tensor::DeviceError),
     /// The loss or a weight became NaN or infinite; the run stopped before
     /// the value could change a weight or reach a checkpoint.
     NonFinite {
@@ -73,6 +76,7 @@ impl fmt::Display for ByolError {
             ByolError::Data(e) => write!(f, "{e}"),
             ByolError::Weights(e) => write!(f, "{e}"),
             ByolError::Write(e) => write!(f, "{e}"),
+            ByolError::Device(e) => write!(f, "{e}"),
             ByolError::Io { path, source } => write!(f, "{}: {source}", path.display()),
             ByolError::Checkpoint { path, problem } => write!(f, "{}: {problem}", path.display()),
             ByolError::RunInUse { path, pid } => write!(
@@ -113,6 +117,7 @@ impl std::error::Error for ByolError {
             ByolError::Data(e) => Some(e),
             ByolError::Weights(e) => Some(e),
             ByolError::Write(e) => Some(e),
+            ByolError::Device(e) => Some(e),
             ByolError::Io { source, .. } => Some(source),
             _ => None,
         }
@@ -128,6 +133,12 @@ impl From<augment::DataError> for ByolError {
 impl From<models::weights::WeightsError> for ByolError {
     fn from(e: models::weights::WeightsError) -> ByolError {
         ByolError::Weights(e)
+    }
+}
+
+impl From<tensor::DeviceError> for ByolError {
+    fn from(e: tensor::DeviceError) -> ByolError {
+        ByolError::Device(e)
     }
 }
 

@@ -61,5 +61,5 @@ pub use error::{ByolError, Result};
 pub use network::{
     collapse_signal, Branch, ByolNetworks, NetworkConfig, Side, StepOutput, TargetInit,
 };
-pub use step::{ByolStep, NonFiniteLoss, StepStats};
+pub use step::{ByolStep, StepError, StepStats};
 pub use train::{Monitor, Progress, Trainer};

@@ -9,8 +9,8 @@
 //! 2. forward: each view through the online network (on a fresh tape) and
 //!    the target (no_grad); the symmetric loss (ByolNetworks::forward)
 //! 3. read back the loss and the collapse signal, together: the one wait
-//!    per step on a GPU; a NaN or infinite loss stops here, before any
-//!    weight changes
+//!    per step on a GPU; a NaN or infinite loss, or a failure of the device,
+//!    stops here, before any weight changes
 //! 4. backward: the tape fills every online parameter's gradient
 //!    ── the gradient point: gradients may be transformed here ──
 //! 5. the optimiser step with this step's learning rate
@@ -35,7 +35,7 @@ use crate::optim::{self, Optimizer, OptimizerKind};
 use autograd::{Param, Tape};
 use std::collections::BTreeMap;
 use std::fmt;
-use tensor::{Device, Tensor};
+use tensor::{Device, DeviceError, Tensor};
 
 /// What a step measured, read back from the device together.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -47,24 +47,30 @@ pub struct StepStats {
     pub collapse: f32,
 }
 
-/// The loss of a step was NaN or infinite; no weight changed.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct NonFiniteLoss {
-    /// What was read back.
-    pub stats: StepStats,
+/// Why a step stopped before changing any weight.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StepError {
+    /// The loss was NaN or infinite; what was read back.
+    NonFinite(StepStats),
+    /// The device failed (a lost GPU, a driver error, a tensor too large
+    /// for the adapter): what was read back cannot be trusted.
+    Device(DeviceError),
 }
 
-impl fmt::Display for NonFiniteLoss {
+impl fmt::Display for StepError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "the loss became {}; the step stopped before updating the weights",
-            self.stats.loss
-        )
+        match self {
+            StepError::NonFinite(stats) => write!(
+                f,
+                "the loss became {}; the step stopped before updating the weights",
+                stats.loss
+            ),
+            StepError::Device(e) => write!(f, "{e}; the step stopped before updating the weights"),
+        }
     }
 }
 
-impl std::error::Error for NonFiniteLoss {}
+impl std::error::Error for StepError {}
 
 /// The networks, the optimiser and the trained parameters of a BYOL run:
 /// everything one step reads and changes.
@@ -161,7 +167,7 @@ impl ByolStep {
         view2: &Tensor,
         lr: f32,
         tau: f32,
-    ) -> std::result::Result<StepStats, NonFiniteLoss> {
+    ) -> std::result::Result<StepStats, StepError> {
         let stats = self.forward_backward(view1, view2)?;
         self.update(lr, tau);
         Ok(stats)
@@ -175,7 +181,7 @@ impl ByolStep {
         &mut self,
         view1: &Tensor,
         view2: &Tensor,
-    ) -> std::result::Result<StepStats, NonFiniteLoss> {
+    ) -> std::result::Result<StepStats, StepError> {
         for p in &self.params {
             p.zero_grad();
         }
@@ -189,8 +195,13 @@ impl ByolStep {
             loss: read[0],
             collapse: read[1],
         };
+        // On a GPU, a failure since the last step makes the values read
+        // back meaningless: it is reported, not trained on.
+        if let Some(e) = self.device().take_error() {
+            return Err(StepError::Device(e));
+        }
         if !stats.loss.is_finite() {
-            return Err(NonFiniteLoss { stats });
+            return Err(StepError::NonFinite(stats));
         }
         tape.backward(&out.loss);
         Ok(stats)
@@ -305,8 +316,51 @@ mod tests {
         };
         let before = weights(&s);
         let err = s.step(&v1, &v2, 0.1, 0.5).unwrap_err();
-        assert!(err.stats.loss.is_nan());
+        assert!(matches!(err, StepError::NonFinite(stats) if stats.loss.is_nan()));
         assert!(err.to_string().contains("before updating"), "{err}");
         assert_eq!(before, weights(&s));
+    }
+
+    /// A failure of the GPU (here, a tensor too large for the adapter made
+    /// just before) stops the step before any weight moves, as an error,
+    /// not a panic.
+    #[test]
+    fn a_failed_device_stops_the_step_before_any_weight_moves() {
+        let Some(gpu) = tensor::testing::gpu_device() else {
+            return;
+        };
+        let config = NetworkConfig {
+            encoder: ResNetConfig {
+                arch: Arch::ResNet18,
+                stem: Stem::Cifar,
+                in_channels: 1,
+                width: 2,
+            },
+            hidden: 8,
+            projection: 4,
+            predictor: true,
+            target_init: TargetInit::Random,
+        };
+        let mut s = ByolStep::new(config, 3, OptimizerKind::Sgd, 0.0, &gpu);
+        let (v1, v2) = views();
+        let (v1, v2) = (v1.to_device(&gpu), v2.to_device(&gpu));
+        let weights = |s: &ByolStep| -> Vec<Vec<f32>> {
+            s.parameters().iter().map(|p| p.value().to_vec()).collect()
+        };
+        let before = weights(&s);
+        let Device::Gpu(ctx) = &gpu else { return };
+        let too_large = (ctx.limits().max_storage_buffer_binding_size / 4 + 1) as usize;
+        if too_large > 1 << 28 {
+            eprintln!("skipped: this adapter's buffers are too large to overflow in a test");
+            return;
+        }
+        drop(Tensor::zeros(&[too_large], &gpu));
+        match s.step(&v1, &v2, 0.1, 0.5) {
+            Err(StepError::Device(e)) => assert!(e.to_string().contains("larger than"), "{e}"),
+            other => panic!("expected a device error, got {other:?}"),
+        }
+        assert_eq!(weights(&s), before);
+        // The failure taken, the step runs.
+        s.step(&v1, &v2, 0.1, 0.5).unwrap();
     }
 }

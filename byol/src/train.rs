@@ -26,7 +26,7 @@ use crate::metrics::{truncate_to, EpochRecord, MetricsLine, MetricsLog, PartialE
 use crate::network::ByolNetworks;
 use crate::run::RunFolder;
 use crate::schedule;
-use crate::step::ByolStep;
+use crate::step::{ByolStep, StepError};
 use augment::{two_views, Batch, DataSource, Dataset, Normalization, TwoViewConfig};
 use models::ResNet;
 use rng::Rng;
@@ -400,14 +400,14 @@ impl Trainer {
     fn train_step(&mut self, v1: &Tensor, v2: &Tensor) -> Result<StepRecord> {
         let start = Instant::now();
         let (lr, tau) = self.schedule_at(self.step);
-        let stats = self
-            .byol
-            .step(v1, v2, lr, tau)
-            .map_err(|e| ByolError::NonFinite {
+        let stats = self.byol.step(v1, v2, lr, tau).map_err(|e| match e {
+            StepError::NonFinite(stats) => ByolError::NonFinite {
                 step: self.step,
-                what: format!("the loss became {}, so no weight was updated", e.stats.loss),
+                what: format!("the loss became {}, so no weight was updated", stats.loss),
                 checkpoint: self.last_checkpoint.clone(),
-            })?;
+            },
+            StepError::Device(e) => ByolError::Device(e),
+        })?;
         let record = StepRecord {
             step: self.step,
             epoch: self.epoch,

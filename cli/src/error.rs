@@ -43,6 +43,7 @@ impl fmt::Display for CliError {
             CliError::Byol(e @ ByolError::NonFinite { .. }) => {
                 write!(f, "{e} (the flags --lr and --warmup-epochs)")
             }
+            CliError::Byol(ByolError::Device(e)) => write!(f, "{e} (--device cpu runs it there)"),
             CliError::Byol(ByolError::RunExists { path }) => write!(
                 f,
                 "--out {0}: already holds a run; continue it with --resume {0}, or choose \

@@ -37,6 +37,10 @@ pub enum DeviceError {
     OpenFailed(String),
     /// A device name that is not `cpu`, `gpu` or `auto`.
     UnknownName(String),
+    /// Work on the device failed after it was opened: the device was lost,
+    /// the driver reported an error, or a tensor was larger than the
+    /// adapter allows (see [`Device::take_error`]).
+    Failed(String),
 }
 
 impl fmt::Display for DeviceError {
@@ -53,6 +57,12 @@ impl fmt::Display for DeviceError {
                 f,
                 "unknown device '{name}': expected cpu, gpu or auto (in --device or BYOL_DEVICE)"
             ),
+            DeviceError::Failed(what) => {
+                write!(
+                    f,
+                    "{what}; the results since are not usable (the CPU can run it)"
+                )
+            }
         }
     }
 }
@@ -60,6 +70,22 @@ impl fmt::Display for DeviceError {
 impl std::error::Error for DeviceError {}
 
 impl Device {
+    /// The first failure of work on this device since the last call, if
+    /// any (always `None` on the CPU).
+    ///
+    /// The GPU backend does not panic when the device is lost, the driver
+    /// reports an error or a tensor is too large for the adapter: it records
+    /// the failure, keeps running (values read back meanwhile are zeros),
+    /// and reports it here. A program checks after reading results back,
+    /// as `byol`'s training step and feature extraction do, and turns a
+    /// failure into an error for its user.
+    pub fn take_error(&self) -> Option<DeviceError> {
+        match self {
+            Device::Cpu => None,
+            Device::Gpu(ctx) => ctx.take_failure().map(DeviceError::Failed),
+        }
+    }
+
     /// The CPU device.
     pub fn cpu() -> Device {
         Device::Cpu

@@ -129,7 +129,12 @@ pub fn all_finite(t: &Tensor) -> bool {
 /// make every score and file built on it meaningless, so it is never
 /// passed on.
 fn finite_features(features: Tensor, what: &str) -> Result<Tensor> {
-    if all_finite(&features) {
+    let finite = all_finite(&features);
+    // That read-back is where a failure of the device shows.
+    if let Some(e) = features.device().take_error() {
+        return Err(ByolError::Device(e));
+    }
+    if finite {
         Ok(features)
     } else {
         Err(ByolError::Input(format!(

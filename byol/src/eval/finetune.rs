@@ -376,6 +376,10 @@ pub fn finetune(
         let classes = logits.value().argmax(1, false).to_vec();
         classes.iter().map(|&c| c as u32).collect()
     });
+    // The predictions were read back: a failure of the device shows now.
+    if let Some(e) = device.take_error() {
+        return Err(ByolError::Device(e));
+    }
     Ok(FinetuneResult {
         test_accuracy: accuracy(&predictions, test_labels),
         labelled: subset.len(),

@@ -241,6 +241,10 @@ pub fn linear_probe(
             predict(&test_x, &weight, &bias),
         )
     });
+    // The predictions were read back: a failure of the device shows now.
+    if let Some(e) = train_x.device().take_error() {
+        return Err(ByolError::Device(e));
+    }
     Ok(LinearProbeResult {
         train_accuracy: accuracy(&train_pred, train_labels),
         test_accuracy: accuracy(&test_pred, test_labels),

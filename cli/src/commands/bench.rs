@@ -85,6 +85,10 @@ pub fn run(args: BenchArgs) -> CmdResult {
         resnet_step(&dev, args.quick, reps),
         byol_step(&dev, args.quick, reps)?,
     ];
+    // Figures measured on a device that failed on the way are not figures.
+    if let Some(e) = dev.take_error() {
+        return Err(e.into());
+    }
     let table = Table {
         header: vec![
             "benchmark".into(),

@@ -31,6 +31,13 @@ pub struct Batch {
 }
 
 impl Batch {
+    /// Drops the recorded work without running it.
+    pub(crate) fn discard(&mut self) {
+        self.encoder = None;
+        self.params.clear();
+        self.dispatches = 0;
+    }
+
     pub(crate) fn new(device: &wgpu::Device, limits: &wgpu::Limits) -> Batch {
         Batch {
             encoder: None,
@@ -125,6 +132,13 @@ impl GpuContext {
         let Some(encoder) = batch.encoder.take() else {
             return;
         };
+        // After a failure the recorded work would compute with broken state
+        // (a placeholder buffer, a lost device): it is dropped, not run.
+        if self.failed() {
+            drop(encoder);
+            batch.discard();
+            return;
+        }
         if !batch.params.is_empty() {
             self.queue.write_buffer(&batch.arena, 0, &batch.params);
         }
@@ -138,9 +152,9 @@ impl GpuContext {
     /// (for benchmarks; ordinary code never needs to wait).
     pub fn synchronize(&self) {
         self.flush();
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .expect("GPU: waiting for the device failed (device lost?)");
+        if let Err(e) = self.device.poll(wgpu::PollType::wait_indefinitely()) {
+            self.fail(format!("waiting for the GPU failed: {e}"));
+        }
     }
 
     /// How many batches have been submitted (for the dispatch-overhead
@@ -155,7 +169,9 @@ impl GpuContext {
     /// A new GPU buffer holding `data`.
     pub fn upload(self: &Arc<Self>, data: &[u32]) -> GpuBuffer {
         let buf = GpuBuffer::new(self, data.len());
-        if !data.is_empty() {
+        // A placeholder for a tensor too large for the adapter (its failure
+        // is recorded) is not written.
+        if !data.is_empty() && (data.len() as u64) * 4 <= buf.raw().size() {
             // The pooled buffer may still be read by a recorded dispatch of
             // its previous owner; queue writes run before the next
             // submission, so submit what is recorded first.
@@ -168,11 +184,16 @@ impl GpuContext {
 
     /// Copies a buffer's values back to the host: submits the batch, copies
     /// into a mappable staging buffer, and waits. The only place a caller
-    /// waits for the GPU.
+    /// waits for the GPU. After a failure (recorded, see
+    /// `GpuContext::take_failure`) it returns zeros instead of panicking:
+    /// the values could not be trusted anyway.
     pub fn read(&self, buf: &GpuBuffer) -> Vec<u32> {
         let bytes = buf.len() as u64 * 4;
         if bytes == 0 {
             return Vec::new();
+        }
+        if self.failed() {
+            return vec![0; buf.len()];
         }
         let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
@@ -195,15 +216,28 @@ impl GpuContext {
         staging.map_async(wgpu::MapMode::Read, .., move |r| {
             let _ = tx.send(r);
         });
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .expect("GPU: waiting for the device failed (device lost?)");
-        rx.recv()
-            .expect("GPU: the readback callback never ran")
-            .expect("GPU: mapping the readback buffer failed");
-        let data =
-            bytemuck::cast_slice::<u8, u32>(&staging.get_mapped_range(..).expect("mapped above"))
-                .to_vec();
+        if let Err(e) = self.device.poll(wgpu::PollType::wait_indefinitely()) {
+            self.fail(format!("waiting for the GPU failed: {e}"));
+            return vec![0; buf.len()];
+        }
+        match rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                self.fail(format!("reading a result back from the GPU failed: {e}"));
+                return vec![0; buf.len()];
+            }
+            Err(_) => {
+                self.fail("the GPU never answered a read-back".into());
+                return vec![0; buf.len()];
+            }
+        }
+        let data = match staging.get_mapped_range(..) {
+            Ok(view) => bytemuck::cast_slice::<u8, u32>(&view).to_vec(),
+            Err(e) => {
+                self.fail(format!("reading a result back from the GPU failed: {e}"));
+                return vec![0; buf.len()];
+            }
+        };
         staging.unmap();
         data
     }

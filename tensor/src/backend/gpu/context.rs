@@ -20,6 +20,11 @@ pub struct GpuContext {
     pub(crate) pool: Mutex<BufferPool>,
     pub(crate) kernels: Mutex<KernelCache>,
     pub(crate) batch: Mutex<Batch>,
+    /// The first failure since it was last taken: a validation or
+    /// out-of-memory error of wgpu, a lost device, a tensor too large for
+    /// the adapter. Recorded here instead of panicking; see
+    /// [`GpuContext::take_failure`].
+    failure: Arc<Mutex<Option<String>>>,
 }
 
 /// One adapter as `byol devices` shows it.
@@ -121,6 +126,25 @@ impl GpuContext {
         };
         let (device, queue) = pollster::block_on(adapter.request_device(&desc))
             .map_err(|e| format!("the GPU adapter '{}' refused to open: {e}", info.name))?;
+        // wgpu's default answer to an error is a panic inside its own code.
+        // Errors are recorded instead, and reported where a program reads
+        // results back (Device::take_error).
+        let failure = Arc::new(Mutex::new(None));
+        let record = |failure: &Arc<Mutex<Option<String>>>, what: String| {
+            let mut slot = failure.lock().unwrap_or_else(|e| e.into_inner());
+            slot.get_or_insert(what);
+        };
+        let on_error = failure.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            record(&on_error, format!("the GPU reported an error: {e}"))
+        }));
+        let on_lost = failure.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            record(
+                &on_lost,
+                format!("the GPU device was lost ({reason:?}): {message}"),
+            )
+        });
         let batch = Batch::new(&device, &limits);
         Ok(GpuContext {
             device,
@@ -130,7 +154,41 @@ impl GpuContext {
             pool: Mutex::new(BufferPool::default()),
             kernels: Mutex::new(KernelCache::default()),
             batch: Mutex::new(batch),
+            failure,
         })
+    }
+
+    /// Records `what` as a failure (the first one is kept until taken).
+    pub(crate) fn fail(&self, what: String) {
+        let mut slot = self.failure.lock().unwrap_or_else(|e| e.into_inner());
+        slot.get_or_insert(what);
+    }
+
+    /// Whether a failure is recorded and not yet taken.
+    pub(crate) fn failed(&self) -> bool {
+        self.failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+
+    /// The first failure since the last call, if any: after one, the
+    /// values read back since are not to be trusted (they read as zeros).
+    pub fn take_failure(&self) -> Option<String> {
+        let taken = self
+            .failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if taken.is_some() {
+            // Work recorded during the failure is dropped unsubmitted (it
+            // would fail again, or compute with a broken buffer).
+            self.batch
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .discard();
+        }
+        taken
     }
 
     /// The adapter's name and kind, e.g. `llvmpipe (LLVM 15.0.6, 256 bits)
@@ -155,5 +213,69 @@ impl GpuContext {
     /// The limits the device was opened with (the adapter's own).
     pub fn limits(&self) -> &wgpu::Limits {
         &self.limits
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Device, DeviceError, Tensor};
+
+    /// A tensor larger than the adapter's largest storage buffer is not a
+    /// panic: the failure is recorded and reported by `take_error`, values
+    /// read meanwhile are zeros, and the device works again afterwards.
+    #[test]
+    fn a_tensor_too_large_for_the_adapter_is_an_error_not_a_panic() {
+        let Some(gpu) = crate::testing::gpu_device() else {
+            return;
+        };
+        let Device::Gpu(ctx) = &gpu else {
+            unreachable!("gpu_device gives a GPU")
+        };
+        let limit = ctx.limits().max_storage_buffer_binding_size;
+        if limit > 1 << 30 {
+            eprintln!("skipped: this adapter binds {limit} bytes; the test would need more memory");
+            return;
+        }
+        assert_eq!(gpu.take_error(), None);
+        let len = (limit / 4 + 1) as usize;
+        let big = Tensor::ones(&[len], &gpu);
+        let sum = big.sum_all().item();
+        match gpu.take_error() {
+            Some(DeviceError::Failed(what)) => {
+                assert!(what.contains("larger than this GPU's largest"), "{what}");
+                assert!(what.contains(&(len * 4).to_string()), "{what}");
+            }
+            other => panic!("expected a failure, got {other:?}"),
+        }
+        assert!(sum.is_finite());
+        drop(big);
+        // Taken: the device computes again.
+        let x = Tensor::from_vec(vec![1.0, 2.0, 3.0], &[3], &gpu);
+        assert_eq!(x.mul_scalar(2.0).to_vec(), vec![2.0, 4.0, 6.0]);
+        assert_eq!(gpu.take_error(), None);
+    }
+
+    /// A lost device (destroyed here, on a context of the test's own) is
+    /// recorded and reported, not a panic.
+    #[test]
+    fn a_lost_device_is_an_error_not_a_panic() {
+        if crate::testing::gpu_device().is_none() {
+            return;
+        }
+        let Some(adapter) = adapters().into_iter().next() else {
+            return;
+        };
+        let ctx = Arc::new(GpuContext::open(adapter).expect("the adapter opens"));
+        let gpu = Device::Gpu(ctx.clone());
+        let x = Tensor::from_vec(vec![1.0, 2.0], &[2], &gpu);
+        assert_eq!(x.add_scalar(1.0).to_vec(), vec![2.0, 3.0]);
+        ctx.device.destroy();
+        let y = x.add_scalar(1.0).to_vec();
+        assert_eq!(y.len(), 2);
+        match gpu.take_error() {
+            Some(DeviceError::Failed(what)) => assert!(!what.is_empty()),
+            other => panic!("expected a failure, got {other:?}"),
+        }
     }
 }

@@ -64,19 +64,26 @@ impl GpuBuffer {
     /// one). Its contents are whatever the last user left: every kernel
     /// writes each element of its output.
     ///
-    /// Panics, naming the limit, if `len` values exceed the largest buffer
-    /// a kernel may bind on this adapter.
+    /// If `len` values exceed the largest buffer a kernel may bind on this
+    /// adapter, the context records the failure (naming the limit; see
+    /// `Device::take_error`) and the tensor gets a minimal buffer: the
+    /// kernels run on without crashing, and the results read back are zeros
+    /// until the failure is taken.
     pub fn new(ctx: &Arc<GpuContext>, len: usize) -> GpuBuffer {
-        let bytes = (len as u64) * 4;
+        let bytes = (len as u64).saturating_mul(4);
         let limit = ctx
             .limits()
             .max_storage_buffer_binding_size
             .min(ctx.limits().max_buffer_size);
-        assert!(
-            bytes <= limit,
-            "GPU: a tensor of {len} elements ({bytes} bytes) exceeds this adapter's largest \
-             storage binding ({limit} bytes); split the batch or use --device cpu"
-        );
+        let bytes = if bytes > limit {
+            ctx.fail(format!(
+                "a tensor of {len} values ({bytes} bytes) is larger than this GPU's largest \
+                 storage buffer ({limit} bytes); use a smaller batch or image size"
+            ));
+            4
+        } else {
+            bytes
+        };
         // The size class, or the limit itself for the largest requests.
         let class = size_class(bytes).min(limit);
         let mut pool = ctx.pool.lock().unwrap_or_else(|e| e.into_inner());
