@@ -362,3 +362,20 @@ fn damaged_settings_files_give_errors_not_panics() {
     }
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// A run that finished and saved its work succeeds even when its plots
+/// cannot be drawn (here `plots` is a file, so the folder cannot be made):
+/// a warning, not a failed run.
+#[test]
+fn plots_that_cannot_be_drawn_are_a_warning_after_a_finished_run() {
+    let dir = temp("plots");
+    let run = dir.join("run");
+    std::fs::create_dir_all(&run).unwrap();
+    std::fs::write(run.join("plots"), "in the way").unwrap();
+    let o = byol().args(tiny(&run, 1)).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("warning: the plots were not drawn"), "{err}");
+    assert!(run.join("checkpoints/epoch-0001.json").exists());
+    std::fs::remove_dir_all(dir).unwrap();
+}
