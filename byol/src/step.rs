@@ -223,6 +223,11 @@ mod tests {
     use models::{Arch, Module, ResNetConfig, Stem};
 
     fn tiny(optimizer: OptimizerKind) -> ByolStep {
+        tiny_on(optimizer, &Device::Cpu)
+    }
+
+    /// A ResNet-18 of width 2 with heads 8 -> 4 on `device`.
+    fn tiny_on(optimizer: OptimizerKind, device: &Device) -> ByolStep {
         let config = NetworkConfig {
             encoder: ResNetConfig {
                 arch: Arch::ResNet18,
@@ -235,7 +240,7 @@ mod tests {
             predictor: true,
             target_init: TargetInit::Random,
         };
-        ByolStep::new(config, 3, optimizer, 0.0, &Device::Cpu)
+        ByolStep::new(config, 3, optimizer, 0.0, device)
     }
 
     fn views() -> (Tensor, Tensor) {
@@ -329,19 +334,7 @@ mod tests {
         let Some(gpu) = tensor::testing::gpu_device() else {
             return;
         };
-        let config = NetworkConfig {
-            encoder: ResNetConfig {
-                arch: Arch::ResNet18,
-                stem: Stem::Cifar,
-                in_channels: 1,
-                width: 2,
-            },
-            hidden: 8,
-            projection: 4,
-            predictor: true,
-            target_init: TargetInit::Random,
-        };
-        let mut s = ByolStep::new(config, 3, OptimizerKind::Sgd, 0.0, &gpu);
+        let mut s = tiny_on(OptimizerKind::Sgd, &gpu);
         let (v1, v2) = views();
         let (v1, v2) = (v1.to_device(&gpu), v2.to_device(&gpu));
         let weights = |s: &ByolStep| -> Vec<Vec<f32>> {

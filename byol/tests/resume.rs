@@ -6,7 +6,7 @@ use augment::{embedded, Normalization, Split};
 use byol::metrics::MetricsLog;
 use byol::optim::OptimizerKind;
 use byol::{ByolError, Progress, TrainConfig, Trainer};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use tensor::Device;
 
@@ -57,52 +57,63 @@ fn losses(run: &std::path::Path) -> Vec<(String, usize, u32)> {
         .collect()
 }
 
-#[test]
-fn resumed_run_repeats_the_uninterrupted_losses_exactly() {
-    let (config, data) = tiny();
-    let dev = Device::Cpu;
-
-    let whole = temp_run("whole");
+/// A new run of `config` on `data` in `run`, trained to its end, or until
+/// a stop asked for after step `stop_at`.
+fn train(
+    config: &TrainConfig,
+    data: &augment::Dataset,
+    run: &Path,
+    stop_at: Option<usize>,
+) -> Trainer {
     let mut t = Trainer::new(
         config.clone(),
         data.clone(),
         Normalization::fashion_mnist(),
-        &dev,
-        &whole,
-    )
-    .unwrap();
-    let mut log = MetricsLog::open(&whole.join("metrics.jsonl")).unwrap();
-    t.run(&mut log, None, &mut |_| {}).unwrap();
-    let want = losses(&whole);
-    assert_eq!(want.len(), 10, "8 steps and 2 epochs");
-
-    // Interrupted after step 5 (in the middle of epoch 1), then resumed.
-    let parts = temp_run("parts");
-    let mut t = Trainer::new(
-        config,
-        data.clone(),
-        Normalization::fashion_mnist(),
-        &dev,
-        &parts,
+        &Device::Cpu,
+        run,
     )
     .unwrap();
     let stop = t.stop_flag();
-    let mut log = MetricsLog::open(&parts.join("metrics.jsonl")).unwrap();
+    let mut log = MetricsLog::open(&run.join("metrics.jsonl")).unwrap();
     t.run(&mut log, None, &mut |event| {
         if let Progress::Step(r) = event {
-            if r.step == 5 {
+            if Some(r.step) == stop_at {
                 stop.store(true, Ordering::Relaxed);
             }
         }
     })
     .unwrap();
+    t
+}
+
+/// Resumes the run in `run` and trains it to its end.
+fn resume_to_the_end(run: &Path, data: &augment::Dataset) -> Trainer {
+    let mut t = Trainer::resume(run, data.clone(), &Device::Cpu).unwrap();
+    assert!(t.warnings().is_empty(), "{:?}", t.warnings());
+    let mut log = MetricsLog::open(&run.join("metrics.jsonl")).unwrap();
+    t.run(&mut log, None, &mut |_| {}).unwrap();
+    t
+}
+
+#[test]
+fn resumed_run_repeats_the_uninterrupted_losses_exactly() {
+    let (config, data) = tiny();
+    let whole = temp_run("whole");
+    train(&config, &data, &whole, None);
+    let want = losses(&whole);
+    assert_eq!(want.len(), 10, "8 steps and 2 epochs");
+
+    // Interrupted after step 5 (in the middle of epoch 1), then resumed.
+    let parts = temp_run("parts");
+    let t = train(&config, &data, &parts, Some(5));
     assert_eq!(t.step, 6);
     assert!(t.stopped());
     drop(t);
-    let mut t = Trainer::resume(&parts, data, &dev).unwrap();
+    let t = Trainer::resume(&parts, data.clone(), &Device::Cpu).unwrap();
     assert_eq!((t.epoch, t.step), (1, 6));
-    let mut log = MetricsLog::open(&parts.join("metrics.jsonl")).unwrap();
-    t.run(&mut log, None, &mut |_| {}).unwrap();
+    drop(t);
+    let t = resume_to_the_end(&parts, &data);
+    assert_eq!(t.step, 8);
     let got = losses(&parts);
     // Every step once, and the epoch means (epoch 1 straddles the resume)
     // the same to the bit.
@@ -132,47 +143,17 @@ fn resumed_run_repeats_the_uninterrupted_losses_exactly() {
 #[test]
 fn a_stop_on_an_epoch_s_last_step_finishes_the_epoch_and_resumes_exactly() {
     let (config, data) = tiny();
-    let dev = Device::Cpu;
     let whole = temp_run("whole-last");
-    let mut t = Trainer::new(
-        config.clone(),
-        data.clone(),
-        Normalization::fashion_mnist(),
-        &dev,
-        &whole,
-    )
-    .unwrap();
-    let mut log = MetricsLog::open(&whole.join("metrics.jsonl")).unwrap();
-    t.run(&mut log, None, &mut |_| {}).unwrap();
+    train(&config, &data, &whole, None);
     let want = losses(&whole);
     for stop_at in [3, 7] {
         let run = temp_run(&format!("last-{stop_at}"));
-        let mut t = Trainer::new(
-            config.clone(),
-            data.clone(),
-            Normalization::fashion_mnist(),
-            &dev,
-            &run,
-        )
-        .unwrap();
-        let stop = t.stop_flag();
-        let mut log = MetricsLog::open(&run.join("metrics.jsonl")).unwrap();
-        t.run(&mut log, None, &mut |event| {
-            if let Progress::Step(r) = event {
-                if r.step == stop_at {
-                    stop.store(true, Ordering::Relaxed);
-                }
-            }
-        })
-        .unwrap();
+        let t = train(&config, &data, &run, Some(stop_at));
         assert_eq!((t.epoch, t.step), ((stop_at + 1) / 4, stop_at + 1));
         let end = format!("checkpoints/epoch-{:04}.json", (stop_at + 1) / 4);
         assert!(run.join(&end).exists(), "no {end}");
         drop(t);
-        let mut t = Trainer::resume(&run, data.clone(), &dev).unwrap();
-        assert!(t.warnings().is_empty(), "{:?}", t.warnings());
-        let mut log = MetricsLog::open(&run.join("metrics.jsonl")).unwrap();
-        t.run(&mut log, None, &mut |_| {}).unwrap();
+        resume_to_the_end(&run, &data);
         assert_eq!(losses(&run), want, "stopped at step {stop_at}");
         std::fs::remove_dir_all(run).unwrap();
     }
