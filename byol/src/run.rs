@@ -207,11 +207,6 @@ pub fn plots_folder(run: &Path) -> PathBuf {
     run.join("plots")
 }
 
-/// Whether `dir` holds a run (its settings or a checkpoint).
-pub fn holds_run(dir: &Path) -> bool {
-    config_path(dir).exists() || checkpoint::latest(dir).is_some()
-}
-
 /// Errors ([`ByolError::RunExists`]) when `dir` already holds trained work
 /// (a checkpoint after the run's start), before anything is loaded or
 /// written: the early form of the check [`RunFolder::create`] makes under
