@@ -156,7 +156,10 @@ impl Device {
     /// A longer description: the adapter's name for a GPU.
     pub fn describe(&self) -> String {
         match self {
-            Device::Cpu => format!("cpu ({} threads)", rayon::current_num_threads()),
+            Device::Cpu => match rayon::current_num_threads() {
+                1 => "cpu (1 thread)".to_string(),
+                n => format!("cpu ({n} threads)"),
+            },
             Device::Gpu(ctx) => format!("gpu: {}", ctx.describe()),
         }
     }

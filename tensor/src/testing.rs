@@ -26,6 +26,20 @@ pub fn gpu_device() -> Option<Device> {
     }
 }
 
+/// Like [`gpu_device`], but a GPU context of the test's own rather than the
+/// process's shared one: for tests that make the device fail on purpose.
+/// A device's failure is recorded for the whole context until someone takes
+/// it, so on the shared context a test running at the same time could take
+/// (and trip over) another test's provoked failure.
+pub fn own_gpu_device() -> Option<Device> {
+    gpu_device()?;
+    match crate::backend::gpu::context::own() {
+        Ok(Some(ctx)) => Some(Device::Gpu(ctx)),
+        Ok(None) => None,
+        Err(e) => panic!("the GPU adapter did not open a second context: {e}"),
+    }
+}
+
 /// Asserts two tensors have the same shape and that every pair of elements
 /// satisfies `|a - b| <= abs + rel * |b|`; the message names `what` and the
 /// first element that does not.

@@ -113,6 +113,17 @@ pub(crate) fn shared(hardware_only: bool) -> Result<Option<Arc<GpuContext>>, Str
     Ok(Some(ctx))
 }
 
+/// A context of the caller's own on the first adapter, not the shared one:
+/// for tests that make the device fail, so that the failure they record
+/// cannot be taken by another test using the shared context meanwhile.
+/// `Ok(None)` when no adapter exists.
+pub(crate) fn own() -> Result<Option<Arc<GpuContext>>, String> {
+    match adapters().into_iter().next() {
+        Some(adapter) => Ok(Some(Arc::new(GpuContext::open(adapter)?))),
+        None => Ok(None),
+    }
+}
+
 impl GpuContext {
     fn open(adapter: wgpu::Adapter) -> Result<GpuContext, String> {
         let info = adapter.get_info();
@@ -226,7 +237,7 @@ mod tests {
     /// read meanwhile are zeros, and the device works again afterwards.
     #[test]
     fn a_tensor_too_large_for_the_adapter_is_an_error_not_a_panic() {
-        let Some(gpu) = crate::testing::gpu_device() else {
+        let Some(gpu) = crate::testing::own_gpu_device() else {
             return;
         };
         let Device::Gpu(ctx) = &gpu else {
