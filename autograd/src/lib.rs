@@ -125,11 +125,13 @@
 pub mod no_grad;
 pub mod ops;
 pub mod param;
+pub mod sync;
 pub mod tape;
 pub mod var;
 
 pub use no_grad::{is_grad_enabled, no_grad};
 pub use ops::batchnorm::BatchNormTrain;
 pub use param::Param;
+pub use sync::with_batch_norm_group;
 pub use tape::{live_nodes, Gradients, Tape};
 pub use var::Var;

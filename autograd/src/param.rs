@@ -99,6 +99,22 @@ impl Param {
         self.state().grad = None;
     }
 
+    /// Replaces the gradient, between a backward pass and the optimiser
+    /// step: how data-parallel training puts back the average of every
+    /// process's gradient. Panics if the shape is not the parameter's.
+    pub fn set_grad(&self, g: Tensor) {
+        let mut s = self.state();
+        assert_eq!(
+            g.shape(),
+            s.value.shape(),
+            "Param::set_grad: {} has shape {:?}, the gradient has {:?}",
+            self.inner.name,
+            s.value.shape(),
+            g.shape()
+        );
+        s.grad = Some(g);
+    }
+
     /// Adds `g` to the gradient: `grad ← grad + g`, or `grad ← g` when there
     /// is none. The old buffer is released, so however many times this runs
     /// the parameter holds exactly one gradient buffer.
@@ -152,6 +168,8 @@ mod tests {
         assert_eq!(p.grad().unwrap().to_vec(), vec![3.0; 3]);
         p.zero_grad();
         assert!(p.grad().is_none());
+        p.set_grad(Tensor::full(&[3], 0.5, &d));
+        assert_eq!(p.grad().unwrap().to_vec(), vec![0.5; 3]);
         let q = p.clone();
         q.set_value(Tensor::ones(&[3], &d));
         assert_eq!(p.value().to_vec(), vec![1.0; 3]);

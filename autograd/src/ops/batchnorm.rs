@@ -40,7 +40,9 @@
 //! dx = dy · γ · r      dγ = Σ dy · (x - μ_r) · r      dβ = Σ dy
 //! ```
 
+use crate::sync::batch_norm_group;
 use crate::Var;
+use collective::Collective;
 use tensor::Tensor;
 
 /// The output of a training-mode batch norm.
@@ -141,20 +143,38 @@ impl Var {
         );
         let (x, gamma) = (self.value().clone(), weight.value().clone());
         let (mean, var) = x.channel_stats();
+        // Inside `with_batch_norm_group`: the statistics of the whole global
+        // batch of the group (see crate::sync).
+        let group = batch_norm_group();
+        let (mean, var, count) = match &group {
+            None => (mean, var, count),
+            Some(g) => global_stats(g.as_ref(), &mean, &var, count),
+        };
         let y = if relu {
             x.normalize_scale_shift_relu(&mean, &var, &gamma, bias.value(), eps)
         } else {
             x.normalize_scale_shift(&mean, &var, &gamma, bias.value(), eps)
         };
         let inv_std = var.add_scalar(eps).rsqrt();
-        let (saved_mean, saved_inv_std) = (mean.clone(), inv_std);
+        let (saved_mean, saved_var, saved_inv_std) = (mean.clone(), var.clone(), inv_std);
         // With ReLU the rule needs the output for its mask.
         let saved_out = relu.then(|| y.clone());
         let y = Var::from_op(op, y, &[self, weight, bias], move |dy, needs| {
-            // One fused tensor op (two passes on the CPU) computes all three.
-            let (dx, dgamma, dbeta) = match &saved_out {
-                Some(z) => dy.batch_norm_relu_backward(z, &x, &saved_mean, &saved_inv_std, &gamma),
-                None => dy.batch_norm_backward(&x, &saved_mean, &saved_inv_std, &gamma),
+            let (dx, dgamma, dbeta) = match (&group, &saved_out) {
+                // One fused tensor op (two passes on the CPU) computes all three.
+                (None, Some(z)) => {
+                    dy.batch_norm_relu_backward(z, &x, &saved_mean, &saved_inv_std, &gamma)
+                }
+                (None, None) => dy.batch_norm_backward(&x, &saved_mean, &saved_inv_std, &gamma),
+                (Some(g), out) => synced_backward(
+                    g.as_ref(),
+                    dy,
+                    out.as_ref(),
+                    &x,
+                    (&saved_mean, &saved_var, &saved_inv_std),
+                    (&gamma, eps),
+                    count,
+                ),
             };
             vec![
                 needs[0].then_some(dx),
@@ -211,6 +231,94 @@ impl Var {
             vec![dx, dgamma, dbeta]
         })
     }
+}
+
+/// The mean and biased variance per channel over the whole global batch
+/// of `group`, from this rank's `mean` and `var` over `count` values each,
+/// and the global count: one sum over the ranks of
+/// `[m·μ, m·(σ² + μ²), m]`, in f64 (see crate::sync).
+fn global_stats(
+    group: &dyn Collective,
+    mean: &Tensor,
+    var: &Tensor,
+    count: usize,
+) -> (Tensor, Tensor, usize) {
+    let (mu, v) = (mean.to_vec(), var.to_vec());
+    let m = count as f64;
+    let c = mu.len();
+    let mut sums: Vec<f64> = mu.iter().map(|&x| m * x as f64).collect();
+    sums.extend(
+        mu.iter()
+            .zip(&v)
+            .map(|(&x, &s)| m * (s as f64 + (x as f64) * (x as f64))),
+    );
+    sums.push(m);
+    group.sum_f64(&mut sums);
+    let total = sums[2 * c];
+    let global_mean: Vec<f64> = sums[..c].iter().map(|s| s / total).collect();
+    let global_var: Vec<f32> = sums[c..2 * c]
+        .iter()
+        .zip(&global_mean)
+        .map(|(s, mu)| (s / total - mu * mu).max(0.0) as f32)
+        .collect();
+    let device = mean.device();
+    (
+        Tensor::from_vec(
+            global_mean.iter().map(|&x| x as f32).collect(),
+            &[c],
+            &device,
+        ),
+        Tensor::from_vec(global_var, &[c], &device),
+        total as usize,
+    )
+}
+
+/// The backward pass of a synchronised batch norm (see crate::sync), from
+/// the fused single-process kernel and one correction.
+///
+/// With the global statistics (`μ`, `σ²`, `r = 1/√(σ²+ε)`, `M` values per
+/// channel in the whole batch), the kernel returns this rank's sums
+/// `s₁ = Σ dy`, `s₂ = Σ dy·x̂` (the shift and scale gradients of its slice,
+/// which the gradient average later sums) and the input gradient as if
+/// the slice's `m` values were all: `γ·r/m·(m·dy − s₁ − x̂·s₂)`. The true
+/// one uses the sums over the group, `S₁`, `S₂`, and `M`; the difference
+/// is an affine function of `x̂` per channel,
+///
+/// `dx = dx_slice + a + b·x̂`, `a = γ·r·(s₁/m − S₁/M)`, `b = γ·r·(s₂/m − S₂/M)`,
+///
+/// which the normalise-scale-shift kernel writes in one pass. With ReLU
+/// (`z` given), `dy` is masked by `z > 0` throughout, inside the kernel.
+fn synced_backward(
+    group: &dyn Collective,
+    dy: &Tensor,
+    z: Option<&Tensor>,
+    x: &Tensor,
+    (mean, var, inv_std): (&Tensor, &Tensor, &Tensor),
+    (gamma, eps): (&Tensor, f32),
+    total: usize,
+) -> (Tensor, Tensor, Tensor) {
+    let (dx_slice, dgamma, dbeta) = match z {
+        Some(z) => dy.batch_norm_relu_backward(z, x, mean, inv_std, gamma),
+        None => dy.batch_norm_backward(x, mean, inv_std, gamma),
+    };
+    let (s1, s2) = (dbeta.to_vec(), dgamma.to_vec());
+    let c = s1.len();
+    let mut sums: Vec<f64> = s1.iter().chain(&s2).map(|&v| v as f64).collect();
+    group.sum_f64(&mut sums);
+    let (m, big_m) = ((x.numel() / c.max(1)) as f64, total as f64);
+    let (g, r) = (gamma.to_vec(), inv_std.to_vec());
+    let per = |i: usize, local: f32, global: f64| {
+        (g[i] as f64 * r[i] as f64 * (local as f64 / m - global / big_m)) as f32
+    };
+    let a: Vec<f32> = (0..c).map(|i| per(i, s1[i], sums[i])).collect();
+    let b: Vec<f32> = (0..c).map(|i| per(i, s2[i], sums[c + i])).collect();
+    let device = x.device();
+    let (a, b) = (
+        Tensor::from_vec(a, &[c], &device),
+        Tensor::from_vec(b, &[c], &device),
+    );
+    let correction = x.normalize_scale_shift(mean, var, &b, &a, eps);
+    (dx_slice.add(&correction), dgamma, dbeta)
 }
 
 #[cfg(test)]
