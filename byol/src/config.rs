@@ -73,6 +73,12 @@ pub struct TrainConfig {
     /// background).
     #[serde(default = "paper_brightness")]
     pub brightness: BrightnessMode,
+    /// In a run of several processes, whether batch norm takes its
+    /// statistics over the whole global batch (as the paper's code does
+    /// across its 512 cores) rather than each process's slice of it. One
+    /// process alone is unaffected.
+    #[serde(default = "synchronised")]
+    pub sync_batch_norm: bool,
     /// The run's seed (weights, shuffling, views).
     pub seed: u64,
     /// Write a checkpoint every this many epochs (and at the end).
@@ -119,6 +125,7 @@ impl Default for TrainConfig {
             min_crop: 0.2,
             jitter: 1.0,
             brightness: BrightnessMode::Additive,
+            sync_batch_norm: true,
             seed: 0,
             checkpoint_every: 1,
             knn_every: 1,
@@ -145,6 +152,12 @@ fn paper_min_crop() -> f32 {
 /// The paper's brightness jitter.
 fn paper_brightness() -> BrightnessMode {
     BrightnessMode::Additive
+}
+
+/// Batch norm over the global batch (what runs written before the setting
+/// existed, all single-process, did in effect).
+fn synchronised() -> bool {
+    true
 }
 
 /// The paper's jitter strength.

@@ -57,6 +57,12 @@ pub enum ByolError {
     /// The device failed: a lost GPU, a driver error, a tensor too large for
     /// the adapter. Nothing computed since is used.
     Device(tensor::DeviceError),
+    /// The processes training together disagree or one of them failed
+    /// (the failing rank reports its own error).
+    Distributed(String),
+    /// Another rank of the group failed at a point where every rank checks
+    /// in; that rank reports its own error, this one only stops.
+    OtherRankFailed,
     /// The loss or a weight became NaN or infinite; the run stopped before
     /// the value could change a weight or reach a checkpoint.
     NonFinite {
@@ -73,6 +79,10 @@ impl fmt::Display for ByolError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ByolError::Config(message) | ByolError::Input(message) => f.write_str(message),
+            ByolError::Distributed(message) => f.write_str(message),
+            ByolError::OtherRankFailed => {
+                f.write_str("another process of the group failed; it reports why")
+            }
             ByolError::Data(e) => write!(f, "{e}"),
             ByolError::Weights(e) => write!(f, "{e}"),
             ByolError::Write(e) => write!(f, "{e}"),

@@ -44,6 +44,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod distributed;
 pub mod error;
 pub mod eval;
 pub mod loss;

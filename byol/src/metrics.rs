@@ -78,10 +78,11 @@ pub enum MetricsLine {
     Epoch(EpochRecord),
 }
 
-/// Appends lines to `metrics.jsonl`.
+/// Appends lines to `metrics.jsonl` (or, made with [`MetricsLog::sink`],
+/// nowhere: the log of a rank that does not write).
 pub struct MetricsLog {
     path: PathBuf,
-    out: BufWriter<File>,
+    out: Option<BufWriter<File>>,
 }
 
 impl MetricsLog {
@@ -97,8 +98,17 @@ impl MetricsLog {
             })?;
         Ok(MetricsLog {
             path: path.to_path_buf(),
-            out: BufWriter::new(file),
+            out: Some(BufWriter::new(file)),
         })
+    }
+
+    /// A log that writes nothing: for the ranks other than 0 of a group
+    /// (rank 0 alone writes the run's files).
+    pub fn sink() -> MetricsLog {
+        MetricsLog {
+            path: PathBuf::new(),
+            out: None,
+        }
     }
 
     /// Appends one line and flushes it, so the file is current even if the
@@ -108,9 +118,12 @@ impl MetricsLog {
             path: self.path.clone(),
             source,
         };
+        let Some(out) = self.out.as_mut() else {
+            return Ok(());
+        };
         let text = serde_json::to_string(line).map_err(|e| io(std::io::Error::other(e)))?;
-        writeln!(self.out, "{text}").map_err(io)?;
-        self.out.flush().map_err(io)
+        writeln!(out, "{text}").map_err(io)?;
+        out.flush().map_err(io)
     }
 
     /// Where the log is.

@@ -122,6 +122,10 @@ impl Branch {
         self.keyed(prefix, |m| m.parameters())
     }
 
+    fn buffers(&self, prefix: &str) -> Vec<(String, Param)> {
+        self.keyed(prefix, |m| m.buffers())
+    }
+
     fn set_training(&self, training: bool) {
         self.encoder.set_training(training);
         self.projector.set_training(training);
@@ -212,6 +216,21 @@ impl ByolNetworks {
             );
         }
         p
+    }
+
+    /// The buffers (batch norm's running statistics and counters) of both
+    /// networks, with their keys.
+    pub fn buffers(&self) -> Vec<(String, Param)> {
+        let mut b = self.online.buffers("online");
+        if let Some(pred) = &self.predictor {
+            b.extend(
+                pred.buffers()
+                    .into_iter()
+                    .map(|q| (format!("online.{}", q.name()), q)),
+            );
+        }
+        b.extend(self.target.buffers("target"));
+        b
     }
 
     /// Every parameter and buffer of both networks, with its key: what a

@@ -32,9 +32,11 @@
 use crate::error::{ByolError, Result};
 use crate::network::{collapse_signal_tensor, ByolNetworks, NetworkConfig};
 use crate::optim::{self, Optimizer, OptimizerKind};
-use autograd::{Param, Tape};
+use autograd::{with_batch_norm_group, Param, Tape};
+use collective::Collective;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 use tensor::{Device, DeviceError, Tensor};
 
 /// What a step measured, read back from the device together.
@@ -79,6 +81,9 @@ pub struct ByolStep {
     pub nets: ByolNetworks,
     optimizer: Box<dyn Optimizer>,
     params: Vec<Param>,
+    /// The group batch norm is synchronised over, in data-parallel
+    /// training (see `autograd::sync`).
+    batch_norm_group: Option<Arc<dyn Collective>>,
 }
 
 impl ByolStep {
@@ -109,7 +114,15 @@ impl ByolStep {
             nets,
             optimizer,
             params,
+            batch_norm_group: None,
         }
+    }
+
+    /// Synchronises every training-mode batch norm of the forward pass over
+    /// `group` (its statistics over the whole global batch), or, with
+    /// `None`, not.
+    pub fn set_batch_norm_group(&mut self, group: Option<Arc<dyn Collective>>) {
+        self.batch_norm_group = group;
     }
 
     /// The trained parameters (online encoder, projector, predictor). After
@@ -186,7 +199,9 @@ impl ByolStep {
             p.zero_grad();
         }
         let tape = Tape::new();
-        let out = self.nets.forward(&tape, view1, view2);
+        let out = with_batch_norm_group(self.batch_norm_group.clone(), || {
+            self.nets.forward(&tape, view1, view2)
+        });
         // The one read-back of the step: the loss (checked before any
         // weight changes) and the collapse signal, together.
         let collapse = collapse_signal_tensor(&out.online_projection);
@@ -331,7 +346,9 @@ mod tests {
     /// not a panic.
     #[test]
     fn a_failed_device_stops_the_step_before_any_weight_moves() {
-        let Some(gpu) = tensor::testing::gpu_device() else {
+        // A context of its own: the failure provoked here must not reach
+        // another test running on the shared one.
+        let Some(gpu) = tensor::testing::own_gpu_device() else {
             return;
         };
         let mut s = tiny_on(OptimizerKind::Sgd, &gpu);

@@ -21,13 +21,17 @@
 
 use crate::checkpoint::{Checkpoint, CheckpointMeta};
 use crate::config::TrainConfig;
+use crate::distributed::{
+    average_gradients, broadcast_buffers, broadcast_state, slice_of, state_hash,
+};
 use crate::error::{ByolError, Result};
 use crate::metrics::{truncate_to, EpochRecord, MetricsLine, MetricsLog, PartialEpoch, StepRecord};
 use crate::network::ByolNetworks;
 use crate::run::RunFolder;
 use crate::schedule;
-use crate::step::{ByolStep, StepError};
+use crate::step::{ByolStep, StepError, StepStats};
 use augment::{two_views, Batch, DataSource, Dataset, Normalization, TwoViewConfig};
+use collective::{all_agree, Collective, Single};
 use models::ResNet;
 use rng::Rng;
 use std::path::{Path, PathBuf};
@@ -63,9 +67,15 @@ pub struct Trainer {
     pub epoch: usize,
     /// Steps completed.
     pub step: usize,
-    run: RunFolder,
+    /// The run folder, held (locked) by rank 0 alone.
+    run: Option<RunFolder>,
+    path: PathBuf,
     last_checkpoint: Option<PathBuf>,
     stop: Arc<AtomicBool>,
+    /// The processes training this model together (one, alone).
+    group: Arc<dyn Collective>,
+    /// Whether the ranks agreed, at the last step, to stop.
+    agreed_stop: bool,
     /// The steps of the current epoch trained before a resume.
     resumed: PartialEpoch,
     warnings: Vec<String>,
@@ -101,28 +111,59 @@ impl Trainer {
         device: &Device,
         run: &Path,
     ) -> Result<Trainer> {
+        Trainer::start_in(Arc::new(Single), config, data, norm, source, device, run)
+    }
+
+    /// [`Trainer::start`] for one rank of a `group` of processes that
+    /// train the model together (see [`crate::distributed`]): every rank
+    /// calls it; rank 0 alone claims the folder and writes the setup, and
+    /// its networks are broadcast to the others. `batch_size` is the
+    /// global batch, a multiple of the group's size.
+    pub fn start_in(
+        group: Arc<dyn Collective>,
+        config: TrainConfig,
+        data: Dataset,
+        norm: Normalization,
+        source: Option<&DataSource>,
+        device: &Device,
+        run: &Path,
+    ) -> Result<Trainer> {
         config.validate()?;
         check_batch(&config, &data)?;
+        check_group(&config, group.as_ref())?;
         norm.check(data.channels())?;
-        let folder = RunFolder::create(run)?;
-        let byol = ByolStep::new(
+        let folder = agreed(group.as_ref(), || {
+            if group.rank() == 0 {
+                RunFolder::create(run).map(Some)
+            } else {
+                Ok(None)
+            }
+        })?;
+        let mut byol = ByolStep::new(
             config.network(data.channels()),
             config.seed,
             config.optimizer,
             config.weight_decay,
             device,
         );
-        let mut trainer = Trainer::assemble(config, byol, data, norm, folder);
-        trainer
-            .warnings
-            .extend(trainer.run.warning().map(String::from));
-        trainer.write_checkpoint()?;
-        if let Some(source) = source {
-            crate::run::write_data_source(run, source)?;
+        broadcast_state(group.as_ref(), &mut byol)?;
+        let mut trainer = Trainer::assemble(config, byol, data, norm, folder, run, group.clone());
+        if let Some(folder) = &trainer.run {
+            trainer.warnings.extend(folder.warning().map(String::from));
         }
-        let text = serde_json::to_string_pretty(&trainer.config)
-            .map_err(|e| ByolError::Config(format!("the settings do not serialise: {e}")))?;
-        files::write_atomically(&crate::run::config_path(run), text.as_bytes())?;
+        agreed(group.as_ref(), || {
+            trainer.write_checkpoint()?;
+            if group.rank() == 0 {
+                if let Some(source) = source {
+                    crate::run::write_data_source(run, source)?;
+                }
+                let text = serde_json::to_string_pretty(&trainer.config).map_err(|e| {
+                    ByolError::Config(format!("the settings do not serialise: {e}"))
+                })?;
+                files::write_atomically(&crate::run::config_path(run), text.as_bytes())?;
+            }
+            Ok(())
+        })?;
         Ok(trainer)
     }
 
@@ -131,8 +172,14 @@ impl Trainer {
         byol: ByolStep,
         data: Dataset,
         norm: Normalization,
-        run: RunFolder,
+        run: Option<RunFolder>,
+        path: &Path,
+        group: Arc<dyn Collective>,
     ) -> Trainer {
+        let mut byol = byol;
+        if group.size() > 1 && config.sync_batch_norm {
+            byol.set_batch_norm_group(Some(group.clone()));
+        }
         let views = TwoViewConfig::preset(config.augment, norm.clone())
             .with_min_crop(config.min_crop)
             .with_jitter_strength(config.jitter)
@@ -146,8 +193,11 @@ impl Trainer {
             epoch: 0,
             step: 0,
             run,
+            path: path.to_path_buf(),
             last_checkpoint: None,
             stop: Arc::new(AtomicBool::new(false)),
+            group,
+            agreed_stop: false,
             resumed: PartialEpoch::default(),
             warnings: Vec::new(),
         }
@@ -160,9 +210,29 @@ impl Trainer {
     /// every step is recorded once. Newer checkpoints that could not be used
     /// are named in [`Trainer::warnings`].
     pub fn resume(run: &Path, data: Dataset, device: &Device) -> Result<Trainer> {
-        let folder = RunFolder::open(run)?;
+        Trainer::resume_in(Arc::new(Single), run, data, device)
+    }
+
+    /// [`Trainer::resume`] for one rank of a `group` (see
+    /// [`Trainer::start_in`]): every rank reads the checkpoint (the run
+    /// folder is shared), rank 0 alone locks the folder and mends the
+    /// record, and rank 0's state is broadcast. A run resumes under any
+    /// number of processes that divides its batch.
+    pub fn resume_in(
+        group: Arc<dyn Collective>,
+        run: &Path,
+        data: Dataset,
+        device: &Device,
+    ) -> Result<Trainer> {
+        let folder = agreed(group.as_ref(), || {
+            if group.rank() == 0 {
+                RunFolder::open(run).map(Some)
+            } else {
+                Ok(None)
+            }
+        })?;
         // The newest checkpoint that reads, fits the data and restores.
-        let (checkpoint, byol) = Checkpoint::load_with(run, |c| {
+        let loaded = Checkpoint::load_with(run, |c| {
             let meta = &c.meta;
             if meta.images != data.len() || meta.in_channels != data.channels() {
                 return Err(ByolError::Checkpoint {
@@ -177,10 +247,25 @@ impl Trainer {
                     ),
                 });
             }
+            check_group(&c.meta.config, group.as_ref())?;
             c.restore(device)
-        })?;
+        });
+        let (checkpoint, mut byol) = agreed(group.as_ref(), || loaded)?;
+        // Every rank must have taken the same checkpoint.
+        let steps = group.gather_u64(checkpoint.meta.step as u64);
+        if steps.iter().any(|&s| s != steps[0]) {
+            return Err(ByolError::Distributed(format!(
+                "the ranks read different checkpoints (at steps {steps:?}); is the run folder \
+                 the same file system on every machine?"
+            )));
+        }
+        broadcast_state(group.as_ref(), &mut byol)?;
         let meta = &checkpoint.meta;
-        let resumed = truncate_to(&crate::run::metrics_path(run), meta.step, meta.epoch)?;
+        let resumed = if group.rank() == 0 {
+            truncate_to(&crate::run::metrics_path(run), meta.step, meta.epoch)?
+        } else {
+            PartialEpoch::default()
+        };
         let mut warnings: Vec<String> = checkpoint
             .skipped
             .iter()
@@ -188,20 +273,24 @@ impl Trainer {
             .collect();
         let per_epoch = meta.images / meta.config.batch_size;
         let expected = meta.step - meta.epoch * per_epoch;
-        if resumed.steps != expected {
+        if group.rank() == 0 && resumed.steps != expected {
             warnings.push(format!(
                 "metrics.jsonl holds {} of the {expected} steps of epoch {} before the \
                  checkpoint; that epoch's mean covers those only",
                 resumed.steps, meta.epoch
             ));
         }
-        warnings.extend(folder.warning().map(String::from));
+        if let Some(folder) = &folder {
+            warnings.extend(folder.warning().map(String::from));
+        }
         let mut trainer = Trainer::assemble(
             meta.config.clone(),
             byol,
             data,
             meta.normalization(),
             folder,
+            run,
+            group.clone(),
         );
         trainer.epoch = meta.epoch;
         trainer.step = meta.step;
@@ -231,12 +320,32 @@ impl Trainer {
 
     /// Whether the stop flag ended the last [`Trainer::run`] early.
     pub fn stopped(&self) -> bool {
-        self.stop.load(Ordering::Relaxed) && self.epoch < self.config.epochs
+        self.stop_asked() && self.epoch < self.config.epochs
+    }
+
+    /// Whether a stop was asked for: this process's flag, or, in a group,
+    /// any rank's (agreed at the last step).
+    fn stop_asked(&self) -> bool {
+        if self.group.size() == 1 {
+            self.stop.load(Ordering::Relaxed)
+        } else {
+            self.agreed_stop
+        }
     }
 
     /// The run folder.
     pub fn run_folder(&self) -> &Path {
-        self.run.path()
+        &self.path
+    }
+
+    /// The device the networks live on.
+    pub fn device(&self) -> Device {
+        self.byol.device()
+    }
+
+    /// The group of processes training this model (one, alone).
+    pub fn group(&self) -> &dyn Collective {
+        self.group.as_ref()
     }
 
     /// The last checkpoint written by this trainer, if any.
@@ -314,7 +423,11 @@ impl Trainer {
             // The view maker shares the data, not `self`, so the step can
             // borrow `self` mutably meanwhile.
             let (data, views, seed) = (self.data.clone(), self.views.clone(), self.config.seed);
-            let make = |i: usize| two_views(&data, batches[i], epoch as u64, seed, &views);
+            let (rank, size) = (self.group.rank(), self.group.size());
+            let make = |i: usize| {
+                let mine = slice_of(batches[i], rank, size);
+                two_views(&data, mine, epoch as u64, seed, &views)
+            };
             let first_step_of_epoch = epoch * self.steps_per_epoch();
             let skip = self.step.saturating_sub(first_step_of_epoch);
             let mut next = if skip < batches.len() {
@@ -346,7 +459,13 @@ impl Trainer {
                 });
                 let record = record?;
                 next = prepared.transpose()?;
-                log.write(&MetricsLine::Step(record.clone()))?;
+                // Rank 0 keeps the record; in a group the others learn
+                // whether it could, so a full disk stops every rank.
+                let line = MetricsLine::Step(record.clone());
+                agreed(self.group.as_ref(), || match rank {
+                    0 => log.write(&line),
+                    _ => Ok(()),
+                })?;
                 report(Progress::Step(&record));
                 loss_sum += record.loss as f64;
                 collapse_sum += record.collapse as f64;
@@ -354,8 +473,8 @@ impl Trainer {
                 // A stop mid-epoch checkpoints here; after the epoch's last
                 // step it finishes the epoch (its line and an end-of-epoch
                 // checkpoint) below.
-                if self.stop.load(Ordering::Relaxed) && i + 1 < batches.len() {
-                    self.write_checkpoint()?;
+                if self.stop_asked() && i + 1 < batches.len() {
+                    self.write_checkpoint_agreed()?;
                     return Ok(epochs);
                 }
             }
@@ -363,13 +482,18 @@ impl Trainer {
             let due = |every: usize| {
                 every > 0 && (self.epoch.is_multiple_of(every) || self.epoch == self.config.epochs)
             };
-            let knn = match monitor {
-                Some(m) if due(self.config.knn_every) => {
-                    let acc = m(&self.byol.nets.online.encoder);
-                    self.byol.nets.set_training(true);
-                    Some(acc?)
-                }
-                _ => None,
+            // In a group every rank takes part when the monitor is due: it
+            // runs on rank 0 alone and the others learn whether it worked,
+            // so a failure of it stops every rank.
+            let knn = if due(self.config.knn_every) && (monitor.is_some() || size > 1) {
+                let acc = agreed(self.group.as_ref(), || match monitor {
+                    Some(m) if rank == 0 => m(&self.byol.nets.online.encoder).map(Some),
+                    _ => Ok(None),
+                });
+                self.byol.nets.set_training(true);
+                acc?
+            } else {
+                None
             };
             let n = count.max(1) as f64;
             let record = EpochRecord {
@@ -380,12 +504,17 @@ impl Trainer {
                     / epoch_start.elapsed().as_secs_f32(),
                 knn,
             };
-            log.write(&MetricsLine::Epoch(record.clone()))?;
+            let line = MetricsLine::Epoch(record.clone());
+            agreed(self.group.as_ref(), || match rank {
+                0 => log.write(&line),
+                _ => Ok(()),
+            })?;
             report(Progress::Epoch(&record));
             epochs.push(record);
-            let stopping = self.stop.load(Ordering::Relaxed) && self.epoch < self.config.epochs;
+            self.check_replicas()?;
+            let stopping = self.stop_asked() && self.epoch < self.config.epochs;
             if due(self.config.checkpoint_every) || stopping {
-                self.write_checkpoint()?;
+                self.write_checkpoint_agreed()?;
             }
             if stopping {
                 return Ok(epochs);
@@ -400,7 +529,13 @@ impl Trainer {
     fn train_step(&mut self, v1: &Tensor, v2: &Tensor) -> Result<StepRecord> {
         let start = Instant::now();
         let (lr, tau) = self.schedule_at(self.step);
-        let stats = self.byol.step(v1, v2, lr, tau).map_err(|e| match e {
+        let stats = if self.group.size() == 1 {
+            // One process: the step exactly as it always was.
+            self.byol.step(v1, v2, lr, tau)
+        } else {
+            self.group_step(v1, v2, lr, tau)?
+        };
+        let stats = stats.map_err(|e| match e {
             StepError::NonFinite(stats) => ByolError::NonFinite {
                 step: self.step,
                 what: format!("the loss became {}, so no weight was updated", stats.loss),
@@ -414,15 +549,101 @@ impl Trainer {
             loss: stats.loss,
             lr,
             tau,
-            images_per_s: v1.dim(0) as f32 / start.elapsed().as_secs_f32(),
+            images_per_s: (v1.dim(0) * self.group.size()) as f32 / start.elapsed().as_secs_f32(),
             collapse: stats.collapse,
         };
         self.step += 1;
         Ok(record)
     }
 
-    /// Writes a checkpoint of the current state; returns its JSON path.
-    pub fn write_checkpoint(&mut self) -> Result<PathBuf> {
+    /// One step of this rank in a group (see [`crate::distributed`]): its
+    /// slice forward and backward; one sum over the ranks of the loss, the
+    /// collapse signal and every reason to stop; the gradients averaged;
+    /// then the same update on every rank. The loss and collapse signal
+    /// returned are the ranks' averages. A NaN or a failed device on any
+    /// rank stops every rank before any weight moves.
+    fn group_step(
+        &mut self,
+        v1: &Tensor,
+        v2: &Tensor,
+        lr: f32,
+        tau: f32,
+    ) -> Result<std::result::Result<StepStats, StepError>> {
+        let local = self.byol.forward_backward(v1, v2);
+        let (loss, collapse, non_finite, failed) = match &local {
+            Ok(s) => (s.loss as f64, s.collapse as f64, 0.0, 0.0),
+            Err(StepError::NonFinite(s)) => (0.0, s.collapse as f64, 1.0, 0.0),
+            Err(StepError::Device(_)) => (0.0, 0.0, 0.0, 1.0),
+        };
+        let asked = if self.stop.load(Ordering::Relaxed) {
+            1.0
+        } else {
+            0.0
+        };
+        let mut shared = [loss, collapse, non_finite, failed, asked];
+        self.group.sum_f64(&mut shared);
+        let size = self.group.size() as f64;
+        self.agreed_stop = shared[4] > 0.0;
+        let global = StepStats {
+            loss: if shared[2] > 0.0 {
+                f32::NAN
+            } else {
+                (shared[0] / size) as f32
+            },
+            collapse: (shared[1] / size) as f32,
+        };
+        if shared[3] > 0.0 {
+            return match local {
+                Err(e @ StepError::Device(_)) => Ok(Err(e)),
+                _ => Err(ByolError::Distributed(format!(
+                    "another rank's device failed at step {}; it says why",
+                    self.step
+                ))),
+            };
+        }
+        if shared[2] > 0.0 {
+            return Ok(Err(StepError::NonFinite(global)));
+        }
+        let device = self.byol.device();
+        average_gradients(self.group.as_ref(), self.byol.parameters(), &device);
+        self.byol.update(lr, tau);
+        if !self.config.sync_batch_norm {
+            broadcast_buffers(self.group.as_ref(), &self.byol);
+        }
+        Ok(Ok(global))
+    }
+
+    /// In a group, at the end of every epoch: a hash of every rank's
+    /// networks and optimiser state, compared. Replicas that are not bit for
+    /// bit the same stop the run, naming the epoch.
+    fn check_replicas(&self) -> Result<()> {
+        if self.group.size() == 1 {
+            return Ok(());
+        }
+        let hashes = self.group.gather_u64(state_hash(&self.byol));
+        if hashes.iter().any(|&h| h != hashes[0]) {
+            return Err(ByolError::Distributed(format!(
+                "the replicas differ after epoch {} (state hashes by rank: {hashes:x?}); the \
+                 run stopped rather than train different models",
+                self.epoch
+            )));
+        }
+        Ok(())
+    }
+
+    /// [`Trainer::write_checkpoint`] in a group: rank 0 writes, and every
+    /// rank learns whether it could.
+    fn write_checkpoint_agreed(&mut self) -> Result<()> {
+        let group = self.group.clone();
+        agreed(group.as_ref(), || self.write_checkpoint().map(|_| ()))
+    }
+
+    /// Writes a checkpoint of the current state; returns its JSON path, or
+    /// `None` on a rank other than 0 (rank 0 alone writes).
+    pub fn write_checkpoint(&mut self) -> Result<Option<PathBuf>> {
+        if self.group.rank() != 0 {
+            return Ok(None);
+        }
         let meta = CheckpointMeta {
             config: self.config.clone(),
             epoch: self.epoch,
@@ -433,10 +654,39 @@ impl Trainer {
             std: self.norm.std.clone(),
             images: self.data.len(),
         };
-        let path = Checkpoint::save(self.run.path(), &meta, &self.byol)?;
+        let path = Checkpoint::save(&self.path, &meta, &self.byol)?;
         self.last_checkpoint = Some(path.clone());
-        Ok(path)
+        Ok(Some(path))
     }
+}
+
+/// Runs `work` on this rank and tells every rank whether every rank's
+/// worked: the error of this rank, or, when another rank failed,
+/// [`ByolError::OtherRankFailed`] (that rank says why). One process alone gets
+/// its own result.
+fn agreed<T>(group: &dyn Collective, work: impl FnOnce() -> Result<T>) -> Result<T> {
+    let result = work();
+    if group.size() == 1 {
+        return result;
+    }
+    let all_ok = all_agree(group, result.is_ok());
+    match result {
+        Ok(_) if !all_ok => Err(ByolError::OtherRankFailed),
+        other => other,
+    }
+}
+
+/// Errors unless the global batch divides evenly among the ranks.
+fn check_group(config: &TrainConfig, group: &dyn Collective) -> Result<()> {
+    let size = group.size();
+    if !config.batch_size.is_multiple_of(size) {
+        return Err(ByolError::Config(format!(
+            "batch_size {}: the global batch must be a multiple of the {size} processes \
+             training together",
+            config.batch_size
+        )));
+    }
+    Ok(())
 }
 
 /// Errors unless `data` holds at least one batch.
