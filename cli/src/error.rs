@@ -27,6 +27,15 @@ pub enum CliError {
     Weights(models::weights::WeightsError),
     /// The device asked for is not there.
     Device(DeviceError),
+    /// The group of processes (MPI) could not be joined.
+    Group(collective::CollectiveError),
+    /// A command other than `pretrain` was started as several processes.
+    NotAlone {
+        /// The command.
+        command: &'static str,
+        /// How many processes were started.
+        size: usize,
+    },
 }
 
 impl CliError {
@@ -55,6 +64,12 @@ impl fmt::Display for CliError {
             CliError::Write(e) => write!(f, "{e}"),
             CliError::Weights(e) => write!(f, "{e}"),
             CliError::Device(e) => write!(f, "--device: {e}"),
+            CliError::Group(e) => write!(f, "{e}"),
+            CliError::NotAlone { command, size } => write!(
+                f,
+                "`byol {command}` was started as {size} processes, but only `byol pretrain` \
+                 trains as a group; run `byol {command}` without mpirun"
+            ),
         }
     }
 }

@@ -35,6 +35,7 @@ macro_rules! out {
 mod args;
 mod commands;
 mod error;
+mod group;
 mod interrupt;
 mod progress;
 mod report;
@@ -86,8 +87,22 @@ fn main() -> ExitCode {
     // reuse instead of page-faulting fresh ones (see the tensor crate).
     tensor::reuse_freed_memory();
     let cli = Cli::parse();
+    // Under mpirun (built with `--features mpi`) this process is one rank
+    // of a group; alone, a group of one.
+    let group = match group::join() {
+        Ok(group) => group,
+        Err(error) => {
+            say!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    group::share_cores(group.as_ref());
     let result = match cli.command {
-        Command::Pretrain(a) => commands::pretrain::run(a),
+        Command::Pretrain(a) => commands::pretrain::run(a, group.clone()),
+        _ if group.size() > 1 => Err(error::CliError::NotAlone {
+            command: cli.command.name(),
+            size: group.size(),
+        }),
         Command::Eval(a) => commands::eval::run(a),
         Command::Finetune(a) => commands::finetune::run(a),
         Command::Embed(a) => commands::embed::run(a),
@@ -102,8 +117,26 @@ fn main() -> ExitCode {
         Ok(commands::Outcome::Done) => ExitCode::SUCCESS,
         Ok(commands::Outcome::Interrupted) => ExitCode::from(130),
         Err(error) => {
-            say!("error: {error}");
+            group::fail(group.as_ref(), &error);
             ExitCode::FAILURE
+        }
+    }
+}
+
+impl Command {
+    /// The subcommand as typed.
+    fn name(&self) -> &'static str {
+        match self {
+            Command::Pretrain(_) => "pretrain",
+            Command::Eval(_) => "eval",
+            Command::Finetune(_) => "finetune",
+            Command::Embed(_) => "embed",
+            Command::Export(_) => "export",
+            Command::Ablate(_) => "ablate",
+            Command::AugmentPreview(_) => "augment-preview",
+            Command::Bench(_) => "bench",
+            Command::Devices => "devices",
+            Command::Demo(_) => "demo",
         }
     }
 }

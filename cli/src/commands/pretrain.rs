@@ -15,17 +15,19 @@ use crate::args::{DataArgs, DeviceArgs};
 use crate::commands::{CmdResult, Outcome};
 use crate::error::CliError;
 use crate::progress::TrainProgress;
-use crate::{interrupt, report};
+use crate::{group, interrupt, report};
 use augment::{AugmentPreset, BrightnessMode, DataSource, Split};
 use byol::eval::LabelledSplits;
 use byol::metrics::MetricsLog;
 use byol::optim::OptimizerKind;
 use byol::{run as run_folder, Progress, TrainConfig, Trainer};
 use clap::Args;
+use collective::{Collective, Timed};
 use models::{Arch, ResNet, Stem};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use tensor::Device;
 
 /// Flags of `byol pretrain`.
@@ -135,6 +137,11 @@ pub struct Settings {
     /// [default: 1]
     #[arg(long)]
     pub knn_every: Option<usize>,
+    /// As several processes (mpirun), normalise each batch norm over the
+    /// whole batch (true) or over each process's slice (false); alone it
+    /// changes nothing [default: true]
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub sync_batch_norm: Option<bool>,
 }
 
 impl Settings {
@@ -196,16 +203,57 @@ pub fn read_settings_file(path: &Path) -> Result<Settings, CliError> {
     Settings::deserialize(Value::Object(settings)).map_err(|e| at(e.to_string()))
 }
 
-/// Runs `byol pretrain`.
-pub fn run(args: PretrainArgs) -> CmdResult {
-    let device = args.device.open()?;
-    let mut trainer = match &args.resume {
-        Some(run) => resume(&args, run, &device)?,
-        None => start(&args, &device)?,
+/// Runs `byol pretrain` as rank `group.rank()` of `group` (alone: a group
+/// of one). Every rank reads the data and trains its slice of each batch;
+/// rank 0 alone prints, shows progress and writes the run folder.
+pub fn run(args: PretrainArgs, group: Arc<dyn Collective>) -> CmdResult {
+    let loud = group.rank() == 0;
+    // In a group, the time each kind of collective takes is counted, and
+    // rank 0 reports its share at the end.
+    let timed = (group.size() > 1).then(|| Arc::new(Timed::new(group.clone())));
+    let group: Arc<dyn Collective> = match &timed {
+        Some(t) => t.clone(),
+        None => group,
     };
-    let run = trainer.run_folder().to_path_buf();
-    let source = run_folder::read_data_source(&run)?;
-    let monitor = if trainer.config.knn_every > 0 {
+    // Everything that needs no other rank, then one agreement, so a bad
+    // flag or file stops every rank together before any waits on another.
+    let prepared = group::agree(group.as_ref(), prepare(&args, loud))?;
+    let mut trainer = match prepared {
+        Prepared::Start(new) => Trainer::start_in(
+            group.clone(),
+            new.config,
+            new.data,
+            new.norm,
+            Some(&new.recorded),
+            &new.device,
+            &args.out,
+        )?,
+        Prepared::Resume { run, data, device } => {
+            let trainer = Trainer::resume_in(group.clone(), &run, data, &device)?;
+            if loud {
+                say!(
+                    "resuming {} at epoch {} (step {} of {})",
+                    run.display(),
+                    trainer.epoch,
+                    trainer.step,
+                    trainer.total_steps()
+                );
+            }
+            trainer
+        }
+    };
+    if loud && group.size() > 1 {
+        say!(
+            "processes: {} ({} images of each batch of {} per process)",
+            group.size(),
+            trainer.config.batch_size / group.size(),
+            trainer.config.batch_size
+        );
+    }
+    let device = trainer.device();
+    // The kNN monitor runs on rank 0 alone.
+    let monitor = if loud && trainer.config.knn_every > 0 {
+        let source = run_folder::read_data_source(trainer.run_folder())?;
         match monitor_splits(&source, trainer.normalization()) {
             Ok(m) => Some(m),
             Err(why) => {
@@ -216,21 +264,63 @@ pub fn run(args: PretrainArgs) -> CmdResult {
     } else {
         None
     };
+    let started = std::time::Instant::now();
     let outcome = train(&mut trainer, monitor.as_ref(), &device, args.quiet)?;
+    if let (true, Some(timed)) = (loud, &timed) {
+        say!(
+            "{}",
+            group::time_in_collectives(&timed.tallies(), started.elapsed())
+        );
+    }
     finish(&trainer, outcome)
 }
 
-/// The labelled splits the kNN monitor scores on, or why there are none.
-fn monitor_splits(
-    source: &DataSource,
-    norm: &augment::Normalization,
-) -> Result<LabelledSplits, CliError> {
-    let train = source.load(Split::Train, true)?.dataset;
-    let test = source.load(Split::Test, true)?.dataset;
-    Ok(LabelledSplits::new(train, test, norm.clone())?.monitor()?)
+/// What each rank readies on its own before the group trains.
+enum Prepared {
+    /// A new run.
+    Start(Box<NewRun>),
+    /// A run to continue.
+    Resume {
+        run: PathBuf,
+        data: augment::Dataset,
+        device: Device,
+    },
 }
 
-fn start(args: &PretrainArgs, device: &Device) -> Result<Trainer, CliError> {
+/// What a new run starts from.
+struct NewRun {
+    config: TrainConfig,
+    data: augment::Dataset,
+    norm: augment::Normalization,
+    recorded: DataSource,
+    device: Device,
+}
+
+/// Reads the settings and the data and opens the device; `loud` prints
+/// where each came from.
+fn prepare(args: &PretrainArgs, loud: bool) -> Result<Prepared, CliError> {
+    let device = args.device.open()?;
+    if let Some(run) = &args.resume {
+        if args.settings.any() {
+            return Err(CliError::flag(format!(
+                "--resume {} continues with the run's own settings (its config.json); drop \
+                 the other training flags",
+                run.display()
+            )));
+        }
+        let source = run_folder::read_data_source(run)?;
+        let loaded = source.load(Split::Train, false)?;
+        source.check_fingerprint(&loaded.dataset)?;
+        if loud {
+            say!("data: {}", loaded.description);
+            say!("device: {}", device.describe());
+        }
+        return Ok(Prepared::Resume {
+            run: run.clone(),
+            data: loaded.dataset,
+            device,
+        });
+    }
     let from_file = match &args.config {
         Some(path) => read_settings_file(path)?,
         None => Settings::default(),
@@ -242,41 +332,28 @@ fn start(args: &PretrainArgs, device: &Device) -> Result<Trainer, CliError> {
     let loaded = source.load(Split::Train, false)?;
     let norm = source.normalization(&loaded.dataset);
     let recorded = source.recorded(&loaded.dataset)?;
-    say!("data: {}", loaded.description);
-    say!("device: {}", device.describe());
-    say!("run folder: {}", args.out.display());
-    Ok(Trainer::start(
+    if loud {
+        say!("data: {}", loaded.description);
+        say!("device: {}", device.describe());
+        say!("run folder: {}", args.out.display());
+    }
+    Ok(Prepared::Start(Box::new(NewRun {
         config,
-        loaded.dataset,
+        data: loaded.dataset,
         norm,
-        Some(&recorded),
+        recorded,
         device,
-        &args.out,
-    )?)
+    })))
 }
 
-fn resume(args: &PretrainArgs, run: &Path, device: &Device) -> Result<Trainer, CliError> {
-    if args.settings.any() {
-        return Err(CliError::flag(format!(
-            "--resume {} continues with the run's own settings (its config.json); drop the \
-             other training flags",
-            run.display()
-        )));
-    }
-    let source = run_folder::read_data_source(run)?;
-    let loaded = source.load(Split::Train, false)?;
-    source.check_fingerprint(&loaded.dataset)?;
-    say!("data: {}", loaded.description);
-    say!("device: {}", device.describe());
-    let trainer = Trainer::resume(run, loaded.dataset, device)?;
-    say!(
-        "resuming {} at epoch {} (step {} of {})",
-        run.display(),
-        trainer.epoch,
-        trainer.step,
-        trainer.total_steps()
-    );
-    Ok(trainer)
+/// The labelled splits the kNN monitor scores on, or why there are none.
+fn monitor_splits(
+    source: &DataSource,
+    norm: &augment::Normalization,
+) -> Result<LabelledSplits, CliError> {
+    let train = source.load(Split::Train, true)?.dataset;
+    let test = source.load(Split::Test, true)?.dataset;
+    Ok(LabelledSplits::new(train, test, norm.clone())?.monitor()?)
 }
 
 /// Trains `config` on the train split of `splits` (read from `source`) into
@@ -307,35 +384,49 @@ pub fn pretrain_into(
     Ok((trainer, outcome))
 }
 
-/// Trains to the end (or to Ctrl-C) with progress and the kNN monitor.
+/// Trains to the end (or to Ctrl-C) with progress and the kNN monitor;
+/// in a group, rank 0 alone shows progress and keeps the record.
 fn train(
     trainer: &mut Trainer,
     monitor: Option<&LabelledSplits>,
     device: &Device,
     quiet: bool,
 ) -> Result<Outcome, CliError> {
-    for warning in trainer.warnings() {
-        say!("warning: {warning}");
+    let group = trainer.group();
+    let loud = group.rank() == 0;
+    if loud {
+        for warning in trainer.warnings() {
+            say!("warning: {warning}");
+        }
     }
-    let mut log = MetricsLog::open(&run_folder::metrics_path(trainer.run_folder()))?;
+    let log = match loud {
+        true => MetricsLog::open(&run_folder::metrics_path(trainer.run_folder())),
+        false => Ok(MetricsLog::sink()),
+    };
+    let mut log = group::agree(group, log.map_err(CliError::from))?;
     interrupt::watch(trainer.stop_flag());
-    let mut progress = TrainProgress::new(
-        trainer.total_steps(),
-        trainer.step,
-        trainer.config.epochs,
-        trainer.config.projection,
-        quiet,
-    );
+    let mut progress = loud.then(|| {
+        TrainProgress::new(
+            trainer.total_steps(),
+            trainer.step,
+            trainer.config.epochs,
+            trainer.config.projection,
+            quiet,
+        )
+    });
     let knn = monitor.map(|splits| move |encoder: &ResNet| splits.knn(encoder, device));
     let result = trainer.run(
         &mut log,
         knn.as_ref().map(|k| k as byol::Monitor<'_>),
-        &mut |event| match event {
-            Progress::Step(r) => progress.step(r),
-            Progress::Epoch(r) => progress.epoch(r),
+        &mut |event| match (event, progress.as_mut()) {
+            (Progress::Step(r), Some(p)) => p.step(r),
+            (Progress::Epoch(r), Some(p)) => p.epoch(r),
+            (_, None) => {}
         },
     );
-    progress.finish();
+    if let Some(p) = progress {
+        p.finish();
+    }
     result?;
     Ok(if trainer.stopped() {
         Outcome::Interrupted
@@ -345,6 +436,9 @@ fn train(
 }
 
 fn finish(trainer: &Trainer, outcome: Outcome) -> CmdResult {
+    if trainer.group().rank() != 0 {
+        return Ok(outcome);
+    }
     let run = trainer.run_folder();
     // The run is done and saved: a plot that cannot be drawn (a full disk,
     // a read-only plots/) is worth a warning, not a failed run.
@@ -473,7 +567,10 @@ mod tests {
             let real = &defaults[arg.get_id().as_str()];
             let same = match (shown.parse::<f64>(), real.as_f64()) {
                 (Ok(a), Some(b)) => (a - b).abs() <= 1e-6 * b.abs().max(1.0),
-                _ => real.as_str() == Some(shown),
+                _ => {
+                    real.as_str() == Some(shown)
+                        || real.as_bool().map(|b| b.to_string()).as_deref() == Some(shown)
+                }
             };
             assert!(
                 same,
@@ -482,6 +579,6 @@ mod tests {
             );
             checked += 1;
         }
-        assert_eq!(checked, 19);
+        assert_eq!(checked, 20);
     }
 }
