@@ -18,7 +18,7 @@ trap 'rm -rf "$scratch"' EXIT
 run() { # width P global-batch
   local width=$1 p=$2 batch=$3 threads=$(( cores / $2 ))
   [ "$threads" -ge 1 ] || threads=1
-  local out="$scratch/w$1-p$2-b$3" args
+  local out="$scratch/w$1-p$2-b$3-$RANDOM" args
   args=(pretrain --limit "$images" --epochs 1 --batch-size "$batch" --width "$width"
         --knn-every 0 --quiet --out "$out")
   local log
@@ -30,7 +30,7 @@ run() { # width P global-batch
   fi
   local rate comm
   rate=$(grep -o '[0-9.]* img/s' <<<"$log" | tail -1)
-  comm=$(grep -o 'gradient sums.*' <<<"$log" || echo "-")
+  comm=$(grep -o 'of [0-9.]* s training.*' <<<"$log" || echo "-")
   printf '| %s | %s | %s | %s | %s | %s |\n' "$width" "$p" "$threads" "$batch" "$rate" "$comm"
 }
 
