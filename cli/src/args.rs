@@ -16,9 +16,11 @@ use tensor::Device;
 #[derive(Args, Clone, Debug, Default)]
 pub struct DeviceArgs {
     /// Where to compute: `cpu`, `gpu` (a wgpu adapter; a software one such
-    /// as Mesa's llvmpipe counts) or `auto` (a hardware GPU when there is
-    /// one, else the CPU). Default: the BYOL_DEVICE environment variable,
-    /// else `auto`.
+    /// as Mesa's llvmpipe counts), `gpu:N` (adapter N of `byol devices`,
+    /// from 0) or `auto` (a hardware GPU when there is one, else the CPU).
+    /// Default: the BYOL_DEVICE environment variable, else `auto`. Under
+    /// mpirun, `gpu` and `auto` give each process on a machine its own GPU
+    /// (by its local rank) when there are several.
     #[arg(long, value_name = "DEVICE")]
     pub device: Option<String>,
 }
@@ -30,6 +32,22 @@ impl DeviceArgs {
             Some(name) => Device::from_name(name)?,
             None => Device::from_env()?,
         })
+    }
+
+    /// [`DeviceArgs::open`] for one process of several on a machine
+    /// (`local_rank`, when the launcher says): a GPU not named by number
+    /// becomes this process's own (`Device::for_local_rank`).
+    pub fn open_for(&self, local_rank: Option<usize>) -> Result<Device, CliError> {
+        let device = self.open()?;
+        let name = match &self.device {
+            Some(name) => name.clone(),
+            None => std::env::var("BYOL_DEVICE").unwrap_or_default(),
+        };
+        let numbered = name.trim().to_ascii_lowercase().starts_with("gpu:");
+        match local_rank {
+            Some(local) if !numbered => Ok(device.for_local_rank(local)?),
+            _ => Ok(device),
+        }
     }
 }
 

@@ -7,6 +7,7 @@
 //!   where it did;
 //! * a stop signal to one rank stops them all with a checkpoint, and a
 //!   rank killed outright ends the group instead of hanging it;
+//! * two ranks train on the GPU what they train on the CPU;
 //! * a bad setting stops every rank with its message, without a hang;
 //! * commands other than `pretrain` refuse to run as a group.
 //!
@@ -334,6 +335,49 @@ fn a_killed_rank_ends_the_group_and_the_run_resumes() {
     let done = byol(&["pretrain", "--resume", s(&run), "--quiet"]);
     assert!(done.status.success(), "{}", text(&done));
     assert_eq!(step_losses(&run).len(), 3 * 85, "every step recorded once");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Two ranks on the GPU (`--device gpu`: each takes adapter `local rank`
+/// modulo the adapters of its kind, here both share the software one): the
+/// synchronised batch norm and the gradient sums go through the host, and
+/// the run trains what the two CPU ranks train, within the two backends'
+/// rounding.
+#[cfg(feature = "mpi")]
+#[test]
+fn two_ranks_train_on_the_gpu() {
+    let probe = Command::new(env!("CARGO_BIN_EXE_byol"))
+        .arg("devices")
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&probe.stdout).to_string();
+    if !listed.contains("gpu 0:") {
+        let required = std::env::var("BYOL_REQUIRE_GPU").is_ok_and(|v| v == "1");
+        assert!(
+            !required,
+            "BYOL_REQUIRE_GPU=1 but no GPU adapter:\n{listed}"
+        );
+        eprintln!("skipped: no GPU adapter");
+        return;
+    }
+    let dir = temp("gpu");
+    let (cpu, gpu) = (dir.join("cpu"), dir.join("gpu"));
+    let mut args = tiny(&cpu);
+    args[4] = "1".into();
+    ok(mpirun(2, &strs(&args)), "two CPU ranks");
+    let mut args = tiny(&gpu);
+    args[4] = "1".into();
+    args.extend(["--device".into(), "gpu".into()]);
+    let err = ok(mpirun(2, &strs(&args)), "two GPU ranks");
+    assert!(err.contains("device: gpu"), "{err}");
+    let (want, got) = (step_losses(&cpu), step_losses(&gpu));
+    assert_eq!(got.len(), 4);
+    for (g, w) in got.iter().zip(&want) {
+        assert!(
+            (g - w).abs() <= 1e-3 * w.abs(),
+            "GPU loss {g}, CPU loss {w}"
+        );
+    }
     std::fs::remove_dir_all(dir).unwrap();
 }
 

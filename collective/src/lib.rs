@@ -177,6 +177,20 @@ pub fn ranks_on_this_machine() -> Option<usize> {
         .filter(|&n: &usize| n > 0)
 }
 
+/// This process's number among the ranks on its machine, where the
+/// launcher says (Open MPI's `OMPI_COMM_WORLD_LOCAL_RANK`, MPICH's
+/// `MPI_LOCALRANKID`, Slurm's `SLURM_LOCALID`): which of the machine's GPUs
+/// it should take.
+pub fn local_rank() -> Option<usize> {
+    [
+        "OMPI_COMM_WORLD_LOCAL_RANK",
+        "MPI_LOCALRANKID",
+        "SLURM_LOCALID",
+    ]
+    .iter()
+    .find_map(|v| std::env::var(v).ok()?.trim().parse().ok())
+}
+
 /// The group this process belongs to: MPI's world when it was started by an
 /// MPI launcher (and the program was built with the `mpi` feature), else
 /// [`Single`]. Call it once, early (it initialises MPI), and keep the

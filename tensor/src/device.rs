@@ -10,7 +10,8 @@
 //! * [`Device::auto()`]: a hardware GPU if there is one, else the CPU; a
 //!   software adapter is slower than the CPU backend, so it is taken only
 //!   when asked for ([`Device::auto_allow_software`]).
-//! * [`Device::from_name`] parses `cpu`, `gpu` or `auto`, and
+//! * [`Device::gpu_at`]: adapter number `N` of several (`gpu:N`).
+//! * [`Device::from_name`] parses `cpu`, `gpu`, `gpu:N` or `auto`, and
 //!   [`Device::from_env`] reads the `BYOL_DEVICE` variable: the CLI's
 //!   `--device` flag and its default.
 
@@ -35,8 +36,15 @@ pub enum DeviceError {
     NoAdapter,
     /// An adapter exists but would not open.
     OpenFailed(String),
-    /// A device name that is not `cpu`, `gpu` or `auto`.
+    /// A device name that is not `cpu`, `gpu`, `gpu:N` or `auto`.
     UnknownName(String),
+    /// `gpu:N` where the machine has fewer than `N + 1` adapters.
+    NoAdapterAt {
+        /// The number asked for.
+        index: usize,
+        /// How many adapters there are.
+        found: usize,
+    },
     /// Work on the device failed after it was opened: the device was lost,
     /// the driver reported an error, or a tensor was larger than the
     /// adapter allows (see [`Device::take_error`]).
@@ -55,7 +63,13 @@ impl fmt::Display for DeviceError {
             DeviceError::OpenFailed(why) => write!(f, "{why}; use --device cpu to run on the CPU"),
             DeviceError::UnknownName(name) => write!(
                 f,
-                "unknown device '{name}': expected cpu, gpu or auto (in --device or BYOL_DEVICE)"
+                "unknown device '{name}': expected cpu, gpu, gpu:N (the Nth adapter of `byol \
+                 devices`, from 0) or auto (in --device or BYOL_DEVICE)"
+            ),
+            DeviceError::NoAdapterAt { index, found } => write!(
+                f,
+                "no GPU adapter number {index}: this machine has {found} (numbered from 0; \
+                 `byol devices` lists them)"
             ),
             DeviceError::Failed(what) => {
                 write!(
@@ -101,6 +115,42 @@ impl Device {
         }
     }
 
+    /// GPU adapter number `index`, in the order `byol devices` lists them
+    /// (hardware first, from 0); `gpu_at(0)` is [`Device::gpu`]. Each
+    /// adapter has one context per process, so two calls with one index
+    /// give the same device. For several GPUs in one machine, and one GPU
+    /// per process of a data-parallel group.
+    pub fn gpu_at(index: usize) -> Result<Device, DeviceError> {
+        match gpu::context::shared_at(index, false) {
+            Ok(Some(ctx)) => Ok(Device::Gpu(ctx)),
+            Ok(None) => match gpu::context::adapter_count() {
+                0 => Err(DeviceError::NoAdapter),
+                found => Err(DeviceError::NoAdapterAt { index, found }),
+            },
+            Err(why) => Err(DeviceError::OpenFailed(why)),
+        }
+    }
+
+    /// The device process number `local_rank` of several on one machine
+    /// should use when all were told this one: the CPU stays the CPU; a GPU
+    /// becomes adapter `local_rank` modulo the number of adapters of its
+    /// kind (hardware or software), so 4 processes on a machine of 4 GPUs
+    /// take one each, and 2 processes on one GPU share it.
+    pub fn for_local_rank(&self, local_rank: usize) -> Result<Device, DeviceError> {
+        let Device::Gpu(ctx) = self else {
+            return Ok(Device::Cpu);
+        };
+        // Hardware adapters are numbered first; a software one is chosen
+        // only when there is no hardware one, so either kind starts at 0.
+        let hardware = ctx.is_hardware();
+        let same_kind = gpu::adapters_summary()
+            .iter()
+            .filter(|a| a.hardware == hardware)
+            .count()
+            .max(1);
+        Device::gpu_at(local_rank % same_kind)
+    }
+
     /// A hardware GPU if there is one, else the CPU.
     pub fn auto() -> Device {
         match gpu::context::shared(true) {
@@ -114,13 +164,18 @@ impl Device {
         Device::gpu().unwrap_or(Device::Cpu)
     }
 
-    /// `cpu`, `gpu` or `auto` (case-insensitive).
+    /// `cpu`, `gpu`, `gpu:N` (adapter number `N`, see [`Device::gpu_at`])
+    /// or `auto` (case-insensitive).
     pub fn from_name(name: &str) -> Result<Device, DeviceError> {
-        match name.trim().to_ascii_lowercase().as_str() {
+        let lower = name.trim().to_ascii_lowercase();
+        match lower.as_str() {
             "cpu" => Ok(Device::Cpu),
             "gpu" => Device::gpu(),
             "auto" => Ok(Device::auto()),
-            _ => Err(DeviceError::UnknownName(name.to_string())),
+            _ => match lower.strip_prefix("gpu:").map(|n| n.parse::<usize>()) {
+                Some(Ok(index)) => Device::gpu_at(index),
+                _ => Err(DeviceError::UnknownName(name.to_string())),
+            },
         }
     }
 
@@ -198,10 +253,62 @@ mod tests {
         assert_eq!(Device::from_name("CPU").unwrap(), Device::Cpu);
         let err = Device::from_name("tpu").unwrap_err();
         assert_eq!(err, DeviceError::UnknownName("tpu".into()));
-        assert!(err.to_string().contains("expected cpu, gpu or auto"));
+        assert!(err.to_string().contains("expected cpu, gpu, gpu:N"));
+        for bad in ["gpu:", "gpu:x", "gpu:-1", "gpu 1"] {
+            assert_eq!(
+                Device::from_name(bad).unwrap_err(),
+                DeviceError::UnknownName(bad.into()),
+                "{bad}"
+            );
+        }
         assert!(DeviceError::NoAdapter.to_string().contains("--device cpu"));
         assert!(DeviceError::NoAdapter
             .to_string()
             .contains("mesa-vulkan-drivers"));
+    }
+
+    /// `gpu:N` is adapter N of the list `byol devices` prints: `gpu:0` is
+    /// the device `gpu` names (the same context), and a number past the
+    /// last adapter is an error that says how many there are.
+    #[test]
+    fn gpu_n_names_an_adapter_by_its_number() {
+        let Some(gpu) = crate::testing::gpu_device() else {
+            return;
+        };
+        assert_eq!(Device::from_name("gpu:0").unwrap(), gpu);
+        assert_eq!(Device::from_name("GPU:0").unwrap(), gpu);
+        let found = gpu::context::adapter_count();
+        let last = Device::gpu_at(found - 1).unwrap();
+        assert_eq!(
+            Device::gpu_at(found - 1).unwrap(),
+            last,
+            "one context per adapter"
+        );
+        let x = crate::Tensor::from_vec(vec![1.0, 2.0], &[2], &last);
+        assert_eq!(x.add_scalar(1.0).to_vec(), vec![2.0, 3.0]);
+        let err = Device::from_name(&format!("gpu:{found}")).unwrap_err();
+        assert_eq!(
+            err,
+            DeviceError::NoAdapterAt {
+                index: found,
+                found
+            }
+        );
+        assert!(
+            err.to_string()
+                .contains(&format!("this machine has {found}")),
+            "{err}"
+        );
+        // Processes on one machine spread over the adapters of the kind
+        // they were given, and wrap around.
+        let software = gpu::adapters_summary()
+            .iter()
+            .filter(|a| !a.hardware)
+            .count();
+        if software == found {
+            assert_eq!(gpu.for_local_rank(found).unwrap(), gpu);
+            assert_eq!(gpu.for_local_rank(found - 1).unwrap(), last);
+        }
+        assert_eq!(Device::Cpu.for_local_rank(3).unwrap(), Device::Cpu);
     }
 }

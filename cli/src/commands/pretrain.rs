@@ -217,7 +217,9 @@ pub fn run(args: PretrainArgs, group: Arc<dyn Collective>) -> CmdResult {
     };
     // Everything that needs no other rank, then one agreement, so a bad
     // flag or file stops every rank together before any waits on another.
-    let prepared = group::agree(group.as_ref(), prepare(&args, loud))?;
+    // Several processes on a machine each take their own GPU.
+    let local_rank = (group.size() > 1).then(collective::local_rank).flatten();
+    let prepared = group::agree(group.as_ref(), prepare(&args, local_rank, loud))?;
     let mut trainer = match prepared {
         Prepared::Start(new) => Trainer::start_in(
             group.clone(),
@@ -296,10 +298,15 @@ struct NewRun {
     device: Device,
 }
 
-/// Reads the settings and the data and opens the device; `loud` prints
-/// where each came from.
-fn prepare(args: &PretrainArgs, loud: bool) -> Result<Prepared, CliError> {
-    let device = args.device.open()?;
+/// Reads the settings and the data and opens the device (this process's
+/// own GPU among several, by `local_rank`); `loud` prints where each came
+/// from.
+fn prepare(
+    args: &PretrainArgs,
+    local_rank: Option<usize>,
+    loud: bool,
+) -> Result<Prepared, CliError> {
+    let device = args.device.open_for(local_rank)?;
     if let Some(run) = &args.resume {
         if args.settings.any() {
             return Err(CliError::flag(format!(

@@ -89,28 +89,47 @@ pub fn adapters_summary() -> Vec<AdapterSummary> {
         .collect()
 }
 
-/// The shared context, opened on first use. `Ok(None)` when no adapter
-/// exists (or, with `hardware_only`, no hardware adapter); `Err` when one
-/// exists but could not be opened.
+/// The shared context of the first adapter (hardware first), opened on
+/// first use. `Ok(None)` when no adapter exists (or, with `hardware_only`,
+/// no hardware adapter); `Err` when one exists but could not be opened.
 pub(crate) fn shared(hardware_only: bool) -> Result<Option<Arc<GpuContext>>, String> {
-    static SHARED: OnceLock<Mutex<Option<Arc<GpuContext>>>> = OnceLock::new();
-    let cell = SHARED.get_or_init(|| Mutex::new(None));
-    let mut slot = cell.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(ctx) = slot.as_ref() {
+    shared_at(0, hardware_only)
+}
+
+/// The shared context of adapter number `index` in the order
+/// [`adapters_summary`] lists them (hardware first), opened on first use:
+/// one context per adapter for the whole process. `Ok(None)` when there is
+/// no such adapter (or, with `hardware_only`, it is a software one).
+pub(crate) fn shared_at(
+    index: usize,
+    hardware_only: bool,
+) -> Result<Option<Arc<GpuContext>>, String> {
+    static SHARED: OnceLock<Mutex<Vec<Option<Arc<GpuContext>>>>> = OnceLock::new();
+    let cell = SHARED.get_or_init(|| Mutex::new(Vec::new()));
+    let mut slots = cell.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(Some(ctx)) = slots.get(index) {
         if !hardware_only || is_hardware(&ctx.info) {
             return Ok(Some(ctx.clone()));
         }
         return Ok(None);
     }
-    let Some(adapter) = adapters().into_iter().next() else {
+    let Some(adapter) = adapters().into_iter().nth(index) else {
         return Ok(None);
     };
     if hardware_only && !is_hardware(&adapter.get_info()) {
         return Ok(None);
     }
     let ctx = Arc::new(GpuContext::open(adapter)?);
-    *slot = Some(ctx.clone());
+    if slots.len() <= index {
+        slots.resize(index + 1, None);
+    }
+    slots[index] = Some(ctx.clone());
     Ok(Some(ctx))
+}
+
+/// How many adapters wgpu finds.
+pub(crate) fn adapter_count() -> usize {
+    adapters().len()
 }
 
 /// A context of the caller's own on the first adapter, not the shared one:
