@@ -43,8 +43,16 @@ pub fn slice_of(batch: &[usize], rank: usize, size: usize) -> &[usize] {
 
 /// Replaces every parameter's gradient by its average over the ranks: one
 /// flat buffer (the gradients in parameter order, a missing one as zeros),
-/// summed over the ranks, divided by `P`, and put back.
-pub fn average_gradients(group: &dyn Collective, params: &[Param], device: &Device) {
+/// summed over the ranks, divided by `P`, and put back. Returns the time
+/// spent copying the gradients off the device into the buffer and back (on
+/// the CPU backend, plain memory copies; on a GPU, transfers), the part of
+/// the exchange that is not the sum itself.
+pub fn average_gradients(
+    group: &dyn Collective,
+    params: &[Param],
+    device: &Device,
+) -> std::time::Duration {
+    let gather = std::time::Instant::now();
     let mut flat: Vec<f32> = Vec::new();
     for p in params {
         match p.grad() {
@@ -52,7 +60,9 @@ pub fn average_gradients(group: &dyn Collective, params: &[Param], device: &Devi
             None => flat.extend(std::iter::repeat_n(0.0, p.shape().iter().product())),
         }
     }
+    let copying = gather.elapsed();
     group.sum_f32(&mut flat);
+    let scatter = std::time::Instant::now();
     let scale = 1.0 / group.size() as f32;
     let mut at = 0;
     for p in params {
@@ -62,6 +72,8 @@ pub fn average_gradients(group: &dyn Collective, params: &[Param], device: &Devi
         p.set_grad(Tensor::from_vec(g, &shape, device));
         at += n;
     }
+    device.synchronize();
+    copying + scatter.elapsed()
 }
 
 /// Makes every rank's networks and optimiser state rank 0's: every tensor

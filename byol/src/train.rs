@@ -76,6 +76,9 @@ pub struct Trainer {
     group: Arc<dyn Collective>,
     /// Whether the ranks agreed, at the last step, to stop.
     agreed_stop: bool,
+    /// Time spent copying gradients between the device and the host for
+    /// the group's sums.
+    copying: std::time::Duration,
     /// The steps of the current epoch trained before a resume.
     resumed: PartialEpoch,
     warnings: Vec<String>,
@@ -198,6 +201,7 @@ impl Trainer {
             stop: Arc::new(AtomicBool::new(false)),
             group,
             agreed_stop: false,
+            copying: std::time::Duration::ZERO,
             resumed: PartialEpoch::default(),
             warnings: Vec::new(),
         }
@@ -336,6 +340,13 @@ impl Trainer {
     /// The run folder.
     pub fn run_folder(&self) -> &Path {
         &self.path
+    }
+
+    /// The time this rank spent copying gradients between the device and
+    /// the host for the group's sums (zero alone): with the collectives'
+    /// own time, the cost of training in a group.
+    pub fn time_copying_gradients(&self) -> std::time::Duration {
+        self.copying
     }
 
     /// The device the networks live on.
@@ -605,7 +616,7 @@ impl Trainer {
             return Ok(Err(StepError::NonFinite(global)));
         }
         let device = self.byol.device();
-        average_gradients(self.group.as_ref(), self.byol.parameters(), &device);
+        self.copying += average_gradients(self.group.as_ref(), self.byol.parameters(), &device);
         self.byol.update(lr, tau);
         if !self.config.sync_batch_norm {
             broadcast_buffers(self.group.as_ref(), &self.byol);

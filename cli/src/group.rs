@@ -58,14 +58,15 @@ pub fn agree<T>(group: &dyn Collective, result: Result<T, CliError>) -> Result<T
 
 /// One line on where rank 0's time in a group run went: the gradient sums
 /// (calls, megabytes each, seconds), the small sums (batch norm, the step's
-/// numbers, agreements) and the rest, against the whole `elapsed` time.
-/// The time of a sum includes waiting for the slowest rank.
-pub fn time_in_collectives(t: &Tallies, elapsed: Duration) -> String {
+/// numbers, agreements), the rest, and the `copying` of gradients between
+/// device and host around the sums, against the whole `elapsed` time. The
+/// time of a sum includes waiting for the slowest rank.
+pub fn time_in_collectives(t: &Tallies, copying: Duration, elapsed: Duration) -> String {
     let seconds = |d: Duration| format!("{:.2} s", d.as_secs_f64());
     let each_mb = |calls: u64, values: u64| values as f64 * 4.0 / 1e6 / calls.max(1) as f64;
     format!(
         "time in collectives (rank 0), of {} training: gradient sums {} x {:.2} MB, {}; \
-         small sums {}, {}; broadcasts and checks {}, {}",
+         small sums {}, {}; broadcasts and checks {}, {}; gradient copies device<->host {}",
         seconds(elapsed),
         t.sum_f32.calls,
         each_mb(t.sum_f32.calls, t.sum_f32.values),
@@ -74,6 +75,7 @@ pub fn time_in_collectives(t: &Tallies, elapsed: Duration) -> String {
         seconds(t.sum_f64.time),
         t.other.calls,
         seconds(t.other.time),
+        seconds(copying),
     )
 }
 
@@ -107,13 +109,14 @@ mod tests {
         t.sum_f32.time = Duration::from_millis(1500);
         t.sum_f64.calls = 1300;
         t.sum_f64.time = Duration::from_millis(250);
-        let line = time_in_collectives(&t, Duration::from_secs(20));
+        let line = time_in_collectives(&t, Duration::from_millis(120), Duration::from_secs(20));
         assert!(line.contains("of 20.00 s training"), "{line}");
         assert!(
             line.contains("gradient sums 10 x 1.00 MB, 1.50 s"),
             "{line}"
         );
         assert!(line.contains("small sums 1300, 0.25 s"), "{line}");
+        assert!(line.contains("device<->host 0.12 s"), "{line}");
     }
 
     #[test]

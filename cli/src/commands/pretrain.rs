@@ -271,7 +271,11 @@ pub fn run(args: PretrainArgs, group: Arc<dyn Collective>) -> CmdResult {
     if let (true, Some(timed)) = (loud, &timed) {
         say!(
             "{}",
-            group::time_in_collectives(&timed.tallies(), started.elapsed())
+            group::time_in_collectives(
+                &timed.tallies(),
+                trainer.time_copying_gradients(),
+                started.elapsed()
+            )
         );
     }
     finish(&trainer, outcome)
