@@ -23,10 +23,23 @@
 //! **Resampling** is bilinear, with pixel centres at half-integers (the
 //! convention of `align_corners = False`): output pixel `j` of `n` looks at
 //! source position `left + (j + 0.5) * w / n - 0.5`, clamped to the image,
-//! and blends its two neighbours by distance, in x and then in y. There is no
-//! anti-aliasing: when the output is as large as the input (the usual case
-//! here) a crop is only ever enlarged; shrinking a large image a lot this way
-//! would alias.
+//! and blends its two neighbours by distance, in x and then in y.
+//!
+//! **Shrinking** (a box larger than the output, as when a crop is cut from
+//! a photo's original pixels and resized to 224): two taps would skip most
+//! source pixels and alias, so along an axis shrunk by `s = box / output >
+//! 1` the bilinear ("triangle") filter is widened to `s` source pixels on
+//! each side, as PIL's resize does:
+//!
+//! ```text
+//! centre_j = start + (j + 0.5) * s
+//! weight(x) = max(0, 1 - |x + 0.5 - centre_j| / s)     for source pixel x,
+//! out_j = sum_x weight(x) * src[x] / sum_x weight(x)
+//! ```
+//!
+//! applied along x, then along y. An image that is only ever enlarged
+//! (every crop of a data set already at the output size) takes the two-tap
+//! path above, unchanged.
 
 use crate::dataset::Shape;
 use rng::Rng;
@@ -136,12 +149,78 @@ fn axis_taps(start: f32, len: f32, size: usize, n: usize, taps: &mut Vec<(usize,
     }
 }
 
+/// The filter of one output axis as general taps: for output `j`, the
+/// source pixels `first[j] ..` with the weights `weights[offset[j] ..
+/// offset[j + 1]]` (summing to 1). Bilinear (two taps) where the axis is
+/// enlarged, the widened triangle of the module doc where it is shrunk.
+#[derive(Clone, Debug, Default)]
+struct Filter {
+    first: Vec<usize>,
+    offset: Vec<usize>,
+    weights: Vec<f32>,
+}
+
+impl Filter {
+    fn build(&mut self, start: f32, len: f32, size: usize, n: usize) {
+        self.first.clear();
+        self.offset.clear();
+        self.weights.clear();
+        self.offset.push(0);
+        let scale = len / n as f32;
+        if scale <= 1.0 {
+            let mut taps = Vec::with_capacity(n);
+            axis_taps(start, len, size, n, &mut taps);
+            for (i0, i1, f) in taps {
+                self.first.push(i0);
+                if i1 > i0 {
+                    self.weights.extend([1.0 - f, f]);
+                } else {
+                    self.weights.push(1.0);
+                }
+                self.offset.push(self.weights.len());
+            }
+            return;
+        }
+        for j in 0..n {
+            let centre = start + (j as f32 + 0.5) * scale;
+            let lo = ((centre - scale).floor().max(0.0) as usize).min(size - 1);
+            let hi = ((centre + scale).ceil().max(0.0) as usize).clamp(lo + 1, size);
+            let at = self.weights.len();
+            let mut total = 0.0;
+            for x in lo..hi {
+                let w = (1.0 - ((x as f32 + 0.5 - centre) / scale).abs()).max(0.0);
+                self.weights.push(w);
+                total += w;
+            }
+            if total > 0.0 {
+                self.weights[at..].iter_mut().for_each(|w| *w /= total);
+            } else {
+                // A box at the very edge: the nearest pixel.
+                self.weights[at] = 1.0;
+            }
+            self.first.push(lo);
+            self.offset.push(self.weights.len());
+        }
+    }
+
+    /// The source pixels and weights of output `j`.
+    fn taps(&self, j: usize) -> (usize, &[f32]) {
+        (
+            self.first[j],
+            &self.weights[self.offset[j]..self.offset[j + 1]],
+        )
+    }
+}
+
 /// Reusable buffers of [`resample`], so it allocates nothing per image once
 /// warm.
 #[derive(Clone, Debug, Default)]
 pub struct ResampleScratch {
     xs: Vec<(usize, usize, f32)>,
     ys: Vec<(usize, usize, f32)>,
+    x_filter: Filter,
+    y_filter: Filter,
+    rows: Vec<f32>,
 }
 
 /// Resamples `bx` of the byte image `src` (CHW, shape `input`) into `out`
@@ -154,6 +233,9 @@ pub fn resample(
     output: Shape,
     scratch: &mut ResampleScratch,
 ) {
+    if bx.width > output.width as f32 || bx.height > output.height as f32 {
+        return shrink(src, input, bx, out, output, scratch);
+    }
     let (width, out_w) = (input.width, output.width);
     axis_taps(bx.left, bx.width, width, out_w, &mut scratch.xs);
     axis_taps(
@@ -177,6 +259,67 @@ pub fn resample(
                 let bottom = row1[x0] as f32 + fx * (row1[x1] as f32 - row1[x0] as f32);
                 *o = (top + fy * (bottom - top)) * SCALE;
             }
+        }
+    }
+}
+
+/// [`resample`] when the box is larger than the output along an axis:
+/// the separable filters of the module doc, along x into a buffer of rows,
+/// then along y.
+fn shrink(
+    src: &[u8],
+    input: Shape,
+    bx: &CropBox,
+    out: &mut [f32],
+    output: Shape,
+    scratch: &mut ResampleScratch,
+) {
+    let (width, out_w) = (input.width, output.width);
+    let ResampleScratch {
+        x_filter,
+        y_filter,
+        rows,
+        ..
+    } = scratch;
+    x_filter.build(bx.left, bx.width, width, out_w);
+    y_filter.build(bx.top, bx.height, input.height, output.height);
+    // The source rows any output row reads.
+    let top = y_filter.first.first().copied().unwrap_or(0);
+    let bottom = (0..output.height)
+        .map(|i| {
+            let (first, w) = y_filter.taps(i);
+            first + w.len()
+        })
+        .max()
+        .unwrap_or(top);
+    const SCALE: f32 = 1.0 / 255.0;
+    let planes = src
+        .chunks_exact(input.plane())
+        .zip(out.chunks_exact_mut(output.plane()));
+    for (plane, out_plane) in planes.take(input.channels) {
+        rows.clear();
+        rows.resize((bottom - top) * out_w, 0.0);
+        for (y, row_out) in (top..bottom).zip(rows.chunks_exact_mut(out_w)) {
+            let row = &plane[y * width..(y + 1) * width];
+            for (j, o) in row_out.iter_mut().enumerate() {
+                let (first, w) = x_filter.taps(j);
+                *o = w
+                    .iter()
+                    .zip(&row[first..first + w.len()])
+                    .map(|(w, &p)| w * p as f32)
+                    .sum();
+            }
+        }
+        for (i, out_row) in out_plane.chunks_exact_mut(out_w).enumerate() {
+            let (first, w) = y_filter.taps(i);
+            out_row.fill(0.0);
+            for (k, &wk) in w.iter().enumerate() {
+                let row = &rows[(first + k - top) * out_w..(first + k - top + 1) * out_w];
+                for (o, &r) in out_row.iter_mut().zip(row) {
+                    *o += wk * r;
+                }
+            }
+            out_row.iter_mut().for_each(|o| *o *= SCALE);
         }
     }
 }
@@ -248,6 +391,55 @@ mod tests {
         for (o, s) in out.iter().zip(&src) {
             assert!((o - *s as f32 / 255.0).abs() < 1e-6);
         }
+    }
+
+    /// Shrinking a stripe pattern 4x averages it (0.5 everywhere), where
+    /// two-tap bilinear would pick stripes and alias; a flat image stays
+    /// flat; shrinking along one axis only filters that axis.
+    #[test]
+    fn shrinking_filters_instead_of_aliasing() {
+        let input = Shape {
+            channels: 1,
+            height: 32,
+            width: 32,
+        };
+        // Columns alternate 0 and 255.
+        let stripes: Vec<u8> = (0..32 * 32)
+            .map(|i| if i % 2 == 0 { 0 } else { 255 })
+            .collect();
+        let output = Shape {
+            channels: 1,
+            height: 8,
+            width: 8,
+        };
+        let mut out = vec![0.0; 64];
+        let mut scratch = ResampleScratch::default();
+        let whole = CropBox::full(32, 32);
+        resample(&stripes, input, &whole, &mut out, output, &mut scratch);
+        for (k, o) in out.iter().enumerate() {
+            // At the image's edges the filter is cut short, so lopsided.
+            let edge = k % 8 == 0 || k % 8 == 7;
+            let tolerance = if edge { 0.05 } else { 1e-4 };
+            assert!((o - 0.5).abs() < tolerance, "column {}: {o}", k % 8);
+        }
+        let flat = vec![200u8; 32 * 32];
+        resample(&flat, input, &whole, &mut out, output, &mut scratch);
+        for o in &out {
+            assert!((o - 200.0 / 255.0).abs() < 1e-5, "{o}");
+        }
+        // 32 wide to 8 wide, 32 high to 64 high: rows keep their value.
+        let rows: Vec<u8> = (0..32 * 32).map(|i| (i / 32 * 8) as u8).collect();
+        let tall = Shape {
+            channels: 1,
+            height: 64,
+            width: 8,
+        };
+        let mut out = vec![0.0; 64 * 8];
+        resample(&rows, input, &whole, &mut out, tall, &mut scratch);
+        for (i, row) in out.chunks_exact(8).enumerate() {
+            assert!(row.iter().all(|&v| (v - row[0]).abs() < 1e-5), "row {i}");
+        }
+        assert!(out[0] < out[63 * 8], "rows still go from dark to light");
     }
 
     #[test]
