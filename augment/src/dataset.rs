@@ -15,6 +15,28 @@
 
 use crate::error::{DataError, Result};
 
+/// FNV-1a, 64 bits: the hash of the data fingerprints (not cryptographic;
+/// enough to tell one set of images from another by mistake).
+pub(crate) struct Fnv(u64);
+
+impl Fnv {
+    pub(crate) fn new() -> Fnv {
+        Fnv(0xCBF2_9CE4_8422_2325)
+    }
+
+    /// Folds `bytes` into the hash.
+    pub(crate) fn eat(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ b as u64).wrapping_mul(0x0000_0100_0000_01B3);
+        }
+    }
+
+    /// The hash as 16 hex digits.
+    pub(crate) fn hex(&self) -> String {
+        format!("{:016x}", self.0)
+    }
+}
+
 /// Which part of a data set: the training images or the held-out test
 /// images.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -188,23 +210,17 @@ impl Dataset {
     /// sizes, the pixels and the labels). A run records it, so that it is
     /// never resumed on other images by mistake. Not a cryptographic hash.
     pub fn fingerprint(&self) -> String {
-        const PRIME: u64 = 0x0000_0100_0000_01B3;
-        let mut h: u64 = 0xCBF2_9CE4_8422_2325;
-        let mut eat = |bytes: &[u8]| {
-            for &b in bytes {
-                h = (h ^ b as u64).wrapping_mul(PRIME);
-            }
-        };
+        let mut h = Fnv::new();
         for size in [self.len(), self.channels, self.height, self.width] {
-            eat(&(size as u64).to_le_bytes());
+            h.eat(&(size as u64).to_le_bytes());
         }
-        eat(&self.pixels);
+        h.eat(&self.pixels);
         if let Some(labels) = &self.labels {
             for l in labels {
-                eat(&l.to_le_bytes());
+                h.eat(&l.to_le_bytes());
             }
         }
-        format!("{h:016x}")
+        h.hex()
     }
 
     /// The pixels of image `i` (CHW), or `None` past the end.

@@ -1,5 +1,5 @@
-//! Folders of ordinary image files (PNG, JPEG, BMP), decoded with the
-//! `image` crate.
+//! Folders of ordinary image files (PNG, JPEG, BMP, WebP), decoded with
+//! the `image` crate, upright (a phone photo's EXIF orientation applied).
 //!
 //! Two layouts:
 //!
@@ -28,17 +28,18 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use image::imageops::FilterType;
-use image::{ImageReader, RgbImage};
+use image::metadata::Orientation;
+use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
 use rayon::prelude::*;
 
 use crate::dataset::Dataset;
 use crate::error::{DataError, Result};
 
 /// File extensions (lower case) read as images.
-pub const IMAGE_EXTENSIONS: [&str; 4] = ["png", "jpg", "jpeg", "bmp"];
+pub const IMAGE_EXTENSIONS: [&str; 5] = ["png", "jpg", "jpeg", "bmp", "webp"];
 
 /// How many failed files a [`FolderReport`] names.
-const NAMED_FAILURES: usize = 5;
+pub(crate) const NAMED_FAILURES: usize = 5;
 
 /// The shape every image of a folder is converted to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,12 +97,34 @@ pub struct FolderRead {
     pub report: FolderReport,
 }
 
-/// Reads `root/<class>/<image>` into a labelled data set; the class names
-/// (sorted) are the data set's class names.
-pub fn read_labelled_folder(root: &Path, opts: &FolderOptions) -> Result<FolderRead> {
-    check_folder(root, opts)?;
-    let mut classes = Vec::new();
+/// The image files of a folder, in the order they are read, before any is
+/// decoded.
+pub(crate) struct Listing {
+    /// The files, sorted (class by class for a labelled folder).
+    pub files: Vec<PathBuf>,
+    /// For a labelled folder: each file's class number.
+    pub labels: Option<Vec<u32>>,
+    /// For a labelled folder: the class names, sorted.
+    pub class_names: Option<Vec<String>>,
+    /// Files that are not images, and files outside any class.
+    pub ignored: usize,
+}
+
+/// Lists the image files below `root`: by class (`root/<class>/...`) when
+/// `labelled`, else every one, recursively.
+pub(crate) fn list_images(root: &Path, labelled: bool) -> Result<Listing> {
     let mut ignored = 0;
+    if !labelled {
+        let mut files = Vec::new();
+        walk(root, &mut files, &mut ignored)?;
+        return Ok(Listing {
+            files,
+            labels: None,
+            class_names: None,
+            ignored,
+        });
+    }
+    let mut classes = Vec::new();
     for entry in sorted_entries(root)? {
         if entry.is_dir() {
             classes.push(entry);
@@ -125,9 +148,28 @@ pub fn read_labelled_folder(root: &Path, opts: &FolderOptions) -> Result<FolderR
         files.extend(class_files);
         names.push(file_name(class_dir));
     }
-    let (ds, report) = decode_all(root, &files, Some(&labels), ignored, opts)?;
+    Ok(Listing {
+        files,
+        labels: Some(labels),
+        class_names: Some(names),
+        ignored,
+    })
+}
+
+/// Reads `root/<class>/<image>` into a labelled data set; the class names
+/// (sorted) are the data set's class names.
+pub fn read_labelled_folder(root: &Path, opts: &FolderOptions) -> Result<FolderRead> {
+    check_folder(root, opts)?;
+    let list = list_images(root, true)?;
+    let (ds, report) = decode_all(
+        root,
+        &list.files,
+        list.labels.as_deref(),
+        list.ignored,
+        opts,
+    )?;
     Ok(FolderRead {
-        dataset: ds.with_class_names(names),
+        dataset: ds.with_class_names(list.class_names.unwrap_or_default()),
         report,
     })
 }
@@ -135,15 +177,13 @@ pub fn read_labelled_folder(root: &Path, opts: &FolderOptions) -> Result<FolderR
 /// Reads every image below `root` (recursively) into an unlabelled data set.
 pub fn read_image_folder(root: &Path, opts: &FolderOptions) -> Result<FolderRead> {
     check_folder(root, opts)?;
-    let mut files = Vec::new();
-    let mut ignored = 0;
-    walk(root, &mut files, &mut ignored)?;
-    let (dataset, report) = decode_all(root, &files, None, ignored, opts)?;
+    let list = list_images(root, false)?;
+    let (dataset, report) = decode_all(root, &list.files, None, list.ignored, opts)?;
     Ok(FolderRead { dataset, report })
 }
 
 /// Errors unless `root` is an existing folder and `opts` a valid shape.
-fn check_folder(root: &Path, opts: &FolderOptions) -> Result<()> {
+pub(crate) fn check_folder(root: &Path, opts: &FolderOptions) -> Result<()> {
     if opts.channels != 1 && opts.channels != 3 {
         return Err(DataError::invalid(
             format!("{} channels requested", opts.channels),
@@ -172,7 +212,7 @@ fn check_folder(root: &Path, opts: &FolderOptions) -> Result<()> {
 }
 
 /// The entries of a folder, sorted by path.
-fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
+pub(crate) fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
     let read = fs::read_dir(dir).map_err(|e| DataError::io(dir, e))?;
     let mut entries = Vec::new();
     for entry in read {
@@ -187,7 +227,7 @@ fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
 /// a cycle of links cannot trap the walk; only regular files (or links to
 /// them) are taken, so a FIFO or a device named `x.png` is never opened
 /// (opening a FIFO would wait for a writer forever).
-fn walk(dir: &Path, files: &mut Vec<PathBuf>, ignored: &mut usize) -> Result<()> {
+pub(crate) fn walk(dir: &Path, files: &mut Vec<PathBuf>, ignored: &mut usize) -> Result<()> {
     for path in sorted_entries(dir)? {
         let is_link = fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink());
         if path.is_dir() {
@@ -211,7 +251,7 @@ fn has_image_extension(path: &Path) -> bool {
 }
 
 /// The last component of a path, as text.
-fn file_name(path: &Path) -> String {
+pub(crate) fn file_name(path: &Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()
@@ -281,26 +321,61 @@ pub const MAX_DECODED_BYTES: u64 = 1 << 30;
 
 /// Decodes one file into CHW bytes of the requested shape, or says why not.
 fn decode_one(path: &Path, opts: &FolderOptions) -> std::result::Result<Vec<u8>, String> {
+    let rgb = fit(&decode_file(path)?, opts.width as u32, opts.height as u32);
+    Ok(to_chw(&rgb, opts.channels))
+}
+
+/// A decoder for `path` that refuses a file declaring an absurd size (a
+/// decompression bomb) from its header, before anything is allocated.
+fn limited_decoder(path: &Path) -> std::result::Result<impl ImageDecoder, String> {
     let mut reader = ImageReader::open(path)
         .map_err(|e| e.to_string())?
         .with_guessed_format()
         .map_err(|e| e.to_string())?;
-    // A file that declares an absurd size (a decompression bomb) is
-    // refused from its header, before anything is allocated.
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(MAX_DECODED_SIDE);
     limits.max_image_height = Some(MAX_DECODED_SIDE);
     limits.max_alloc = Some(MAX_DECODED_BYTES);
     reader.limits(limits);
-    let image = reader.decode().map_err(|e| e.to_string())?;
+    reader.into_decoder().map_err(|e| e.to_string())
+}
+
+/// Whether an EXIF orientation turns the image on its side (width and
+/// height swap).
+fn turns(orientation: Orientation) -> bool {
+    matches!(
+        orientation,
+        Orientation::Rotate90
+            | Orientation::Rotate270
+            | Orientation::Rotate90FlipH
+            | Orientation::Rotate270FlipH
+    )
+}
+
+/// The width and height of the image in `path` as it is meant to be seen
+/// (after its EXIF orientation), read from its header alone.
+pub(crate) fn oriented_size(path: &Path) -> std::result::Result<(u32, u32), String> {
+    let mut decoder = limited_decoder(path)?;
+    let (w, h) = decoder.dimensions();
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    Ok(if turns(orientation) { (h, w) } else { (w, h) })
+}
+
+/// Decodes the image in `path` as 8-bit RGB, upright: a phone photo's EXIF
+/// orientation is applied; gray is copied to R, G and B; an alpha channel
+/// is dropped; 16-bit samples are rounded to 8 bits.
+pub(crate) fn decode_file(path: &Path) -> std::result::Result<RgbImage, String> {
+    let mut decoder = limited_decoder(path)?;
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
+    let mut image = DynamicImage::from_decoder(decoder).map_err(|e| e.to_string())?;
+    image.apply_orientation(orientation);
     // into_rgb8 keeps an RGB image as it is: no second full-size copy.
-    let rgb = fit(&image.into_rgb8(), opts.width as u32, opts.height as u32);
-    Ok(to_chw(&rgb, opts.channels))
+    Ok(image.into_rgb8())
 }
 
 /// Cuts the largest centred box of aspect `width / height` out of `image`,
 /// then resizes it to `width x height` with a bilinear filter.
-fn fit(image: &RgbImage, width: u32, height: u32) -> RgbImage {
+pub(crate) fn fit(image: &RgbImage, width: u32, height: u32) -> RgbImage {
     let (w, h) = image.dimensions();
     // Compare w / h with width / height without dividing: w * height vs width * h.
     let (crop_w, crop_h) = if (w as u64) * (height as u64) > (width as u64) * (h as u64) {
@@ -321,7 +396,7 @@ fn fit(image: &RgbImage, width: u32, height: u32) -> RgbImage {
 
 /// The pixels of an RGB image as CHW bytes with `channels` planes: the three
 /// colour planes, or one plane of luma `0.2989 R + 0.5870 G + 0.1140 B`.
-fn to_chw(image: &RgbImage, channels: usize) -> Vec<u8> {
+pub(crate) fn to_chw(image: &RgbImage, channels: usize) -> Vec<u8> {
     let plane = (image.width() * image.height()) as usize;
     let mut out = vec![0u8; channels * plane];
     for (i, p) in image.pixels().enumerate() {

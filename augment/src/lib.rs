@@ -17,9 +17,14 @@
 //!
 //! * [`idx`]: MNIST-style IDX files (Fashion-MNIST), gzipped or raw;
 //! * [`cifar`]: CIFAR-10 and CIFAR-100 binary batches;
-//! * [`folder`]: folders of PNG / JPEG / BMP files, labelled
+//! * [`folder`]: folders of PNG / JPEG / BMP / WebP files, labelled
 //!   (`root/<class>/<file>`) or not, converted to the channel count and size
 //!   asked for; undecodable files are skipped, counted and named;
+//! * [`stream`]: the same folders when they are larger than memory: an
+//!   index of the files, and each image decoded when a batch needs it,
+//!   its views cut from the original pixels;
+//! * [`images`]: [`ViewSource`], what a trainer needs of either (the
+//!   number of images, their shape, the two views of a batch);
 //! * [`locate`]: finds Fashion-MNIST: an explicit path, then `BYOL_DATA`,
 //!   then Debian's `dataset-fashion-mnist` package
 //!   (`/usr/share/datasets/fashion-mnist`), then
@@ -84,11 +89,13 @@ pub mod error;
 pub mod folder;
 pub mod gzip;
 pub mod idx;
+pub mod images;
 pub mod locate;
 pub mod npy;
 pub mod pipeline;
 pub mod preview;
 pub mod source;
+pub mod stream;
 pub mod views;
 
 #[cfg(test)]
@@ -101,10 +108,12 @@ pub use folder::{
     read_image_folder, read_labelled_folder, FolderOptions, FolderRead, FolderReport,
 };
 pub use idx::{read_idx_images, read_idx_labels, read_idx_pair};
+pub use images::ViewSource;
 pub use locate::{load_fashion_mnist, locate_fashion_mnist, FashionSource};
 pub use pipeline::{plain_batch, two_views, Batch, View};
 pub use preview::{render_preview, write_preview, Preview, PreviewOptions};
-pub use source::{DataSource, DatasetKind, Loaded};
+pub use source::{DataSource, DatasetKind, FolderMode, Loaded, TrainImages};
+pub use stream::{FolderIndex, IndexEntry, StreamedFolder};
 pub use views::jitter::BrightnessMode;
 pub use views::normalize::Normalization;
 pub use views::{AugmentPreset, TwoViewConfig, ViewSettings};

@@ -19,8 +19,10 @@
 use crate::cifar::{read_cifar, CifarKind, CIFAR10_TEST_FILE, CIFAR10_TRAIN_FILES};
 use crate::dataset::{Dataset, Split};
 use crate::error::{DataError, Result};
-use crate::folder::{read_image_folder, read_labelled_folder, FolderOptions};
+use crate::folder::{list_images, read_image_folder, read_labelled_folder, FolderOptions};
+use crate::images::ViewSource;
 use crate::locate::{holds_fashion_mnist, locate_fashion_mnist, read_fashion_mnist};
+use crate::stream::{FolderIndex, StreamedFolder};
 use crate::views::normalize::Normalization;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -57,6 +59,60 @@ impl DatasetKind {
     }
 }
 
+/// How a folder of images is held while training. Written and read as
+/// `auto`, `memory`, `stream`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum FolderMode {
+    /// `memory` when the images at the run's size take at most a quarter
+    /// of the memory available, else `stream`.
+    #[default]
+    Auto,
+    /// Decode every image once, at the run's size, and keep them all.
+    Memory,
+    /// Keep an index; decode each image when a batch needs it and cut its
+    /// views from the original pixels ([`StreamedFolder`]).
+    Stream,
+}
+
+impl FolderMode {
+    /// The mode's name, as written in files and flags.
+    pub fn name(self) -> &'static str {
+        match self {
+            FolderMode::Auto => "auto",
+            FolderMode::Memory => "memory",
+            FolderMode::Stream => "stream",
+        }
+    }
+}
+
+/// The train split opened for training: the images (in memory or
+/// streamed), their normalisation and a line saying what they are.
+pub struct TrainImages {
+    /// The images.
+    pub images: Box<dyn ViewSource>,
+    /// The per-channel statistics to normalise them with.
+    pub normalization: Normalization,
+    /// How they are held (`memory` for every kind but a folder).
+    pub mode: FolderMode,
+    /// For people, as [`Loaded::description`], with how a folder is held
+    /// and why.
+    pub description: String,
+}
+
+/// How many images of a streamed folder its statistics are taken from.
+const STATISTICS_SAMPLE: usize = 2000;
+
+/// The memory available to new work, from `/proc/meminfo` (Linux), in
+/// bytes; `None` where it cannot be read.
+fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 /// Where a run's images come from (also `data.json` in a run folder).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DataSource {
@@ -77,6 +133,10 @@ pub struct DataSource {
     /// it (absent in records written before it existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<String>,
+    /// For a folder of images: held in memory or streamed (records written
+    /// before it existed read as `auto`).
+    #[serde(default)]
+    pub folder_mode: FolderMode,
 }
 
 /// A split read from a [`DataSource`], and a line saying what it is.
@@ -99,6 +159,7 @@ impl Default for DataSource {
             channels: 3,
             limit: None,
             fingerprint: None,
+            folder_mode: FolderMode::Auto,
         }
     }
 }
@@ -137,7 +198,7 @@ impl DataSource {
     /// The same source, made to be found again from anywhere: its folders
     /// as absolute, canonical paths, and the train split's fingerprint. What
     /// a run records in `data.json`.
-    pub fn recorded(&self, train: &Dataset) -> Result<DataSource> {
+    pub fn recorded(&self, train: &dyn ViewSource) -> Result<DataSource> {
         let canonical = |p: &Option<PathBuf>| -> Result<Option<PathBuf>> {
             p.as_ref()
                 .map(|p| p.canonicalize().map_err(|e| DataError::io(p, e)))
@@ -153,7 +214,7 @@ impl DataSource {
 
     /// Errors unless `train` is the data this source recorded (when it
     /// recorded a fingerprint): a run is never resumed on other images.
-    pub fn check_fingerprint(&self, train: &Dataset) -> Result<()> {
+    pub fn check_fingerprint(&self, train: &dyn ViewSource) -> Result<()> {
         match &self.fingerprint {
             Some(want) if *want != train.fingerprint() => Err(DataError::invalid(
                 format!(
@@ -176,6 +237,136 @@ impl DataSource {
             DatasetKind::Cifar10 | DatasetKind::Cifar100 => Normalization::cifar10(),
             DatasetKind::Folder => Normalization::from_dataset(train),
         }
+    }
+
+    /// Opens the train split for pretraining (no labels needed): a folder
+    /// of images in memory or streamed as [`DataSource::folder_mode`] says
+    /// (`auto` decides by size against the memory available, and the
+    /// description says which it chose and why); every other kind in
+    /// memory. A run records the resolved mode ([`TrainImages::mode`]).
+    pub fn open_train(&self) -> Result<TrainImages> {
+        let mode = match (self.dataset, self.folder_mode) {
+            (DatasetKind::Folder, FolderMode::Auto) => self.choose_folder_mode()?,
+            (DatasetKind::Folder, chosen) => (chosen, format!("--folder-mode {}", chosen.name())),
+            _ => (FolderMode::Memory, String::new()),
+        };
+        if mode.0 != FolderMode::Stream {
+            let loaded = self.load(Split::Train, false)?;
+            let normalization = self.normalization(&loaded.dataset);
+            let description = match self.dataset {
+                DatasetKind::Folder => {
+                    format!("{}; held in memory ({})", loaded.description, mode.1)
+                }
+                _ => loaded.description,
+            };
+            return Ok(TrainImages {
+                images: Box::new(loaded.dataset),
+                normalization,
+                mode: mode.0,
+                description,
+            });
+        }
+        self.check_folder_settings()?;
+        let dir = self.folder()?;
+        let mut index = FolderIndex::scan(dir, false)?;
+        if let Some(n) = self.limit {
+            if n == 0 {
+                return Err(DataError::invalid(
+                    "limit 0: no image would be used",
+                    "give a limit of at least 1, or none",
+                ));
+            }
+            index.truncate(n);
+        }
+        // The index read each file's header, not its pixels.
+        let report = index.report.to_string().replacen("read ", "indexed ", 1);
+        let streamed = StreamedFolder::new(index, self.channels, self.image_size)?;
+        let normalization = Normalization::from_dataset(&streamed.sample(STATISTICS_SAMPLE)?);
+        let description = format!(
+            "{} ({report}), train split: {} images streamed from disk ({}), views of {}x{}x{}",
+            dir.display(),
+            streamed.len(),
+            mode.1,
+            self.channels,
+            self.image_size,
+            self.image_size
+        );
+        Ok(TrainImages {
+            images: Box::new(streamed),
+            normalization,
+            mode: FolderMode::Stream,
+            description,
+        })
+    }
+
+    /// About `n` labelled images of `split` spread evenly over it (all of
+    /// them when it has fewer): what a kNN monitor scores on. A streamed
+    /// folder decodes only those (fitted to the run's size), so the
+    /// monitor of a folder larger than memory fits in memory.
+    pub fn labelled_sample(&self, split: Split, n: usize) -> Result<Loaded> {
+        let streamed =
+            self.dataset == DatasetKind::Folder && self.folder_mode == FolderMode::Stream;
+        if !streamed {
+            let loaded = self.load(split, true)?;
+            let len = loaded.dataset.len();
+            if n >= len {
+                return Ok(loaded);
+            }
+            let picks: Vec<usize> = (0..n).map(|k| k * len / n).collect();
+            return Ok(Loaded {
+                dataset: loaded.dataset.subset(&picks)?,
+                description: format!("{} (a sample of {n})", loaded.description),
+            });
+        }
+        self.check_folder_settings()?;
+        let dir = self.split_folder(split)?;
+        let index = FolderIndex::scan(dir, true)?;
+        let streamed = StreamedFolder::new(index, self.channels, self.image_size)?;
+        let dataset = streamed.sample(n)?;
+        let description = format!(
+            "{}: a sample of {} of {} labelled images",
+            dir.display(),
+            dataset.len(),
+            streamed.len()
+        );
+        Ok(Loaded {
+            dataset,
+            description,
+        })
+    }
+
+    /// `auto` for a folder: memory when the images at the run's size take
+    /// at most a quarter of the memory available, with the reason.
+    fn choose_folder_mode(&self) -> Result<(FolderMode, String)> {
+        self.check_folder_settings()?;
+        let files = list_images(self.folder()?, false)?.files.len();
+        let images = self.limit.map_or(files, |n| n.min(files));
+        let need = (images * self.channels * self.image_size * self.image_size) as u64;
+        let gb = |b: u64| b as f64 / 1e9;
+        Ok(match available_memory() {
+            Some(free) if need <= free / 4 => (
+                FolderMode::Memory,
+                format!(
+                    "auto: {:.2} GB at {} px, within a quarter of the {:.1} GB available",
+                    gb(need),
+                    self.image_size,
+                    gb(free)
+                ),
+            ),
+            Some(free) => (
+                FolderMode::Stream,
+                format!(
+                    "auto: {:.2} GB at {} px, more than a quarter of the {:.1} GB available",
+                    gb(need),
+                    self.image_size,
+                    gb(free)
+                ),
+            ),
+            None => (
+                FolderMode::Memory,
+                "auto: the memory available is unknown here".to_string(),
+            ),
+        })
     }
 
     /// Reads `split`. `labelled` asks for labels (evaluation): an
@@ -277,7 +468,8 @@ impl DataSource {
         Ok((ds, format!("{name} from {}", dir.display())))
     }
 
-    fn load_folder(&self, split: Split, labelled: bool) -> Result<(Dataset, String)> {
+    /// Errors unless the channels and image size suit a folder.
+    fn check_folder_settings(&self) -> Result<()> {
         if !matches!(self.channels, 1 | 3) {
             return Err(DataError::invalid(
                 format!(
@@ -296,20 +488,31 @@ impl DataSource {
                 "use 16 or more (32 is typical, 224 the paper's)",
             ));
         }
-        let opts = FolderOptions {
-            channels: self.channels,
-            height: self.image_size,
-            width: self.image_size,
-        };
-        let dir = match split {
-            Split::Train => self.folder()?,
+        Ok(())
+    }
+
+    /// The folder of `split` of a folder of images: the data folder, or
+    /// the test folder (an error when none was given).
+    fn split_folder(&self, split: Split) -> Result<&Path> {
+        match split {
+            Split::Train => self.folder(),
             Split::Test => self.test_data.as_deref().ok_or_else(|| {
                 DataError::invalid(
                     "a folder of images has no test split",
                     "give a folder of labelled test images (<class>/<image>) as the test data",
                 )
-            })?,
+            }),
+        }
+    }
+
+    fn load_folder(&self, split: Split, labelled: bool) -> Result<(Dataset, String)> {
+        self.check_folder_settings()?;
+        let opts = FolderOptions {
+            channels: self.channels,
+            height: self.image_size,
+            width: self.image_size,
         };
+        let dir = self.split_folder(split)?;
         // Labels only when asked for (evaluation): for pretraining every
         // image below the folder counts, in sub-folders or not, so a photo
         // library with a few sub-folders is read whole.
@@ -401,6 +604,7 @@ mod tests {
             channels: 1,
             limit: Some(100),
             fingerprint: Some("0123456789abcdef".into()),
+            folder_mode: FolderMode::Stream,
         };
         let json = serde_json::to_string(&source).unwrap();
         assert!(json.contains("\"dataset\":\"folder\""), "{json}");

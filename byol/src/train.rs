@@ -30,7 +30,7 @@ use crate::network::ByolNetworks;
 use crate::run::RunFolder;
 use crate::schedule;
 use crate::step::{ByolStep, StepError, StepStats};
-use augment::{two_views, Batch, DataSource, Dataset, Normalization, TwoViewConfig};
+use augment::{Batch, DataSource, Normalization, TwoViewConfig, ViewSource};
 use collective::{all_agree, Collective, Single};
 use models::ResNet;
 use rng::Rng;
@@ -60,7 +60,7 @@ pub struct Trainer {
     /// The settings.
     pub config: TrainConfig,
     byol: ByolStep,
-    data: Arc<Dataset>,
+    data: Arc<dyn ViewSource>,
     views: Arc<TwoViewConfig>,
     norm: Normalization,
     /// Epochs completed.
@@ -91,7 +91,7 @@ impl Trainer {
     /// can find the images again).
     pub fn new(
         config: TrainConfig,
-        data: Dataset,
+        data: impl ViewSource + 'static,
         norm: Normalization,
         device: &Device,
         run: &Path,
@@ -108,7 +108,7 @@ impl Trainer {
     /// and can be resumed from its first step.
     pub fn start(
         config: TrainConfig,
-        data: Dataset,
+        data: impl ViewSource + 'static,
         norm: Normalization,
         source: Option<&DataSource>,
         device: &Device,
@@ -125,7 +125,7 @@ impl Trainer {
     pub fn start_in(
         group: Arc<dyn Collective>,
         config: TrainConfig,
-        data: Dataset,
+        data: impl ViewSource + 'static,
         norm: Normalization,
         source: Option<&DataSource>,
         device: &Device,
@@ -150,6 +150,7 @@ impl Trainer {
             device,
         );
         broadcast_state(group.as_ref(), &mut byol)?;
+        let data: Arc<dyn ViewSource> = Arc::new(data);
         let mut trainer = Trainer::assemble(config, byol, data, norm, folder, run, group.clone());
         if let Some(folder) = &trainer.run {
             trainer.warnings.extend(folder.warning().map(String::from));
@@ -173,7 +174,7 @@ impl Trainer {
     fn assemble(
         config: TrainConfig,
         byol: ByolStep,
-        data: Dataset,
+        data: Arc<dyn ViewSource>,
         norm: Normalization,
         run: Option<RunFolder>,
         path: &Path,
@@ -190,7 +191,7 @@ impl Trainer {
         Trainer {
             config,
             byol,
-            data: Arc::new(data),
+            data,
             views: Arc::new(views),
             norm,
             epoch: 0,
@@ -213,7 +214,7 @@ impl Trainer {
     /// back to the checkpoint (see [`crate::metrics::truncate_to`]), so
     /// every step is recorded once. Newer checkpoints that could not be used
     /// are named in [`Trainer::warnings`].
-    pub fn resume(run: &Path, data: Dataset, device: &Device) -> Result<Trainer> {
+    pub fn resume(run: &Path, data: impl ViewSource + 'static, device: &Device) -> Result<Trainer> {
         Trainer::resume_in(Arc::new(Single), run, data, device)
     }
 
@@ -225,7 +226,7 @@ impl Trainer {
     pub fn resume_in(
         group: Arc<dyn Collective>,
         run: &Path,
-        data: Dataset,
+        data: impl ViewSource + 'static,
         device: &Device,
     ) -> Result<Trainer> {
         let folder = agreed(group.as_ref(), || {
@@ -290,7 +291,7 @@ impl Trainer {
         let mut trainer = Trainer::assemble(
             meta.config.clone(),
             byol,
-            data,
+            Arc::new(data),
             meta.normalization(),
             folder,
             run,
@@ -347,6 +348,13 @@ impl Trainer {
     /// own time, the cost of training in a group.
     pub fn time_copying_gradients(&self) -> std::time::Duration {
         self.copying
+    }
+
+    /// What went wrong so far while reading the images (files of a
+    /// streamed folder that could not be decoded and were replaced), for a
+    /// warning; `None` when nothing did.
+    pub fn data_problems(&self) -> Option<String> {
+        self.data.problems()
     }
 
     /// The device the networks live on.
@@ -437,7 +445,7 @@ impl Trainer {
             let (rank, size) = (self.group.rank(), self.group.size());
             let make = |i: usize| {
                 let mine = slice_of(batches[i], rank, size);
-                two_views(&data, mine, epoch as u64, seed, &views)
+                data.two_views(mine, epoch as u64, seed, &views)
             };
             let first_step_of_epoch = epoch * self.steps_per_epoch();
             let skip = self.step.saturating_sub(first_step_of_epoch);
@@ -660,7 +668,10 @@ impl Trainer {
             epoch: self.epoch,
             step: self.step,
             in_channels: self.data.channels(),
-            image_size: [self.data.height(), self.data.width()],
+            image_size: {
+                let (h, w) = self.data.view_size();
+                [h, w]
+            },
             mean: self.norm.mean.clone(),
             std: self.norm.std.clone(),
             images: self.data.len(),
@@ -701,7 +712,7 @@ fn check_group(config: &TrainConfig, group: &dyn Collective) -> Result<()> {
 }
 
 /// Errors unless `data` holds at least one batch.
-fn check_batch(config: &TrainConfig, data: &Dataset) -> Result<()> {
+fn check_batch(config: &TrainConfig, data: &dyn ViewSource) -> Result<()> {
     if data.len() < config.batch_size {
         return Err(ByolError::Config(format!(
             "batch_size {}: the data set has only {} images, fewer than one batch",

@@ -4,7 +4,7 @@
 //! type; what those types do lives in the libraries.
 
 use crate::error::CliError;
-use augment::{DataSource, DatasetKind, Normalization};
+use augment::{DataSource, DatasetKind, FolderMode, Normalization};
 use byol::{Checkpoint, Side};
 use clap::Args;
 use models::weights::{self, LoadMode};
@@ -75,6 +75,14 @@ pub struct DataArgs {
     /// Use only the first N images of each split (for quick trials).
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
+    /// For --dataset folder, when pretraining: `memory` decodes every image
+    /// once at --image-size and keeps them all; `stream` keeps an index and
+    /// decodes each image when a batch needs it, cutting the views from
+    /// the original pixels (for folders larger than memory); `auto` keeps
+    /// them in memory when that takes at most a quarter of the memory
+    /// available, and says which it chose.
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = FolderMode::Auto)]
+    pub folder_mode: FolderMode,
 }
 
 impl DataArgs {
@@ -119,6 +127,7 @@ impl DataArgs {
             channels: self.channels,
             limit: self.limit,
             fingerprint: None,
+            folder_mode: self.folder_mode,
         })
     }
 }

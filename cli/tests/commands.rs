@@ -606,6 +606,80 @@ fn a_folder_of_images_pretrains_evaluates_and_embeds() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// A folder streamed from disk (`--folder-mode stream`): views cut from
+/// the originals as batches need them, a file that fails mid-run replaced
+/// and named in a warning, the mode recorded so that a resume streams too;
+/// `auto` keeps a small folder in memory and says why.
+#[test]
+fn a_streamed_folder_pretrains_warns_of_a_bad_file_and_resumes() {
+    let dir = temp("streamed");
+    let (train, test) = (dir.join("train"), dir.join("test"));
+    write_image_folder(&train, 12);
+    write_image_folder(&test, 4);
+    // A PNG whose header reads and whose pixels are cut off.
+    let mut png = Vec::new();
+    image::RgbImage::from_pixel(20, 20, image::Rgb([9, 9, 9]))
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    std::fs::write(train.join("a/cut.png"), &png[..png.len() / 3]).unwrap();
+    let run = dir.join("run");
+    let common = [
+        "--dataset",
+        "folder",
+        "--data",
+        s(&train),
+        "--test-data",
+        s(&test),
+        "--image-size",
+        "16",
+        "--width",
+        "2",
+        "--hidden",
+        "16",
+        "--projection",
+        "8",
+        "--batch-size",
+        "8",
+        "--epochs",
+        "2",
+    ];
+    let mut args = vec![
+        "pretrain",
+        "--quiet",
+        "--folder-mode",
+        "stream",
+        "--out",
+        s(&run),
+    ];
+    args.extend(common);
+    let o = byol(&args);
+    assert!(o.status.success(), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(
+        err.contains("streamed from disk (--folder-mode stream)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("warning: 1 of 25 images could not be decoded") && err.contains("cut.png"),
+        "{err}"
+    );
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    // 25 images, batches of 8: 3 steps an epoch; the monitor ran.
+    assert_eq!(metrics.matches("\"kind\":\"step\"").count(), 6);
+    assert!(metrics.contains("\"knn\":"), "{metrics}");
+    let data = std::fs::read_to_string(run.join("data.json")).unwrap();
+    assert!(data.contains("\"folder_mode\": \"stream\""), "{data}");
+    let resumed = ok_err(&["pretrain", "--resume", s(&run), "--quiet"]);
+    assert!(resumed.contains("streamed from disk"), "{resumed}");
+    // auto: 25 images of 3x16x16 fit in memory.
+    let auto = dir.join("auto");
+    let mut args = vec!["pretrain", "--quiet", "--epochs", "1", "--out", s(&auto)];
+    args.extend(&common[..common.len() - 2]);
+    let err = ok_err(&args);
+    assert!(err.contains("held in memory (auto: "), "{err}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 #[test]
 fn bad_input_is_named_without_a_panic() {
     let dir = temp("bad");

@@ -288,7 +288,7 @@ enum Prepared {
     /// A run to continue.
     Resume {
         run: PathBuf,
-        data: augment::Dataset,
+        data: Box<dyn augment::ViewSource>,
         device: Device,
     },
 }
@@ -296,7 +296,7 @@ enum Prepared {
 /// What a new run starts from.
 struct NewRun {
     config: TrainConfig,
-    data: augment::Dataset,
+    data: Box<dyn augment::ViewSource>,
     norm: augment::Normalization,
     recorded: DataSource,
     device: Device,
@@ -320,15 +320,15 @@ fn prepare(
             )));
         }
         let source = run_folder::read_data_source(run)?;
-        let loaded = source.load(Split::Train, false)?;
-        source.check_fingerprint(&loaded.dataset)?;
+        let opened = source.open_train()?;
+        source.check_fingerprint(&*opened.images)?;
         if loud {
-            say!("data: {}", loaded.description);
+            say!("data: {}", opened.description);
             say!("device: {}", device.describe());
         }
         return Ok(Prepared::Resume {
             run: run.clone(),
-            data: loaded.dataset,
+            data: opened.images,
             device,
         });
     }
@@ -340,18 +340,23 @@ fn prepare(
     config.validate()?;
     run_folder::refuse_existing(&args.out)?;
     let source = args.data.source()?;
-    let loaded = source.load(Split::Train, false)?;
-    let norm = source.normalization(&loaded.dataset);
-    let recorded = source.recorded(&loaded.dataset)?;
+    let opened = source.open_train()?;
+    // The run records how the folder was held, so that a resume reads it
+    // the same way (and finds the same fingerprint).
+    let recorded = DataSource {
+        folder_mode: opened.mode,
+        ..source
+    }
+    .recorded(&*opened.images)?;
     if loud {
-        say!("data: {}", loaded.description);
+        say!("data: {}", opened.description);
         say!("device: {}", device.describe());
         say!("run folder: {}", args.out.display());
     }
     Ok(Prepared::Start(Box::new(NewRun {
         config,
-        data: loaded.dataset,
-        norm,
+        data: opened.images,
+        norm: opened.normalization,
         recorded,
         device,
     })))
@@ -362,7 +367,15 @@ fn monitor_splits(
     source: &DataSource,
     norm: &augment::Normalization,
 ) -> Result<LabelledSplits, CliError> {
-    let train = source.load(Split::Train, true)?.dataset;
+    // A streamed folder is never read whole: the monitor takes an even
+    // sample of as many images as it keeps anyway.
+    let train = match source.folder_mode {
+        augment::FolderMode::Stream => {
+            source.labelled_sample(Split::Train, byol::eval::MONITOR_TRAIN_IMAGES)?
+        }
+        _ => source.load(Split::Train, true)?,
+    }
+    .dataset;
     let test = source.load(Split::Test, true)?.dataset;
     Ok(LabelledSplits::new(train, test, norm.clone())?.monitor()?)
 }
@@ -437,6 +450,9 @@ fn train(
     );
     if let Some(p) = progress {
         p.finish();
+    }
+    if let (true, Some(problems)) = (loud, trainer.data_problems()) {
+        say!("warning: {problems}");
     }
     result?;
     Ok(if trainer.stopped() {
