@@ -3,10 +3,11 @@
 //! views, resize, augment, normalise) for photo-sized files at view sizes
 //! 96 and 224, with the threads rayon has (RAYON_NUM_THREADS).
 //!
-//! `cargo bench -p augment --bench stream [-- IMAGES]` (default 256 images
-//! of 500x375 and a quarter as many of 2000x1500). The JPEGs are generated
-//! into a temporary folder (smooth gradients with noise, quality 90) and
-//! removed at the end.
+//! `cargo bench -p augment --bench stream [-- IMAGES] [--dir DIR]` (default
+//! 256 images of 500x375 and a quarter as many of 2000x1500). The JPEGs are
+//! generated (smooth gradients with noise) into a temporary folder removed
+//! at the end, or into `DIR`, kept (and reused when there), so that
+//! `scripts/bench-stream.sh` can time torchvision on the same files.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -34,12 +35,16 @@ fn write_photos(dir: &Path, n: usize, w: u32, h: u32) {
 }
 
 fn main() {
-    let images: usize = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(256);
-    let root: PathBuf =
-        std::env::temp_dir().join(format!("augment-stream-bench-{}", std::process::id()));
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let images: usize = args.iter().find_map(|a| a.parse().ok()).unwrap_or(256);
+    let kept = args
+        .iter()
+        .position(|a| a == "--dir")
+        .and_then(|i| args.get(i + 1))
+        .map(PathBuf::from);
+    let root: PathBuf = kept.clone().unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("augment-stream-bench-{}", std::process::id()))
+    });
     println!(
         "streamed folder, {} rayon threads; JPEG quality 90",
         rayon::current_num_threads()
@@ -48,7 +53,9 @@ fn main() {
     println!("| --- | --- | --- | --- |");
     for (count, w, h) in [(images, 500, 375), (images / 4, 2000, 1500)] {
         let dir = root.join(format!("{w}x{h}"));
-        write_photos(&dir, count, w, h);
+        if !dir.join(format!("{:05}.jpg", count - 1)).exists() {
+            write_photos(&dir, count, w, h);
+        }
         let start = Instant::now();
         let index = FolderIndex::scan(&dir, false).unwrap();
         let index_rate = count as f64 / start.elapsed().as_secs_f64();
@@ -68,5 +75,7 @@ fn main() {
             println!("| {count} of {w}x{h} | {size} | {index_rate:.0} | {rate:.1} |");
         }
     }
-    let _ = std::fs::remove_dir_all(&root);
+    if kept.is_none() {
+        let _ = std::fs::remove_dir_all(&root);
+    }
 }

@@ -281,7 +281,7 @@ impl DataSource {
         // The index read each file's header, not its pixels.
         let report = index.report.to_string().replacen("read ", "indexed ", 1);
         let streamed = StreamedFolder::new(index, self.channels, self.image_size)?;
-        let normalization = Normalization::from_dataset(&streamed.sample(STATISTICS_SAMPLE)?);
+        let normalization = streamed.statistics(STATISTICS_SAMPLE)?;
         let description = format!(
             "{} ({report}), train split: {} images streamed from disk ({}), views of {}x{}x{}",
             dir.display(),

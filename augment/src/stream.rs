@@ -41,6 +41,7 @@ use crate::folder::{
 };
 use crate::images::ViewSource;
 use crate::pipeline::{draw_for, Batch, View};
+use crate::views::normalize::Normalization;
 use crate::views::{apply_view, TwoViewConfig, ViewScratch};
 
 /// One image of a [`FolderIndex`].
@@ -269,26 +270,61 @@ impl StreamedFolder {
             .collect()
     }
 
-    /// About `n` images spread evenly over the folder, each fitted to the
-    /// view size (the largest centred square, resized): in memory, for the
-    /// data set's statistics and a kNN monitor. Images that fail are left
-    /// out. Labelled when the folder is.
-    pub fn sample(&self, n: usize) -> Result<Dataset> {
+    /// `n` indices spread evenly over the folder (all of them when it has
+    /// fewer).
+    fn spread(&self, n: usize) -> Vec<usize> {
         let len = self.index.len();
-        let picks: Vec<usize> = if n >= len {
+        if n >= len {
             (0..len).collect()
         } else {
             (0..n).map(|k| k * len / n).collect()
-        };
+        }
+    }
+
+    /// Image `i` fitted to the view size (the largest centred square,
+    /// resized), as CHW bytes; `None` when it fails to decode.
+    fn fitted(&self, i: usize) -> Option<Vec<u8>> {
+        let path = self.index.root.join(&self.index.entries[i].path);
+        let rgb = decode_file(&path).ok()?;
         let side = self.size as u32;
-        let decoded: Vec<Option<Vec<u8>>> = picks
-            .par_iter()
-            .map(|&i| {
-                let path = self.index.root.join(&self.index.entries[i].path);
-                let rgb = decode_file(&path).ok()?;
-                Some(to_chw(&fit(&rgb, side, side), self.channels))
+        Some(to_chw(&fit(&rgb, side, side), self.channels))
+    }
+
+    /// The per-channel mean and standard deviation of about `n` images
+    /// spread evenly over the folder, fitted to the view size: the same
+    /// numbers as [`Normalization::from_dataset`] of [`Self::sample`], but
+    /// decoded 64 at a time, so the memory does not grow with `n`.
+    pub fn statistics(&self, n: usize) -> Result<Normalization> {
+        let picks = self.spread(n);
+        let plane = self.size * self.size;
+        let decoded = std::cell::Cell::new(0usize);
+        let planes = picks.chunks(64).flat_map(|chunk| {
+            let images: Vec<Vec<u8>> = chunk.par_iter().filter_map(|&i| self.fitted(i)).collect();
+            decoded.set(decoded.get() + images.len());
+            images.into_iter().flat_map(move |image| {
+                image
+                    .chunks_exact(plane)
+                    .map(|p| p.iter().map(|&v| v as f64 / 255.0).collect::<Vec<f64>>())
+                    .collect::<Vec<_>>()
             })
-            .collect();
+        });
+        let norm = Normalization::from_planes(self.channels, planes.map(Vec::into_iter));
+        if decoded.get() == 0 {
+            return Err(DataError::NothingDecoded {
+                path: self.index.root.clone(),
+                failed: picks.len(),
+                first_failures: Vec::new(),
+            });
+        }
+        Ok(norm)
+    }
+
+    /// About `n` images spread evenly over the folder, each fitted to the
+    /// view size: in memory, for a kNN monitor. Images that fail are left
+    /// out. Labelled when the folder is.
+    pub fn sample(&self, n: usize) -> Result<Dataset> {
+        let picks = self.spread(n);
+        let decoded: Vec<Option<Vec<u8>>> = picks.par_iter().map(|&i| self.fitted(i)).collect();
         let mut pixels = Vec::new();
         let mut labels = Vec::new();
         for (&i, image) in picks.iter().zip(decoded) {

@@ -278,4 +278,17 @@ fn a_sample_is_an_in_memory_data_set_at_the_view_size() {
     );
     assert_eq!(sample.labels().unwrap().len(), 8);
     assert_eq!(sample.num_classes(), 2);
+    // The statistics, taken 64 images at a time, are the sample's.
+    let many = TempDir::new("stream-statistics");
+    for i in 0..150 {
+        save(&noise(12, 10, i), &many.0.join(format!("{i:03}.png")));
+    }
+    let streamed = StreamedFolder::new(FolderIndex::scan(&many.0, false).unwrap(), 3, 8).unwrap();
+    for n in [20, 130, 1000] {
+        assert_eq!(
+            streamed.statistics(n).unwrap(),
+            Normalization::from_dataset(&streamed.sample(n).unwrap()),
+            "{n} images"
+        );
+    }
 }

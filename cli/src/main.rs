@@ -37,6 +37,7 @@ mod commands;
 mod error;
 mod group;
 mod interrupt;
+mod memory;
 mod progress;
 mod report;
 

@@ -86,7 +86,7 @@ impl Normalization {
     /// every caller shares: a channel with no spread (a constant, or no
     /// values at all) gets std 1, so dividing by it is safe and the channel
     /// stays centred rather than blowing up.
-    fn from_planes<P: Iterator<Item = f64>>(
+    pub(crate) fn from_planes<P: Iterator<Item = f64>>(
         channels: usize,
         planes: impl Iterator<Item = P>,
     ) -> Self {

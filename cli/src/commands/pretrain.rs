@@ -494,6 +494,9 @@ fn finish(trainer: &Trainer, outcome: Outcome) -> CmdResult {
                 .join(", ")
         ),
     }
+    if let Some(peak) = crate::memory::peak_resident_bytes() {
+        say!("peak memory: {:.0} MB", peak as f64 / 1e6);
+    }
     Ok(outcome)
 }
 
