@@ -189,6 +189,26 @@ pub fn all(run: &Path) -> Vec<PathBuf> {
     found.into_iter().rev().map(|(_, p)| p).collect()
 }
 
+/// Removes all but the newest `keep` checkpoints of a run (`keep` 0 keeps
+/// every one); returns the JSON paths removed. Each goes JSON first, then
+/// its weights, so a checkpoint half removed by a crash is never listed.
+pub fn prune(run: &Path, keep: usize) -> Result<Vec<PathBuf>> {
+    if keep == 0 {
+        return Ok(Vec::new());
+    }
+    let old: Vec<PathBuf> = all(run).into_iter().skip(keep).collect();
+    for json in &old {
+        for path in [json.clone(), json.with_extension("safetensors")] {
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => return Err(ByolError::Io { path, source }),
+            }
+        }
+    }
+    Ok(old)
+}
+
 /// The JSON of the latest checkpoint of a run, if any.
 pub fn latest(run: &Path) -> Option<PathBuf> {
     all(run).into_iter().next()
@@ -701,6 +721,46 @@ mod tests {
         std::fs::create_dir_all(&empty).unwrap();
         let e = Checkpoint::load(&empty).err().unwrap().to_string();
         assert!(e.contains("no checkpoint found"), "{e}");
+        std::fs::remove_dir_all(run).unwrap();
+    }
+
+    /// Pruning keeps the newest `keep` checkpoints (JSON and weights),
+    /// removes the rest, and touches no other file.
+    #[test]
+    fn pruning_keeps_the_newest_checkpoints_and_nothing_else_goes() {
+        let run = std::env::temp_dir().join(format!("byol-ckpt-prune-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&run);
+        std::fs::create_dir_all(folder(&run)).unwrap();
+        for stem in [
+            "epoch-0000",
+            "epoch-0001",
+            "epoch-0001-step-000000006",
+            "epoch-0002",
+        ] {
+            for ext in ["json", "safetensors"] {
+                std::fs::write(folder(&run).join(format!("{stem}.{ext}")), "{}").unwrap();
+            }
+        }
+        std::fs::write(folder(&run).join("notes.txt"), "mine").unwrap();
+        assert!(prune(&run, 0).unwrap().is_empty());
+        assert_eq!(all(&run).len(), 4);
+        let removed = prune(&run, 2).unwrap();
+        assert_eq!(removed.len(), 2);
+        let mut left: Vec<String> = std::fs::read_dir(folder(&run))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                "epoch-0001-step-000000006.json",
+                "epoch-0001-step-000000006.safetensors",
+                "epoch-0002.json",
+                "epoch-0002.safetensors",
+                "notes.txt"
+            ]
+        );
         std::fs::remove_dir_all(run).unwrap();
     }
 

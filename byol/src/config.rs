@@ -85,6 +85,12 @@ pub struct TrainConfig {
     pub checkpoint_every: usize,
     /// Run the kNN monitor every this many epochs (0: never).
     pub knn_every: usize,
+    /// Keep only the newest this many checkpoints, removing older ones as
+    /// new ones are written (0: keep every one). The newest is always the
+    /// run's latest state; with 1 there is no older one to fall back to if
+    /// it is damaged.
+    #[serde(default)]
+    pub keep_last: usize,
 }
 
 impl Default for TrainConfig {
@@ -129,6 +135,7 @@ impl Default for TrainConfig {
             seed: 0,
             checkpoint_every: 1,
             knn_every: 1,
+            keep_last: 0,
         }
     }
 }

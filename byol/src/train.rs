@@ -678,6 +678,8 @@ impl Trainer {
         };
         let path = Checkpoint::save(&self.path, &meta, &self.byol)?;
         self.last_checkpoint = Some(path.clone());
+        // Only once the new one is safely written.
+        crate::checkpoint::prune(&self.path, self.config.keep_last)?;
         Ok(Some(path))
     }
 }

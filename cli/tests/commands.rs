@@ -736,6 +736,45 @@ fn a_streamed_folder_needs_no_more_memory_for_four_times_the_images() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// `--keep-last 2` leaves the two newest checkpoints, and the run still
+/// evaluates and resumes from them.
+#[test]
+fn keep_last_leaves_only_the_newest_checkpoints() {
+    let dir = temp("keep-last");
+    let run = dir.join("run");
+    let mut args = pretrain(&run, "3");
+    args.extend(["--keep-last".to_string(), "2".to_string()]);
+    ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut left: Vec<String> = std::fs::read_dir(run.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        [
+            "epoch-0002.json",
+            "epoch-0002.safetensors",
+            "epoch-0003.json",
+            "epoch-0003.safetensors"
+        ]
+    );
+    let config = std::fs::read_to_string(run.join("config.json")).unwrap();
+    assert!(config.contains("\"keep_last\": 2"), "{config}");
+    ok(&["pretrain", "--resume", s(&run), "--quiet"]);
+    let out = ok(&[
+        "eval",
+        "--checkpoint",
+        s(&run),
+        "--limit",
+        "64",
+        "--method",
+        "knn",
+    ]);
+    assert!(out.contains("kNN top-1 accuracy"), "{out}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 #[test]
 fn bad_input_is_named_without_a_panic() {
     let dir = temp("bad");

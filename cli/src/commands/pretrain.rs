@@ -137,6 +137,10 @@ pub struct Settings {
     /// [default: 1]
     #[arg(long)]
     pub knn_every: Option<usize>,
+    /// Keep only the newest N checkpoints, 0 for all (a width-64 ResNet-50
+    /// checkpoint with its optimiser state is hundreds of MB) [default: 0]
+    #[arg(long, value_name = "N")]
+    pub keep_last: Option<usize>,
     /// As several processes (mpirun), normalise each batch norm over the
     /// whole batch (true) or over each process's slice (false); alone it
     /// changes nothing [default: true]
@@ -609,6 +613,6 @@ mod tests {
             );
             checked += 1;
         }
-        assert_eq!(checked, 20);
+        assert_eq!(checked, 21);
     }
 }
