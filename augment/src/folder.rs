@@ -95,6 +95,9 @@ pub struct FolderRead {
     pub dataset: Dataset,
     /// What was skipped or ignored.
     pub report: FolderReport,
+    /// The file of each image, in row order (the folder joined with the
+    /// path below it), so that rows can be traced back to files.
+    pub paths: Vec<PathBuf>,
 }
 
 /// The image files of a folder, in the order they are read, before any is
@@ -161,7 +164,7 @@ pub(crate) fn list_images(root: &Path, labelled: bool) -> Result<Listing> {
 pub fn read_labelled_folder(root: &Path, opts: &FolderOptions) -> Result<FolderRead> {
     check_folder(root, opts)?;
     let list = list_images(root, true)?;
-    let (ds, report) = decode_all(
+    let (ds, report, paths) = decode_all(
         root,
         &list.files,
         list.labels.as_deref(),
@@ -171,6 +174,7 @@ pub fn read_labelled_folder(root: &Path, opts: &FolderOptions) -> Result<FolderR
     Ok(FolderRead {
         dataset: ds.with_class_names(list.class_names.unwrap_or_default()),
         report,
+        paths,
     })
 }
 
@@ -178,8 +182,12 @@ pub fn read_labelled_folder(root: &Path, opts: &FolderOptions) -> Result<FolderR
 pub fn read_image_folder(root: &Path, opts: &FolderOptions) -> Result<FolderRead> {
     check_folder(root, opts)?;
     let list = list_images(root, false)?;
-    let (dataset, report) = decode_all(root, &list.files, None, list.ignored, opts)?;
-    Ok(FolderRead { dataset, report })
+    let (dataset, report, paths) = decode_all(root, &list.files, None, list.ignored, opts)?;
+    Ok(FolderRead {
+        dataset,
+        report,
+        paths,
+    })
 }
 
 /// Errors unless `root` is an existing folder and `opts` a valid shape.
@@ -265,7 +273,7 @@ fn decode_all(
     labels: Option<&[u32]>,
     ignored_files: usize,
     opts: &FolderOptions,
-) -> Result<(Dataset, FolderReport)> {
+) -> Result<(Dataset, FolderReport, Vec<PathBuf>)> {
     if files.is_empty() {
         return Err(DataError::EmptyFolder {
             path: root.to_path_buf(),
@@ -276,6 +284,7 @@ fn decode_all(
 
     let mut pixels = Vec::new();
     let mut kept_labels = Vec::new();
+    let mut kept_paths = Vec::new();
     let mut report = FolderReport {
         ignored_files,
         ..FolderReport::default()
@@ -287,6 +296,7 @@ fn decode_all(
                 if let Some(l) = labels {
                     kept_labels.push(l[i]);
                 }
+                kept_paths.push(files[i].clone());
                 report.decoded += 1;
             }
             Err(reason) => {
@@ -309,7 +319,7 @@ fn decode_all(
     }
     let labels = labels.map(|_| kept_labels);
     let ds = Dataset::new(pixels, opts.channels, opts.height, opts.width, labels)?;
-    Ok((ds, report))
+    Ok((ds, report, kept_paths))
 }
 
 /// The largest side of an image file that is decoded (a 400-megapixel

@@ -33,7 +33,9 @@
 //! * [`source`]: a [`DataSource`], the one value that says where a run's
 //!   images come from (kind, folder, size), recognises a data set from its
 //!   files and loads either split;
-//! * [`npy`]: NumPy `.npy` arrays, read (images) and written (features).
+//! * [`npy`]: NumPy `.npy` arrays, read (images) and written (features,
+//!   labels);
+//! * [`rows`]: a CSV of which file each row came from, with its label.
 //!
 //! ## 2. Make the two BYOL views
 //!
@@ -94,6 +96,7 @@ pub mod locate;
 pub mod npy;
 pub mod pipeline;
 pub mod preview;
+pub mod rows;
 pub mod source;
 pub mod stream;
 pub mod views;
@@ -112,6 +115,7 @@ pub use images::ViewSource;
 pub use locate::{load_fashion_mnist, locate_fashion_mnist, FashionSource};
 pub use pipeline::{plain_batch, two_views, Batch, View};
 pub use preview::{render_preview, write_preview, Preview, PreviewOptions};
+pub use rows::rows_csv;
 pub use source::{DataSource, DatasetKind, FolderMode, Loaded, TrainImages};
 pub use stream::{FolderIndex, IndexEntry, StreamedFolder};
 pub use views::jitter::BrightnessMode;

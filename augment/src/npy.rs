@@ -22,12 +22,26 @@ const MAGIC: &[u8] = b"\x93NUMPY";
 /// Writes `values` with `shape` as a float32 `.npy` file, complete or not
 /// at all (the `files` crate's atomic writer).
 pub fn write_f32(path: &Path, shape: &[usize], values: &[f32]) -> Result<()> {
-    if element_count(shape) != Some(values.len()) {
+    let data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    write_raw(path, shape, "<f4", values.len(), data)
+}
+
+/// Writes `values` as a little-endian int64 (`<i8`) `.npy` array of
+/// `shape` (atomically, as [`write_f32`]): class labels, which NumPy and
+/// PyTorch then read as integers.
+pub fn write_i64(path: &Path, shape: &[usize], values: &[i64]) -> Result<()> {
+    let data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    write_raw(path, shape, "<i8", values.len(), data)
+}
+
+/// Writes the `count` values in `data` (already little-endian bytes of the
+/// type `descr` names) as an `.npy` array of `shape`.
+fn write_raw(path: &Path, shape: &[usize], descr: &str, count: usize, data: Vec<u8>) -> Result<()> {
+    if element_count(shape) != Some(count) {
         return Err(DataError::invalid(
             format!(
-                "{}: {} values do not fill the shape {shape:?}",
+                "{}: {count} values do not fill the shape {shape:?}",
                 path.display(),
-                values.len()
             ),
             "give one value per element of the shape",
         ));
@@ -37,19 +51,18 @@ pub fn write_f32(path: &Path, shape: &[usize], values: &[f32]) -> Result<()> {
         1 => format!("({},)", dims[0]),
         _ => format!("({})", dims.join(", ")),
     };
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape_text}, }}");
+    let mut header =
+        format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_text}, }}");
     // magic (6) + version (2) + length (2) + header + '\n' = multiple of 64
     let unpadded = MAGIC.len() + 4 + header.len() + 1;
     header.push_str(&" ".repeat(unpadded.next_multiple_of(64) - unpadded));
     header.push('\n');
-    let mut bytes = Vec::with_capacity(10 + header.len() + 4 * values.len());
+    let mut bytes = Vec::with_capacity(10 + header.len() + data.len());
     bytes.extend_from_slice(MAGIC);
     bytes.extend_from_slice(&[1, 0]);
     bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
     bytes.extend_from_slice(header.as_bytes());
-    for v in values {
-        bytes.extend_from_slice(&v.to_le_bytes());
-    }
+    bytes.extend_from_slice(&data);
     files::write_atomically(path, &bytes)?;
     Ok(())
 }
@@ -199,6 +212,31 @@ mod tests {
             assert_eq!((10 + header_len) % 64, 0);
             assert_eq!(read(&path).unwrap(), Array { shape, values });
         }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// Labels go out as int64: the header says `<i8` and each value is 8
+    /// little-endian bytes after the 64-byte-aligned header.
+    #[test]
+    fn integers_are_written_as_int64() {
+        let dir = std::env::temp_dir().join(format!("byol-npy-i64-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("labels.npy");
+        write_i64(&path, &[3], &[0, 7, -2]).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let header_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
+        let header = std::str::from_utf8(&bytes[10..10 + header_len]).unwrap();
+        assert!(
+            header.contains("'descr': '<i8'") && header.contains("(3,)"),
+            "{header}"
+        );
+        assert_eq!((10 + header_len) % 64, 0);
+        let values: Vec<i64> = bytes[10 + header_len..]
+            .chunks_exact(8)
+            .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
+            .collect();
+        assert_eq!(values, [0, 7, -2]);
+        assert!(write_i64(&path, &[2], &[1, 2, 3]).is_err());
         std::fs::remove_dir_all(dir).unwrap();
     }
 

@@ -146,6 +146,9 @@ pub struct Loaded {
     /// For people: e.g. "the embedded Fashion-MNIST subset, train split:
     /// 6000 images of 1x28x28, 10 classes".
     pub description: String,
+    /// For a folder of images: the file of each row (the folder joined
+    /// with the path below it), to trace rows (embeddings) back to files.
+    pub paths: Option<Vec<PathBuf>>,
 }
 
 impl Default for DataSource {
@@ -316,6 +319,9 @@ impl DataSource {
             return Ok(Loaded {
                 dataset: loaded.dataset.subset(&picks)?,
                 description: format!("{} (a sample of {n})", loaded.description),
+                paths: loaded
+                    .paths
+                    .map(|p| picks.iter().map(|&i| p[i].clone()).collect()),
             });
         }
         self.check_folder_settings()?;
@@ -332,6 +338,7 @@ impl DataSource {
         Ok(Loaded {
             dataset,
             description,
+            paths: None,
         })
     }
 
@@ -376,6 +383,7 @@ impl DataSource {
             Split::Train => "train",
             Split::Test => "test",
         };
+        let mut paths = None;
         let (dataset, source) = match self.dataset {
             DatasetKind::FashionMnist => match &self.data {
                 Some(dir) => (
@@ -388,7 +396,11 @@ impl DataSource {
                 ),
             },
             DatasetKind::Cifar10 | DatasetKind::Cifar100 => self.load_cifar(split)?,
-            DatasetKind::Folder => self.load_folder(split, labelled)?,
+            DatasetKind::Folder => {
+                let (dataset, source, files) = self.load_folder(split, labelled)?;
+                paths = Some(files);
+                (dataset, source)
+            }
         };
         let dataset = match self.limit {
             Some(0) => {
@@ -397,7 +409,12 @@ impl DataSource {
                     "give a limit of at least 1, or none",
                 ))
             }
-            Some(n) if n < dataset.len() => dataset.subset(&(0..n).collect::<Vec<_>>())?,
+            Some(n) if n < dataset.len() => {
+                if let Some(p) = paths.as_mut() {
+                    p.truncate(n);
+                }
+                dataset.subset(&(0..n).collect::<Vec<_>>())?
+            }
             _ => dataset,
         };
         if labelled && dataset.labels().is_none() {
@@ -421,6 +438,7 @@ impl DataSource {
         Ok(Loaded {
             dataset,
             description,
+            paths,
         })
     }
 
@@ -505,7 +523,7 @@ impl DataSource {
         }
     }
 
-    fn load_folder(&self, split: Split, labelled: bool) -> Result<(Dataset, String)> {
+    fn load_folder(&self, split: Split, labelled: bool) -> Result<(Dataset, String, Vec<PathBuf>)> {
         self.check_folder_settings()?;
         let opts = FolderOptions {
             channels: self.channels,
@@ -522,7 +540,7 @@ impl DataSource {
             read_image_folder(dir, &opts)
         }?;
         let source = format!("{} ({})", dir.display(), read.report);
-        Ok((read.dataset, source))
+        Ok((read.dataset, source, read.paths))
     }
 }
 

@@ -165,6 +165,11 @@ fn pretrain_writes_its_run_folder_and_the_encoder_travels() {
     let header = String::from_utf8_lossy(&bytes[..128]);
     assert!(header.contains("'shape': (40, 16)"), "{header}");
     assert_eq!(bytes.len() % 4, 0);
+    // Labels as integers; no list of files for a data set of arrays.
+    let label_bytes = std::fs::read(&labels).unwrap();
+    let label_header = String::from_utf8_lossy(&label_bytes[..128]);
+    assert!(label_header.contains("'descr': '<i8'"), "{label_header}");
+    assert!(!dir.join("f.csv").exists());
 
     // export, then embed from the exported weights: the same features.
     let weights = dir.join("encoder.safetensors");
@@ -598,9 +603,22 @@ fn a_folder_of_images_pretrains_evaluates_and_embeds() {
         "train",
         "--out",
         s(&feats),
+        "--labels-out",
+        s(&dir.join("labels.npy")),
     ]);
     let header = String::from_utf8_lossy(&std::fs::read(&feats).unwrap()[..128]).to_string();
     assert!(header.contains("'shape': (24, 16)"), "{header}");
+    // Beside the features, the file and label of each row, in row order.
+    let rows = std::fs::read_to_string(dir.join("f.csv")).unwrap();
+    let lines: Vec<&str> = rows.lines().collect();
+    assert_eq!(lines.len(), 25, "{rows}");
+    assert_eq!(lines[0], "row,path,label,class");
+    let first = train.join("a").join("0.png");
+    assert_eq!(lines[1], format!("0,{},0,a", first.display()));
+    assert!(
+        lines[24].starts_with("23,") && lines[24].ends_with(",1,b"),
+        "{rows}"
+    );
     // Resuming a finished run is a no-op that still succeeds.
     ok(&["pretrain", "--resume", s(&run), "--quiet"]);
     std::fs::remove_dir_all(dir).unwrap();

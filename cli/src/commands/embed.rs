@@ -7,11 +7,15 @@
 //! data: the checkpoint's mean and standard deviation, or `--mean`/`--std`,
 //! or, for bare weights without them, the array's own per-channel
 //! statistics.
+//!
+//! A folder of images also gets, beside the features (`features.csv` for
+//! `features.npy`), the file of each row with its label and class
+//! (`augment::rows_csv`), so the rows can be joined back to the photos.
 
 use crate::args::{DataArgs, DeviceArgs, EncoderArgs};
 use crate::commands::{CmdResult, Outcome};
 use crate::error::CliError;
-use augment::{npy, Normalization, Split};
+use augment::{npy, rows_csv, Normalization, Split};
 use byol::eval::{array_features, extract_features};
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
@@ -50,7 +54,7 @@ pub struct EmbedArgs {
     /// Per-channel standard deviation for --npy input (comma-separated).
     #[arg(long, value_delimiter = ',', requires = "mean")]
     pub std: Option<Vec<f32>>,
-    /// Also write the data set's labels as int-valued float32 `.npy` here.
+    /// Also write the data set's labels as an int64 `.npy` here.
     #[arg(long, value_name = "FILE.npy")]
     pub labels_out: Option<PathBuf>,
     /// The features file to write.
@@ -61,6 +65,18 @@ pub struct EmbedArgs {
     pub batch_size: usize,
     #[command(flatten)]
     pub device: DeviceArgs,
+}
+
+/// Where the list of rows goes: beside `out`, with the extension `.csv`
+/// (`out.csv` when `out` already ends in `.csv`).
+fn rows_path(out: &std::path::Path) -> PathBuf {
+    let csv = out.with_extension("csv");
+    if csv == out {
+        let mut name = out.as_os_str().to_os_string();
+        name.push(".csv");
+        return PathBuf::from(name);
+    }
+    csv
 }
 
 /// Runs `byol embed`.
@@ -120,8 +136,13 @@ pub fn run(args: EmbedArgs) -> CmdResult {
                 let labels = data.dataset.labels().ok_or_else(|| {
                     CliError::flag(format!("--labels-out: {} has no labels", data.description))
                 })?;
-                let values: Vec<f32> = labels.iter().map(|&l| l as f32).collect();
-                npy::write_f32(path, &[values.len()], &values)?;
+                let values: Vec<i64> = labels.iter().map(|&l| l as i64).collect();
+                npy::write_i64(path, &[values.len()], &values)?;
+            }
+            if let Some(paths) = &data.paths {
+                let csv = rows_path(&args.out);
+                files::write_atomically(&csv, rows_csv(paths, &data.dataset).as_bytes())?;
+                say!("rows: {} (the file and label of each row)", csv.display());
             }
             extract_features(
                 &loaded.encoder,
