@@ -66,12 +66,14 @@ pub struct DataArgs {
     /// (TEST/<class>/<image>), for evaluation.
     #[arg(long, value_name = "PATH")]
     pub test_data: Option<PathBuf>,
-    /// For --dataset folder: the side, in pixels, images are resized to.
-    #[arg(long, value_name = "PIXELS", default_value_t = 32)]
-    pub image_size: usize,
-    /// For --dataset folder: 1 (gray) or 3 (RGB).
-    #[arg(long, value_name = "N", default_value_t = 3)]
-    pub channels: usize,
+    /// For --dataset folder: the side, in pixels, images are resized to
+    /// [default: the run's, given --checkpoint; else 32].
+    #[arg(long, value_name = "PIXELS")]
+    pub image_size: Option<usize>,
+    /// For --dataset folder: 1 (gray) or 3 (RGB) [default: the run's,
+    /// given --checkpoint; else 3].
+    #[arg(long, value_name = "N")]
+    pub channels: Option<usize>,
     /// Use only the first N images of each split (for quick trials).
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
@@ -89,6 +91,31 @@ impl DataArgs {
     /// The data source the flags describe (the kind recognised from the
     /// files in --data when not given).
     pub fn source(&self) -> Result<DataSource, CliError> {
+        self.source_for(None)
+    }
+
+    /// The data source for an encoder trained on `recorded` (its run's
+    /// `data.json`): without --dataset and --data, the run's own data (the
+    /// flags --test-data and --limit still apply); with them, the flags,
+    /// taking the image size and channels the run used unless given. So
+    /// `byol eval --checkpoint runs/photos` evaluates on what the run
+    /// trained on.
+    pub fn source_for(&self, recorded: Option<&DataSource>) -> Result<DataSource, CliError> {
+        if let (Some(run), None, None) = (recorded, self.dataset, &self.data) {
+            return Ok(DataSource {
+                test_data: self.test_data.clone().or_else(|| run.test_data.clone()),
+                limit: self.limit.or(run.limit),
+                image_size: self.image_size.unwrap_or(run.image_size),
+                channels: self.channels.unwrap_or(run.channels),
+                fingerprint: None,
+                ..run.clone()
+            });
+        }
+        let image_size = self
+            .image_size
+            .or(recorded.map(|r| r.image_size))
+            .unwrap_or(32);
+        let channels = self.channels.or(recorded.map(|r| r.channels)).unwrap_or(3);
         let dataset = DataSource::detect(self.dataset, self.data.as_deref())
             .map_err(|e| CliError::flag(format!("--data: {e}")))?;
         if let (DatasetKind::Cifar10 | DatasetKind::Cifar100 | DatasetKind::Folder, None) =
@@ -105,16 +132,15 @@ impl DataArgs {
             ));
         }
         if dataset == DatasetKind::Folder {
-            if !matches!(self.channels, 1 | 3) {
+            if !matches!(channels, 1 | 3) {
                 return Err(CliError::flag(format!(
-                    "--channels {}: expected 1 (gray) or 3 (RGB)",
-                    self.channels
+                    "--channels {channels}: expected 1 (gray) or 3 (RGB)"
                 )));
             }
-            if self.image_size < 8 || self.image_size > augment::source::MAX_IMAGE_SIZE {
+            if !(8..=augment::source::MAX_IMAGE_SIZE).contains(&image_size) {
                 return Err(CliError::flag(format!(
-                    "--image-size {}: must be from 8 to {} (32 is typical, 224 the paper's)",
-                    self.image_size,
+                    "--image-size {image_size}: must be from 8 to {} (32 is typical, 224 the \
+                     paper's)",
                     augment::source::MAX_IMAGE_SIZE
                 )));
             }
@@ -123,8 +149,8 @@ impl DataArgs {
             dataset,
             data: self.data.clone(),
             test_data: self.test_data.clone(),
-            image_size: self.image_size,
-            channels: self.channels,
+            image_size,
+            channels,
             limit: self.limit,
             fingerprint: None,
             folder_mode: self.folder_mode,
@@ -183,6 +209,19 @@ impl EncoderArgs {
             (None, Some(path)) => path.display().to_string(),
             (None, None) => "none".to_string(),
         }
+    }
+
+    /// What the run of --checkpoint recorded of its data (`data.json`),
+    /// when --checkpoint names a run folder or one of its checkpoints.
+    pub fn recorded_data(&self) -> Option<DataSource> {
+        let path = self.checkpoint.as_ref()?;
+        let run = if path.is_dir() {
+            path.clone()
+        } else {
+            // <run>/checkpoints/epoch-NNNN.json
+            path.parent()?.parent()?.to_path_buf()
+        };
+        byol::run::read_data_source(&run).ok()
     }
 
     /// Loads the encoder onto `device`.

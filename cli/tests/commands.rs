@@ -588,6 +588,14 @@ fn a_folder_of_images_pretrains_evaluates_and_embeds() {
         "16",
     ]);
     assert!(out.contains("on 8 test images (2 classes)"), "{out}");
+    // Given the run alone, eval takes the data, size and channels it
+    // recorded; --image-size given still wins.
+    let bare = ok(&["eval", "--checkpoint", s(&run)]);
+    assert_eq!(bare, out);
+    fails(
+        &["eval", "--checkpoint", s(&run), "--image-size", "4"],
+        &["image size 4"],
+    );
     let feats = dir.join("f.npy");
     ok(&[
         "embed",
@@ -618,6 +626,21 @@ fn a_folder_of_images_pretrains_evaluates_and_embeds() {
     assert!(
         lines[24].starts_with("23,") && lines[24].ends_with(",1,b"),
         "{rows}"
+    );
+    // embed, given the run alone: the same rows.
+    let bare = dir.join("bare.npy");
+    ok(&[
+        "embed",
+        "--checkpoint",
+        s(&run),
+        "--split",
+        "train",
+        "--out",
+        s(&bare),
+    ]);
+    assert_eq!(
+        std::fs::read(&bare).unwrap(),
+        std::fs::read(&feats).unwrap()
     );
     // Resuming a finished run is a no-op that still succeeds.
     ok(&["pretrain", "--resume", s(&run), "--quiet"]);

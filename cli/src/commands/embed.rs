@@ -125,7 +125,9 @@ pub fn run(args: EmbedArgs) -> CmdResult {
                 SplitArg::Train => Split::Train,
                 SplitArg::Test => Split::Test,
             };
-            let source = args.data.source()?;
+            let source = args
+                .data
+                .source_for(args.encoder.recorded_data().as_ref())?;
             let data = source.load(split, args.labels_out.is_some())?;
             say!("data: {}", data.description);
             let norm = match loaded.normalization {

@@ -43,7 +43,7 @@ pub fn encoder_and_splits(
     device: &Device,
 ) -> Result<(ResNet, LabelledSplits), CliError> {
     let loaded = encoder.load(device)?;
-    let source = data.source()?;
+    let source = data.source_for(encoder.recorded_data().as_ref())?;
     let train = source.load(Split::Train, true)?;
     let test = source.load(Split::Test, true)?;
     let norm = match loaded.normalization {
