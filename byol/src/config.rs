@@ -91,6 +91,16 @@ pub struct TrainConfig {
     /// it is damaged.
     #[serde(default)]
     pub keep_last: usize,
+    /// Start the online encoder (and the target's, unless
+    /// `init_online_only`) from this torchvision-named safetensors file
+    /// (a `byol export` file or a torchvision ResNet's weights), to adapt a
+    /// pretrained network to new images; `None` starts from random weights.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_weights: Option<std::path::PathBuf>,
+    /// With `init_weights`: leave the target encoder as `target_copy`
+    /// says instead of starting it from the same weights.
+    #[serde(default)]
+    pub init_online_only: bool,
 }
 
 impl Default for TrainConfig {
@@ -136,6 +146,8 @@ impl Default for TrainConfig {
             checkpoint_every: 1,
             knn_every: 1,
             keep_last: 0,
+            init_weights: None,
+            init_online_only: false,
         }
     }
 }

@@ -21,7 +21,10 @@
 use crate::loss::symmetric_loss;
 use autograd::{no_grad, Param, Tape, Var};
 use models::init::Seeds;
+use models::weights::{self, LoadMode, WeightsError};
 use models::{MlpHead, Module, ResNet, ResNetConfig};
+use std::collections::BTreeMap;
+use std::path::Path;
 use tensor::{Device, Tensor};
 
 /// Which of the two networks.
@@ -187,6 +190,40 @@ impl ByolNetworks {
         nets
     }
 
+    /// Starts the online encoder (and, with `target_too`, the target
+    /// encoder) from torchvision-named weights: a `byol export` file, or a
+    /// torchvision ResNet's state dict saved with safetensors (its
+    /// classifier, `fc.*`, is not part of the encoder and is left out).
+    /// Every tensor of the encoder must be there with its shape, and no
+    /// other: the error names the missing, unexpected and mis-shaped ones
+    /// (`source` is the file, for the message). Heads stay as they are.
+    pub fn load_encoders(
+        &self,
+        tensors: &BTreeMap<String, Tensor>,
+        source: &Path,
+        target_too: bool,
+    ) -> Result<(), WeightsError> {
+        let mut encoder_only = tensors.clone();
+        encoder_only.retain(|k, _| !k.starts_with("fc."));
+        weights::apply(
+            &self.online.encoder,
+            &encoder_only,
+            "",
+            LoadMode::Strict,
+            source,
+        )?;
+        if target_too {
+            weights::apply(
+                &self.target.encoder,
+                &encoder_only,
+                "",
+                LoadMode::Strict,
+                source,
+            )?;
+        }
+        Ok(())
+    }
+
     /// The settings.
     pub fn config(&self) -> &NetworkConfig {
         &self.config
@@ -326,4 +363,74 @@ pub fn collapse_signal_tensor(projections: &Tensor) -> Tensor {
         .maximum_scalar(crate::loss::NORM_EPS);
     let unit = projections.div(&norm);
     unit.var(&[0], false, false).sqrt().mean_all().reshape(&[1])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use models::{Arch, Stem};
+
+    fn tiny(width: usize) -> NetworkConfig {
+        NetworkConfig {
+            encoder: ResNetConfig {
+                arch: Arch::ResNet18,
+                stem: Stem::Cifar,
+                in_channels: 1,
+                width,
+            },
+            hidden: 8,
+            projection: 4,
+            predictor: true,
+            target_init: TargetInit::Random,
+        }
+    }
+
+    /// The encoder tensors of a network, by torchvision name.
+    fn encoder_tensors(encoder: &ResNet) -> BTreeMap<String, Tensor> {
+        encoder
+            .state()
+            .into_iter()
+            .map(|p| (p.name().to_string(), p.value()))
+            .collect()
+    }
+
+    /// Loading an encoder file sets the online encoder (and the target's
+    /// when asked), ignores a classifier (`fc.*`), leaves the heads alone,
+    /// and refuses a file of another width naming what differs.
+    #[test]
+    fn encoders_start_from_a_file_and_a_misfit_is_named() {
+        let d = Device::Cpu;
+        let source = ByolNetworks::new(tiny(2), 1, &d);
+        let mut file = encoder_tensors(&source.online.encoder);
+        file.insert("fc.weight".into(), Tensor::zeros(&[10, 16], &d));
+        let path = Path::new("pretrained.safetensors");
+        let bits = |m: &BTreeMap<String, Tensor>| -> Vec<(String, Vec<u32>)> {
+            m.iter()
+                .filter(|(k, _)| !k.starts_with("fc."))
+                .map(|(k, t)| (k.clone(), t.to_vec().iter().map(|x| x.to_bits()).collect()))
+                .collect()
+        };
+        for target_too in [true, false] {
+            let nets = ByolNetworks::new(tiny(2), 9, &d);
+            let projector_before = nets.online.projector.state()[0].value().to_vec();
+            nets.load_encoders(&file, path, target_too).unwrap();
+            assert_eq!(bits(&encoder_tensors(&nets.online.encoder)), bits(&file));
+            let target_loaded = bits(&encoder_tensors(&nets.target.encoder)) == bits(&file);
+            assert_eq!(target_loaded, target_too);
+            assert_eq!(
+                nets.online.projector.state()[0].value().to_vec(),
+                projector_before
+            );
+        }
+        let wider = ByolNetworks::new(tiny(4), 9, &d);
+        let e = wider
+            .load_encoders(&file, path, true)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("pretrained.safetensors")
+                && e.contains("conv1.weight has shape [2, 1, 3, 3]"),
+            "{e}"
+        );
+    }
 }

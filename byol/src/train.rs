@@ -135,13 +135,6 @@ impl Trainer {
         check_batch(&config, &data)?;
         check_group(&config, group.as_ref())?;
         norm.check(data.channels())?;
-        let folder = agreed(group.as_ref(), || {
-            if group.rank() == 0 {
-                RunFolder::create(run).map(Some)
-            } else {
-                Ok(None)
-            }
-        })?;
         let mut byol = ByolStep::new(
             config.network(data.channels()),
             config.seed,
@@ -149,6 +142,26 @@ impl Trainer {
             config.weight_decay,
             device,
         );
+        // Pretrained weights, when asked for, before the folder is made (a
+        // file that does not fit leaves nothing behind): rank 0 reads them
+        // and the broadcast below hands them to the others.
+        if let Some(path) = &config.init_weights {
+            agreed(group.as_ref(), || {
+                if group.rank() == 0 {
+                    let tensors = models::weights::read(path)?;
+                    byol.nets
+                        .load_encoders(&tensors, path, !config.init_online_only)?;
+                }
+                Ok(())
+            })?;
+        }
+        let folder = agreed(group.as_ref(), || {
+            if group.rank() == 0 {
+                RunFolder::create(run).map(Some)
+            } else {
+                Ok(None)
+            }
+        })?;
         broadcast_state(group.as_ref(), &mut byol)?;
         let data: Arc<dyn ViewSource> = Arc::new(data);
         let mut trainer = Trainer::assemble(config, byol, data, norm, folder, run, group.clone());

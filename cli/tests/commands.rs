@@ -777,6 +777,55 @@ fn a_streamed_folder_needs_no_more_memory_for_four_times_the_images() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// `--init-weights` starts both encoders from a torchvision-named file
+/// (here what `byol export` wrote of another run): the new run's start
+/// checkpoint holds exactly those tensors, online and target, and its
+/// config names the file; a file of another width is refused naming the
+/// tensors whose shapes differ, before a run folder is made.
+#[test]
+fn pretrain_starts_from_pretrained_weights_and_refuses_ones_that_do_not_fit() {
+    let dir = temp("init-weights");
+    let first = dir.join("first");
+    ok(&pretrain(&first, "1")
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>());
+    let file = dir.join("encoder.safetensors");
+    ok(&["export", "--checkpoint", s(&first), "--out", s(&file)]);
+    let second = dir.join("second");
+    let mut args = pretrain(&second, "1");
+    args.extend(["--init-weights", s(&file), "--seed", "7"].map(String::from));
+    ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let start = second.join("checkpoints").join("epoch-0000.json");
+    for side in [None, Some("--target")] {
+        let again = dir.join("again.safetensors");
+        let mut export = vec!["export", "--checkpoint", s(&start), "--out", s(&again)];
+        export.extend(side);
+        ok(&export);
+        assert!(
+            std::fs::read(&again).unwrap() == std::fs::read(&file).unwrap(),
+            "the {side:?} encoder did not start from the file"
+        );
+    }
+    let config = std::fs::read_to_string(second.join("config.json")).unwrap();
+    assert!(config.contains("\"init_weights\""), "{config}");
+    // A run of width 4 cannot start from weights of width 2.
+    let third = dir.join("third");
+    let mut args = pretrain(&third, "1");
+    let at = args.iter().position(|a| a == "--width").unwrap();
+    args[at + 1] = "4".into();
+    args.extend(["--init-weights", s(&file)].map(String::from));
+    fails(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &[
+            "encoder.safetensors",
+            "conv1.weight has shape [2, 1, 3, 3] in the file, [4, 1, 3, 3]",
+        ],
+    );
+    assert!(!third.join("config.json").exists());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 /// `--keep-last 2` leaves the two newest checkpoints, and the run still
 /// evaluates and resumes from them.
 #[test]

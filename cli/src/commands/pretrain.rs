@@ -137,6 +137,17 @@ pub struct Settings {
     /// [default: 1]
     #[arg(long)]
     pub knn_every: Option<usize>,
+    /// Start the online and target encoders from this torchvision-named
+    /// safetensors file (`byol export`'s, or a torchvision ResNet's saved
+    /// with safetensors; its fc layer is ignored), e.g. an ImageNet
+    /// ResNet, to adapt it to your images; --arch, --stem, --width and the
+    /// channels must match it
+    #[arg(long, value_name = "FILE")]
+    pub init_weights: Option<PathBuf>,
+    /// With --init-weights: start only the online encoder from the file,
+    /// the target as --target-copy says [default: false]
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub init_online_only: Option<bool>,
     /// Keep only the newest N checkpoints, 0 for all (a width-64 ResNet-50
     /// checkpoint with its optimiser state is hundreds of MB) [default: 0]
     #[arg(long, value_name = "N")]
@@ -613,6 +624,6 @@ mod tests {
             );
             checked += 1;
         }
-        assert_eq!(checked, 21);
+        assert_eq!(checked, 22);
     }
 }
