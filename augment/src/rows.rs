@@ -27,8 +27,12 @@ fn field(text: &str) -> String {
 /// The CSV of `paths` (one per row of `data`, in order) with the labels
 /// and class names of `data` when it has them.
 pub fn rows_csv(paths: &[PathBuf], data: &Dataset) -> String {
-    let labels = data.labels();
-    let names = data.class_names();
+    rows_csv_of(paths, data.labels(), data.class_names())
+}
+
+/// The CSV of `paths` with their `labels` (one per path) and the class
+/// `names` the labels number, when known.
+pub fn rows_csv_of(paths: &[PathBuf], labels: Option<&[u32]>, names: Option<&[String]>) -> String {
     let mut out = String::from("row,path,label,class\n");
     for (row, path) in paths.iter().enumerate() {
         let label = labels.and_then(|l| l.get(row));

@@ -248,11 +248,7 @@ impl DataSource {
     /// description says which it chose and why); every other kind in
     /// memory. A run records the resolved mode ([`TrainImages::mode`]).
     pub fn open_train(&self) -> Result<TrainImages> {
-        let mode = match (self.dataset, self.folder_mode) {
-            (DatasetKind::Folder, FolderMode::Auto) => self.choose_folder_mode()?,
-            (DatasetKind::Folder, chosen) => (chosen, format!("--folder-mode {}", chosen.name())),
-            _ => (FolderMode::Memory, String::new()),
-        };
+        let mode = self.resolve_folder_mode(Split::Train)?;
         if mode.0 != FolderMode::Stream {
             let loaded = self.load(Split::Train, false)?;
             let normalization = self.normalization(&loaded.dataset);
@@ -269,21 +265,14 @@ impl DataSource {
                 description,
             });
         }
-        self.check_folder_settings()?;
         let dir = self.folder()?;
-        let mut index = FolderIndex::scan(dir, false)?;
-        if let Some(n) = self.limit {
-            if n == 0 {
-                return Err(DataError::invalid(
-                    "limit 0: no image would be used",
-                    "give a limit of at least 1, or none",
-                ));
-            }
-            index.truncate(n);
-        }
+        let streamed = self.open_streamed(Split::Train, false)?;
         // The index read each file's header, not its pixels.
-        let report = index.report.to_string().replacen("read ", "indexed ", 1);
-        let streamed = StreamedFolder::new(index, self.channels, self.image_size)?;
+        let report = streamed
+            .index()
+            .report
+            .to_string()
+            .replacen("read ", "indexed ", 1);
         let normalization = streamed.statistics(STATISTICS_SAMPLE)?;
         let description = format!(
             "{} ({report}), train split: {} images streamed from disk ({}), views of {}x{}x{}",
@@ -324,10 +313,8 @@ impl DataSource {
                     .map(|p| picks.iter().map(|&i| p[i].clone()).collect()),
             });
         }
-        self.check_folder_settings()?;
         let dir = self.split_folder(split)?;
-        let index = FolderIndex::scan(dir, true)?;
-        let streamed = StreamedFolder::new(index, self.channels, self.image_size)?;
+        let streamed = self.open_streamed(split, true)?;
         let dataset = streamed.sample(n)?;
         let description = format!(
             "{}: a sample of {} of {} labelled images",
@@ -342,11 +329,47 @@ impl DataSource {
         })
     }
 
+    /// How a folder of images is held for `split` (memory or stream), with
+    /// the reason: the mode asked for, or for `auto` the choice by size
+    /// against the memory available. Every other kind: memory.
+    pub fn resolve_folder_mode(&self, split: Split) -> Result<(FolderMode, String)> {
+        match (self.dataset, self.folder_mode) {
+            (DatasetKind::Folder, FolderMode::Auto) => self.choose_folder_mode(split),
+            (DatasetKind::Folder, chosen) => {
+                Ok((chosen, format!("--folder-mode {}", chosen.name())))
+            }
+            _ => Ok((FolderMode::Memory, String::new())),
+        }
+    }
+
+    /// The images of `split` of a folder, streamed ([`StreamedFolder`]):
+    /// indexed, labelled by sub-folder when `labelled`, cut to `limit`.
+    pub fn open_streamed(&self, split: Split, labelled: bool) -> Result<StreamedFolder> {
+        if self.dataset != DatasetKind::Folder {
+            return Err(DataError::invalid(
+                format!("a {} data set cannot be streamed", self.dataset.name()),
+                "stream a folder of images; other data sets are read into memory",
+            ));
+        }
+        self.check_folder_settings()?;
+        let mut index = FolderIndex::scan(self.split_folder(split)?, labelled)?;
+        if let Some(n) = self.limit {
+            if n == 0 {
+                return Err(DataError::invalid(
+                    "limit 0: no image would be used",
+                    "give a limit of at least 1, or none",
+                ));
+            }
+            index.truncate(n);
+        }
+        StreamedFolder::new(index, self.channels, self.image_size)
+    }
+
     /// `auto` for a folder: memory when the images at the run's size take
     /// at most a quarter of the memory available, with the reason.
-    fn choose_folder_mode(&self) -> Result<(FolderMode, String)> {
+    fn choose_folder_mode(&self, split: Split) -> Result<(FolderMode, String)> {
         self.check_folder_settings()?;
-        let files = list_images(self.folder()?, false)?.files.len();
+        let files = list_images(self.split_folder(split)?, false)?.files.len();
         let images = self.limit.map_or(files, |n| n.min(files));
         let need = (images * self.channels * self.image_size * self.image_size) as u64;
         let gb = |b: u64| b as f64 / 1e9;

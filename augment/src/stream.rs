@@ -282,12 +282,12 @@ impl StreamedFolder {
     }
 
     /// Image `i` fitted to the view size (the largest centred square,
-    /// resized), as CHW bytes; `None` when it fails to decode.
-    fn fitted(&self, i: usize) -> Option<Vec<u8>> {
+    /// resized), as CHW bytes, or why it did not decode.
+    fn fitted(&self, i: usize) -> std::result::Result<Vec<u8>, String> {
         let path = self.index.root.join(&self.index.entries[i].path);
-        let rgb = decode_file(&path).ok()?;
+        let rgb = decode_file(&path)?;
         let side = self.size as u32;
-        Some(to_chw(&fit(&rgb, side, side), self.channels))
+        Ok(to_chw(&fit(&rgb, side, side), self.channels))
     }
 
     /// The per-channel mean and standard deviation of about `n` images
@@ -299,7 +299,10 @@ impl StreamedFolder {
         let plane = self.size * self.size;
         let decoded = std::cell::Cell::new(0usize);
         let planes = picks.chunks(64).flat_map(|chunk| {
-            let images: Vec<Vec<u8>> = chunk.par_iter().filter_map(|&i| self.fitted(i)).collect();
+            let images: Vec<Vec<u8>> = chunk
+                .par_iter()
+                .filter_map(|&i| self.fitted(i).ok())
+                .collect();
             decoded.set(decoded.get() + images.len());
             images.into_iter().flat_map(move |image| {
                 image
@@ -319,12 +322,43 @@ impl StreamedFolder {
         Ok(norm)
     }
 
+    /// The images at `indices`, each fitted to the view size (the largest
+    /// centred square, resized: for a square output, torchvision's
+    /// evaluation transform of a shorter-side resize and a centre crop),
+    /// as NCHW values in `[0, 1]`, for embedding a folder too large to hold.
+    /// An image that fails to decode is left out and recorded (see
+    /// [`ViewSource::problems`]); the second value lists the indices kept,
+    /// in order.
+    pub fn fitted_batch(&self, indices: &[usize]) -> (Vec<f32>, Vec<usize>) {
+        let decoded: Vec<Option<Vec<u8>>> = indices
+            .par_iter()
+            .map(|&i| match self.fitted(i) {
+                Ok(image) => Some(image),
+                Err(reason) => {
+                    let mut failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
+                    failed.insert(i, reason);
+                    None
+                }
+            })
+            .collect();
+        let mut values = Vec::new();
+        let mut kept = Vec::new();
+        for (&i, image) in indices.iter().zip(decoded) {
+            if let Some(image) = image {
+                values.extend(image.iter().map(|&v| v as f32 / 255.0));
+                kept.push(i);
+            }
+        }
+        (values, kept)
+    }
+
     /// About `n` images spread evenly over the folder, each fitted to the
     /// view size: in memory, for a kNN monitor. Images that fail are left
     /// out. Labelled when the folder is.
     pub fn sample(&self, n: usize) -> Result<Dataset> {
         let picks = self.spread(n);
-        let decoded: Vec<Option<Vec<u8>>> = picks.par_iter().map(|&i| self.fitted(i)).collect();
+        let decoded: Vec<Option<Vec<u8>>> =
+            picks.par_iter().map(|&i| self.fitted(i).ok()).collect();
         let mut pixels = Vec::new();
         let mut labels = Vec::new();
         for (&i, image) in picks.iter().zip(decoded) {
@@ -419,8 +453,7 @@ impl ViewSource for StreamedFolder {
         let failed = self.failed.lock().unwrap_or_else(|e| e.into_inner());
         (!failed.is_empty()).then(|| {
             format!(
-                "{} of {} images could not be decoded and were replaced by the next image each \
-                 time (first: {})",
+                "{} of {} images could not be decoded (first: {})",
                 failed.len(),
                 self.len(),
                 self.named(&failed).join("; ")

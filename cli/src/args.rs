@@ -82,9 +82,10 @@ pub struct DataArgs {
     /// decodes each image when a batch needs it, cutting the views from
     /// the original pixels (for folders larger than memory); `auto` keeps
     /// them in memory when that takes at most a quarter of the memory
-    /// available, and says which it chose.
-    #[arg(long, value_enum, value_name = "MODE", default_value_t = FolderMode::Auto)]
-    pub folder_mode: FolderMode,
+    /// available, and says which it chose. `embed` streams the same way
+    /// [default: the run's, given --checkpoint; else auto]
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub folder_mode: Option<FolderMode>,
 }
 
 impl DataArgs {
@@ -107,6 +108,7 @@ impl DataArgs {
                 limit: self.limit.or(run.limit),
                 image_size: self.image_size.unwrap_or(run.image_size),
                 channels: self.channels.unwrap_or(run.channels),
+                folder_mode: self.folder_mode.unwrap_or(run.folder_mode),
                 fingerprint: None,
                 ..run.clone()
             });
@@ -153,7 +155,7 @@ impl DataArgs {
             channels,
             limit: self.limit,
             fingerprint: None,
-            folder_mode: self.folder_mode,
+            folder_mode: self.folder_mode.unwrap_or_default(),
         })
     }
 }

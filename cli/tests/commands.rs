@@ -712,6 +712,41 @@ fn a_streamed_folder_pretrains_warns_of_a_bad_file_and_resumes() {
     assert!(data.contains("\"folder_mode\": \"stream\""), "{data}");
     let resumed = ok_err(&["pretrain", "--resume", s(&run), "--quiet"]);
     assert!(resumed.contains("streamed from disk"), "{resumed}");
+    // embed, given the run alone, streams too: the bad file is left out of
+    // the features and the rows, which match those of the folder in memory.
+    let (streamed, held) = (dir.join("streamed.npy"), dir.join("held.npy"));
+    let labels = dir.join("labels.npy");
+    let embed = |out: &Path, mode: &str| {
+        #[rustfmt::skip]
+        let args = [
+            "embed", "--checkpoint", s(&run), "--split", "train", "--folder-mode", mode,
+            "--labels-out", s(&labels), "--out", s(out),
+        ];
+        ok_err(&args)
+    };
+    let said = embed(&streamed, "stream");
+    assert!(
+        said.contains("streamed from disk (--folder-mode stream)")
+            && said.contains("warning: 1 of 25 images could not be decoded")
+            && said.contains("left out"),
+        "{said}"
+    );
+    let rows = std::fs::read_to_string(dir.join("streamed.csv")).unwrap();
+    assert_eq!(rows.lines().count(), 1 + 24, "{rows}");
+    assert!(
+        !rows.contains("cut.png") && rows.contains(",0,a\n"),
+        "{rows}"
+    );
+    embed(&held, "memory");
+    assert_eq!(rows, std::fs::read_to_string(dir.join("held.csv")).unwrap());
+    let (a, b) = (npy_values(&streamed), npy_values(&held));
+    assert_eq!(a.len(), 24 * 16);
+    for (x, y) in a.iter().zip(&b) {
+        assert!(
+            (x - y).abs() <= 1e-4 * (1.0 + y.abs()),
+            "streamed {x}, in memory {y}"
+        );
+    }
     // auto: 25 images of 3x16x16 fit in memory.
     let auto = dir.join("auto");
     let mut args = vec!["pretrain", "--quiet", "--epochs", "1", "--out", s(&auto)];

@@ -12,13 +12,16 @@
 //! `features.npy`), the file of each row with its label and class
 //! (`augment::rows_csv`), so the rows can be joined back to the photos.
 
-use crate::args::{DataArgs, DeviceArgs, EncoderArgs};
+use crate::args::{DataArgs, DeviceArgs, EncoderArgs, LoadedEncoder};
 use crate::commands::{CmdResult, Outcome};
 use crate::error::CliError;
-use augment::{npy, rows_csv, Normalization, Split};
+use augment::{
+    npy, rows_csv, rows_csv_of, DataSource, FolderMode, Normalization, Split, ViewSource,
+};
 use byol::eval::{array_features, extract_features};
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
+use tensor::{Device, Tensor};
 
 /// Which split of a data set to embed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -79,6 +82,93 @@ fn rows_path(out: &std::path::Path) -> PathBuf {
     csv
 }
 
+/// The features of a folder of images too large to hold (`--folder-mode
+/// stream`, or `auto` choosing it): the images are decoded, fitted and
+/// embedded a few batches at a time; the labels and the CSV of rows are
+/// written as for a folder in memory. An image that does not decode is
+/// left out of the features and of the CSV, and named in a warning.
+fn embed_streamed(
+    args: &EmbedArgs,
+    source: &DataSource,
+    split: Split,
+    why: &str,
+    loaded: &LoadedEncoder,
+    device: &Device,
+) -> Result<Tensor, CliError> {
+    let folder = source.open_streamed(split, args.labels_out.is_some())?;
+    let index = folder.index();
+    say!(
+        "data: {}: {} images streamed from disk ({why}), fitted to {}x{}",
+        index.root.display(),
+        folder.len(),
+        source.image_size,
+        source.image_size
+    );
+    let norm = match &loaded.normalization {
+        Some(n) => n.clone(),
+        None => folder.statistics(STATISTICS_SAMPLE)?,
+    };
+    let (c, side) = (source.channels, source.image_size);
+    let all: Vec<usize> = (0..folder.len()).collect();
+    let (mut values, mut kept, mut dim) = (Vec::new(), Vec::new(), 0);
+    let chunks = all.chunks(args.batch_size * 4);
+    let count = chunks.len();
+    for (k, chunk) in chunks.enumerate() {
+        let (pixels, rows) = folder.fitted_batch(chunk);
+        if rows.is_empty() {
+            continue;
+        }
+        let shape = [rows.len(), c, side, side];
+        let features = array_features(
+            &loaded.encoder,
+            pixels,
+            shape,
+            &norm,
+            args.batch_size,
+            device,
+        )?;
+        dim = features.shape()[1];
+        values.extend(features.to_vec());
+        kept.extend(rows);
+        if count >= 10 && (k + 1) % (count / 10) == 0 {
+            say!("embedded {} of {} images", kept.len(), folder.len());
+        }
+    }
+    if kept.is_empty() {
+        return Err(CliError::flag(format!(
+            "{}: none of its images could be decoded",
+            index.root.display()
+        )));
+    }
+    if let Some(problems) = folder.problems() {
+        say!("warning: {problems}; they are left out of the features and the rows");
+    }
+    let labels: Option<Vec<u32>> = kept.iter().map(|&i| index.entries[i].label).collect();
+    if let Some(path) = &args.labels_out {
+        let labels = labels.as_ref().ok_or_else(|| {
+            CliError::flag(format!(
+                "--labels-out: {} has no labels",
+                index.root.display()
+            ))
+        })?;
+        let values: Vec<i64> = labels.iter().map(|&l| l as i64).collect();
+        npy::write_i64(path, &[values.len()], &values)?;
+    }
+    let paths: Vec<PathBuf> = kept
+        .iter()
+        .map(|&i| index.root.join(&index.entries[i].path))
+        .collect();
+    let csv = rows_path(&args.out);
+    let text = rows_csv_of(&paths, labels.as_deref(), index.class_names.as_deref());
+    files::write_atomically(&csv, text.as_bytes())?;
+    say!("rows: {} (the file and label of each row)", csv.display());
+    Ok(Tensor::from_vec(values, &[kept.len(), dim], &Device::Cpu))
+}
+
+/// How many images the statistics of a streamed folder are taken from,
+/// for bare weights that carry none.
+const STATISTICS_SAMPLE: usize = 2000;
+
 /// Runs `byol embed`.
 pub fn run(args: EmbedArgs) -> CmdResult {
     if args.batch_size == 0 {
@@ -128,31 +218,36 @@ pub fn run(args: EmbedArgs) -> CmdResult {
             let source = args
                 .data
                 .source_for(args.encoder.recorded_data().as_ref())?;
-            let data = source.load(split, args.labels_out.is_some())?;
-            say!("data: {}", data.description);
-            let norm = match loaded.normalization {
-                Some(n) => n,
-                None => source.normalization(&data.dataset),
-            };
-            if let Some(path) = &args.labels_out {
-                let labels = data.dataset.labels().ok_or_else(|| {
-                    CliError::flag(format!("--labels-out: {} has no labels", data.description))
-                })?;
-                let values: Vec<i64> = labels.iter().map(|&l| l as i64).collect();
-                npy::write_i64(path, &[values.len()], &values)?;
+            let (mode, why) = source.resolve_folder_mode(split)?;
+            if mode == FolderMode::Stream {
+                embed_streamed(&args, &source, split, &why, &loaded, &device)?
+            } else {
+                let data = source.load(split, args.labels_out.is_some())?;
+                say!("data: {}", data.description);
+                let norm = match loaded.normalization {
+                    Some(n) => n,
+                    None => source.normalization(&data.dataset),
+                };
+                if let Some(path) = &args.labels_out {
+                    let labels = data.dataset.labels().ok_or_else(|| {
+                        CliError::flag(format!("--labels-out: {} has no labels", data.description))
+                    })?;
+                    let values: Vec<i64> = labels.iter().map(|&l| l as i64).collect();
+                    npy::write_i64(path, &[values.len()], &values)?;
+                }
+                if let Some(paths) = &data.paths {
+                    let csv = rows_path(&args.out);
+                    files::write_atomically(&csv, rows_csv(paths, &data.dataset).as_bytes())?;
+                    say!("rows: {} (the file and label of each row)", csv.display());
+                }
+                extract_features(
+                    &loaded.encoder,
+                    &data.dataset,
+                    &norm,
+                    args.batch_size,
+                    &device,
+                )?
             }
-            if let Some(paths) = &data.paths {
-                let csv = rows_path(&args.out);
-                files::write_atomically(&csv, rows_csv(paths, &data.dataset).as_bytes())?;
-                say!("rows: {} (the file and label of each row)", csv.display());
-            }
-            extract_features(
-                &loaded.encoder,
-                &data.dataset,
-                &norm,
-                args.batch_size,
-                &device,
-            )?
         }
     };
     let shape = features.shape().to_vec();

@@ -467,7 +467,7 @@ fn train(
         p.finish();
     }
     if let (true, Some(problems)) = (loud, trainer.data_problems()) {
-        say!("warning: {problems}");
+        say!("warning: {problems}; each time, the next image of the folder took its place");
     }
     result?;
     Ok(if trainer.stopped() {
