@@ -3,6 +3,9 @@
 //! views, resize, augment, normalise) for photo-sized files at view sizes
 //! 96 and 224, with the threads rayon has (RAYON_NUM_THREADS).
 //!
+//! `cargo bench -p augment --bench stream -- --index 100000` times the
+//! index alone on that many small JPEGs in sub-folders of 1,000.
+//!
 //! `cargo bench -p augment --bench stream [-- IMAGES] [--dir DIR]` (default
 //! 256 images of 500x375 and a quarter as many of 2000x1500). The JPEGs are
 //! generated (smooth gradients with noise) into a temporary folder removed
@@ -34,8 +37,35 @@ fn write_photos(dir: &Path, n: usize, w: u32, h: u32) {
     }
 }
 
+/// `--index N`: the time to index `N` small JPEGs (64x48), alone.
+fn index_only(n: usize) {
+    let dir = std::env::temp_dir().join(format!("augment-index-bench-{}", std::process::id()));
+    // Spread over sub-folders of 1,000, as photo libraries are.
+    for start in (0..n).step_by(1000) {
+        let sub = dir.join(format!("{:03}", start / 1000));
+        write_photos(&sub, (n - start).min(1000), 64, 48);
+    }
+    let start = Instant::now();
+    let index = FolderIndex::scan(&dir, false).unwrap();
+    let seconds = start.elapsed().as_secs_f64();
+    println!(
+        "indexed {} files in {seconds:.2} s ({:.0} files/s, page cache warm), {} threads",
+        index.len(),
+        index.len() as f64 / seconds,
+        rayon::current_num_threads()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(i) = args.iter().position(|a| a == "--index") {
+        let n = args
+            .get(i + 1)
+            .and_then(|a| a.parse().ok())
+            .unwrap_or(100_000);
+        return index_only(n);
+    }
     let images: usize = args.iter().find_map(|a| a.parse().ok()).unwrap_or(256);
     let kept = args
         .iter()
