@@ -747,6 +747,9 @@ fn a_streamed_folder_pretrains_warns_of_a_bad_file_and_resumes() {
             "streamed {x}, in memory {y}"
         );
     }
+    // eval, given the run alone: the labelled folders it recorded.
+    let scores = ok(&["eval", "--checkpoint", s(&run)]);
+    assert!(scores.contains("on 8 test images (2 classes)"), "{scores}");
     // auto: 25 images of 3x16x16 fit in memory.
     let auto = dir.join("auto");
     let mut args = vec!["pretrain", "--quiet", "--epochs", "1", "--out", s(&auto)];
