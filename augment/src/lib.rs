@@ -115,7 +115,7 @@ pub use images::ViewSource;
 pub use locate::{load_fashion_mnist, locate_fashion_mnist, FashionSource};
 pub use pipeline::{plain_batch, two_views, Batch, View};
 pub use preview::{render_preview, write_preview, Preview, PreviewOptions};
-pub use rows::{rows_csv, rows_csv_of};
+pub use rows::rows_csv;
 pub use source::{DataSource, DatasetKind, FolderMode, Loaded, TrainImages};
 pub use stream::{FolderIndex, IndexEntry, StreamedFolder};
 pub use views::jitter::BrightnessMode;

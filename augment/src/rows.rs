@@ -13,8 +13,6 @@
 
 use std::path::PathBuf;
 
-use crate::dataset::Dataset;
-
 /// One CSV field, quoted when it must be.
 fn field(text: &str) -> String {
     if text.contains([',', '"', '\n', '\r']) {
@@ -24,15 +22,9 @@ fn field(text: &str) -> String {
     }
 }
 
-/// The CSV of `paths` (one per row of `data`, in order) with the labels
-/// and class names of `data` when it has them.
-pub fn rows_csv(paths: &[PathBuf], data: &Dataset) -> String {
-    rows_csv_of(paths, data.labels(), data.class_names())
-}
-
-/// The CSV of `paths` with their `labels` (one per path) and the class
-/// `names` the labels number, when known.
-pub fn rows_csv_of(paths: &[PathBuf], labels: Option<&[u32]>, names: Option<&[String]>) -> String {
+/// The CSV of `paths` (one per row, in order) with their `labels` and
+/// the class `names` the labels number, when known.
+pub fn rows_csv(paths: &[PathBuf], labels: Option<&[u32]>, names: Option<&[String]>) -> String {
     let mut out = String::from("row,path,label,class\n");
     for (row, path) in paths.iter().enumerate() {
         let label = labels.and_then(|l| l.get(row));
@@ -50,6 +42,7 @@ pub fn rows_csv_of(paths: &[PathBuf], labels: Option<&[u32]>, names: Option<&[St
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dataset::Dataset;
 
     #[test]
     fn rows_name_their_files_and_labels_and_odd_names_are_quoted() {
@@ -61,7 +54,7 @@ mod tests {
             .map(PathBuf::from)
             .collect();
         assert_eq!(
-            rows_csv(&paths, &data),
+            rows_csv(&paths, data.labels(), data.class_names()),
             "row,path,label,class\n\
              0,p/a.jpg,1,\"dogs, big\"\n\
              1,\"p/say \"\"hi\"\".png\",0,cats\n\
@@ -69,7 +62,7 @@ mod tests {
         );
         let unlabelled = Dataset::new(vec![0; 1], 1, 1, 1, None).unwrap();
         assert_eq!(
-            rows_csv(&paths[..1], &unlabelled),
+            rows_csv(&paths[..1], unlabelled.labels(), None),
             "row,path,label,class\n0,p/a.jpg,,\n"
         );
     }

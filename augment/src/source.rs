@@ -102,7 +102,7 @@ pub struct TrainImages {
 }
 
 /// How many images of a streamed folder its statistics are taken from.
-const STATISTICS_SAMPLE: usize = 2000;
+pub const STATISTICS_SAMPLE: usize = 2000;
 
 /// The memory available to new work, from `/proc/meminfo` (Linux), in
 /// bytes; `None` where it cannot be read.
@@ -352,14 +352,9 @@ impl DataSource {
             ));
         }
         self.check_folder_settings()?;
+        self.check_limit()?;
         let mut index = FolderIndex::scan(self.split_folder(split)?, labelled)?;
         if let Some(n) = self.limit {
-            if n == 0 {
-                return Err(DataError::invalid(
-                    "limit 0: no image would be used",
-                    "give a limit of at least 1, or none",
-                ));
-            }
             index.truncate(n);
         }
         StreamedFolder::new(index, self.channels, self.image_size)
@@ -402,6 +397,7 @@ impl DataSource {
     /// Reads `split`. `labelled` asks for labels (evaluation): an
     /// unlabelled source is then an error naming the fix.
     pub fn load(&self, split: Split, labelled: bool) -> Result<Loaded> {
+        self.check_limit()?;
         let split_name = match split {
             Split::Train => "train",
             Split::Test => "test",
@@ -426,12 +422,6 @@ impl DataSource {
             }
         };
         let dataset = match self.limit {
-            Some(0) => {
-                return Err(DataError::invalid(
-                    "limit 0: no image would be used",
-                    "give a limit of at least 1, or none",
-                ))
-            }
             Some(n) if n < dataset.len() => {
                 if let Some(p) = paths.as_mut() {
                     p.truncate(n);
@@ -463,6 +453,17 @@ impl DataSource {
             description,
             paths,
         })
+    }
+
+    /// Errors for a limit of 0 images.
+    fn check_limit(&self) -> Result<()> {
+        match self.limit {
+            Some(0) => Err(DataError::invalid(
+                "limit 0: no image would be used",
+                "give a limit of at least 1, or none",
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// The data folder, or an error saying this kind needs one.

@@ -15,9 +15,7 @@
 use crate::args::{DataArgs, DeviceArgs, EncoderArgs, LoadedEncoder};
 use crate::commands::{CmdResult, Outcome};
 use crate::error::CliError;
-use augment::{
-    npy, rows_csv, rows_csv_of, DataSource, FolderMode, Normalization, Split, ViewSource,
-};
+use augment::{npy, rows_csv, DataSource, FolderMode, Normalization, Split, ViewSource};
 use byol::eval::{array_features, extract_features};
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
@@ -106,7 +104,7 @@ fn embed_streamed(
     );
     let norm = match &loaded.normalization {
         Some(n) => n.clone(),
-        None => folder.statistics(STATISTICS_SAMPLE)?,
+        None => folder.statistics(augment::source::STATISTICS_SAMPLE)?,
     };
     let (c, side) = (source.channels, source.image_size);
     let all: Vec<usize> = (0..folder.len()).collect();
@@ -144,30 +142,43 @@ fn embed_streamed(
         say!("warning: {problems}; they are left out of the features and the rows");
     }
     let labels: Option<Vec<u32>> = kept.iter().map(|&i| index.entries[i].label).collect();
-    if let Some(path) = &args.labels_out {
-        let labels = labels.as_ref().ok_or_else(|| {
-            CliError::flag(format!(
-                "--labels-out: {} has no labels",
-                index.root.display()
-            ))
-        })?;
-        let values: Vec<i64> = labels.iter().map(|&l| l as i64).collect();
-        npy::write_i64(path, &[values.len()], &values)?;
-    }
     let paths: Vec<PathBuf> = kept
         .iter()
         .map(|&i| index.root.join(&index.entries[i].path))
         .collect();
-    let csv = rows_path(&args.out);
-    let text = rows_csv_of(&paths, labels.as_deref(), index.class_names.as_deref());
-    files::write_atomically(&csv, text.as_bytes())?;
-    say!("rows: {} (the file and label of each row)", csv.display());
+    write_rows(
+        args,
+        &index.root.display().to_string(),
+        Some(&paths),
+        labels.as_deref(),
+        index.class_names.as_deref(),
+    )?;
     Ok(Tensor::from_vec(values, &[kept.len(), dim], &Device::Cpu))
 }
 
-/// How many images the statistics of a streamed folder are taken from,
-/// for bare weights that carry none.
-const STATISTICS_SAMPLE: usize = 2000;
+/// Writes what goes beside the features of a data set: `--labels-out`
+/// (int64; an error when `what` has no labels) and, for a folder (`paths`
+/// given), the CSV of the file, label and class of each row.
+fn write_rows(
+    args: &EmbedArgs,
+    what: &str,
+    paths: Option<&[PathBuf]>,
+    labels: Option<&[u32]>,
+    names: Option<&[String]>,
+) -> Result<(), CliError> {
+    if let Some(path) = &args.labels_out {
+        let labels =
+            labels.ok_or_else(|| CliError::flag(format!("--labels-out: {what} has no labels")))?;
+        let values: Vec<i64> = labels.iter().map(|&l| l as i64).collect();
+        npy::write_i64(path, &[values.len()], &values)?;
+    }
+    if let Some(paths) = paths {
+        let csv = rows_path(&args.out);
+        files::write_atomically(&csv, rows_csv(paths, labels, names).as_bytes())?;
+        say!("rows: {} (the file and label of each row)", csv.display());
+    }
+    Ok(())
+}
 
 /// Runs `byol embed`.
 pub fn run(args: EmbedArgs) -> CmdResult {
@@ -228,18 +239,13 @@ pub fn run(args: EmbedArgs) -> CmdResult {
                     Some(n) => n,
                     None => source.normalization(&data.dataset),
                 };
-                if let Some(path) = &args.labels_out {
-                    let labels = data.dataset.labels().ok_or_else(|| {
-                        CliError::flag(format!("--labels-out: {} has no labels", data.description))
-                    })?;
-                    let values: Vec<i64> = labels.iter().map(|&l| l as i64).collect();
-                    npy::write_i64(path, &[values.len()], &values)?;
-                }
-                if let Some(paths) = &data.paths {
-                    let csv = rows_path(&args.out);
-                    files::write_atomically(&csv, rows_csv(paths, &data.dataset).as_bytes())?;
-                    say!("rows: {} (the file and label of each row)", csv.display());
-                }
+                write_rows(
+                    &args,
+                    &data.description,
+                    data.paths.as_deref(),
+                    data.dataset.labels(),
+                    data.dataset.class_names(),
+                )?;
                 extract_features(
                     &loaded.encoder,
                     &data.dataset,
