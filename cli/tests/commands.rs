@@ -448,8 +448,18 @@ fn the_small_commands_run() {
     assert!(out.contains("views.png"), "{out}");
     assert!(image::open(&png).is_ok());
     let json = dir.join("bench.json");
-    let out = ok(&["bench", "--quick", "--reps", "1", "--out", s(&json)]);
+    #[rustfmt::skip]
+    let out = ok(&[
+        "bench", "--quick", "--reps", "1", "--peak-tflops", "1", "--out", s(&json),
+    ]);
     assert!(out.contains("BYOL step"), "{out}");
+    // GFLOP/s figures as a share of the peak given; images/s have none.
+    assert!(out.contains("of 1 TFLOP/s"), "{out}");
+    let gemm = out.lines().find(|l| l.starts_with("GEMM")).unwrap();
+    assert!(gemm.trim_end().ends_with('%'), "{gemm}");
+    let step = out.lines().find(|l| l.starts_with("BYOL step")).unwrap();
+    assert!(step.trim_end().ends_with('-'), "{step}");
+    fails(&["bench", "--quick", "--large"], &["--large"]);
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(v["results"].as_array().unwrap().len(), 4);

@@ -7,7 +7,9 @@
 //!
 //! The crates' own benchmarks (`cargo bench -p tensor`, `-p models`, `-p
 //! byol`) measure the sizes the project's issues quote and compare with
-//! PyTorch; this command is the quick look at a new machine.
+//! PyTorch; this command is the quick look at a new machine. `--large`
+//! takes the sizes a real GPU needs to be busy (GEMM up to 4096, batch
+//! 256, widths 16 and 64, heads 4096/256): `scripts/gpu-check.sh` runs it.
 
 use crate::args::DeviceArgs;
 use crate::commands::{CmdResult, Outcome};
@@ -29,13 +31,24 @@ use tensor::{Conv2dParams, Device, Tensor};
 #[command(after_help = "Examples:
   byol bench
   byol bench --device gpu --out bench-gpu.json
-  byol bench --quick      (small sizes: seconds, for checking that it runs)")]
+  byol bench --quick      (small sizes: seconds, for checking that it runs)
+  byol bench --device gpu --large   (the sizes of scripts/gpu-check.sh)")]
 pub struct BenchArgs {
     #[command(flatten)]
     pub device: DeviceArgs,
     /// Small sizes and few repetitions.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "large")]
     pub quick: bool,
+    /// Large sizes, for a hardware GPU: GEMM 1024, 2048 and 4096, the
+    /// convolution at batch 128, the ResNet-18 step and the BYOL step at
+    /// batch 256 (BYOL at widths 16 and 64, heads 4096/256). Minutes on a
+    /// CPU.
+    #[arg(long)]
+    pub large: bool,
+    /// The device's f32 peak in TFLOP/s (an H200: about 67), to show each
+    /// GFLOP/s figure as a share of it.
+    #[arg(long, value_name = "TFLOPS")]
+    pub peak_tflops: Option<f64>,
     /// Timed repetitions of each benchmark (median reported).
     #[arg(long, default_value_t = 5)]
     pub reps: usize,
@@ -79,32 +92,62 @@ pub fn run(args: BenchArgs) -> CmdResult {
         args.reps
     };
     say!("benchmarking on {}", dev.describe());
-    let figures = [
-        gemm(&dev, if args.quick { 128 } else { 512 }, reps),
-        conv(&dev, args.quick, reps),
-        resnet_step(&dev, args.quick, reps),
-        byol_step(&dev, args.quick, reps)?,
-    ];
+    let size = match (args.quick, args.large) {
+        (true, _) => Size::Quick,
+        (_, true) => Size::Large,
+        _ => Size::Default,
+    };
+    let mut figures = Vec::new();
+    let gemm_sides: &[usize] = match size {
+        Size::Quick => &[128],
+        Size::Default => &[512],
+        Size::Large => &[1024, 2048, 4096],
+    };
+    for &n in gemm_sides {
+        figures.push(gemm(&dev, n, reps));
+    }
+    figures.push(conv(&dev, size, reps));
+    figures.push(resnet_step(&dev, size, reps));
+    let byol_shapes: &[(usize, usize, usize, usize)] = match size {
+        Size::Quick => &[(4, 16, 64, 32)],
+        Size::Default => &[(16, 64, 512, 128)],
+        Size::Large => &[(16, 256, 4096, 256), (64, 256, 4096, 256)],
+    };
+    for &shape in byol_shapes {
+        figures.push(byol_step(&dev, shape, reps)?);
+    }
     // Figures measured on a device that failed on the way are not figures.
     if let Some(e) = dev.take_error() {
         return Err(e.into());
     }
+    let share = |f: &Figure| match (args.peak_tflops, f.unit) {
+        (Some(peak), "GFLOP/s") if peak > 0.0 => format!("{:.1}%", f.rate / (peak * 10.0)),
+        _ => "-".into(),
+    };
+    let mut header = vec![
+        "benchmark".into(),
+        "size".into(),
+        "median ms".into(),
+        "rate".into(),
+    ];
+    if let Some(peak) = args.peak_tflops {
+        header.push(format!("of {peak} TFLOP/s"));
+    }
     let table = Table {
-        header: vec![
-            "benchmark".into(),
-            "size".into(),
-            "median ms".into(),
-            "rate".into(),
-        ],
+        header,
         rows: figures
             .iter()
             .map(|f| {
-                vec![
+                let mut row = vec![
                     f.name.clone(),
                     f.size.clone(),
                     format!("{:.2}", f.millis),
                     format!("{:.1} {}", f.rate, f.unit),
-                ]
+                ];
+                if args.peak_tflops.is_some() {
+                    row.push(share(f));
+                }
+                row
             })
             .collect(),
     };
@@ -112,6 +155,7 @@ pub fn run(args: BenchArgs) -> CmdResult {
     let value = json!({
         "device": dev.describe(),
         "quick": args.quick,
+        "large": args.large,
         "reps": reps,
         "results": figures.iter().map(|f| json!({
             "name": f.name, "size": f.size, "median_ms": f.millis,
@@ -139,10 +183,22 @@ fn gemm(dev: &Device, n: usize, reps: usize) -> Figure {
     }
 }
 
+/// The set of sizes measured.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Size {
+    Quick,
+    Default,
+    Large,
+}
+
 /// A 3x3 convolution, padding 1: forward, backward to the input and to the
 /// weight, each `2·N·O·C·9·H·W` flops.
-fn conv(dev: &Device, quick: bool, reps: usize) -> Figure {
-    let (n, c, hw) = if quick { (4, 16, 16) } else { (32, 64, 32) };
+fn conv(dev: &Device, size: Size, reps: usize) -> Figure {
+    let (n, c, hw) = match size {
+        Size::Quick => (4, 16, 16),
+        Size::Default => (32, 64, 32),
+        Size::Large => (128, 64, 32),
+    };
     let x = Tensor::randn(&[n, c, hw, hw], 0.0, 1.0, 3, dev);
     let w = Tensor::randn(&[c, c, 3, 3], 0.0, 0.1, 4, dev);
     let p = Conv2dParams::new(1, 1);
@@ -173,8 +229,12 @@ fn encoder_config(width: usize) -> ResNetConfig {
 }
 
 /// A ResNet-18 forward and backward of the mean of its features.
-fn resnet_step(dev: &Device, quick: bool, reps: usize) -> Figure {
-    let (width, batch) = if quick { (4, 16) } else { (16, 64) };
+fn resnet_step(dev: &Device, size: Size, reps: usize) -> Figure {
+    let (width, batch) = match size {
+        Size::Quick => (4, 16),
+        Size::Default => (16, 64),
+        Size::Large => (16, 256),
+    };
     let net = ResNet::new(encoder_config(width), 0, dev);
     net.set_training(true);
     let x = Tensor::randn(&[batch, 1, 28, 28], 0.0, 1.0, 5, dev);
@@ -199,13 +259,14 @@ fn resnet_step(dev: &Device, quick: bool, reps: usize) -> Figure {
 
 /// A whole BYOL step (`byol::ByolStep::step`, the trainer's) on pre-made
 /// views: both views through the online and target networks, the loss,
-/// backward, Adam, the moving average.
-fn byol_step(dev: &Device, quick: bool, reps: usize) -> Result<Figure, CliError> {
-    let (width, batch, hidden, projection) = if quick {
-        (4, 16, 64, 32)
-    } else {
-        (16, 64, 512, 128)
-    };
+/// backward, Adam, the moving average; `shape` is (width, batch, hidden,
+/// projection).
+fn byol_step(
+    dev: &Device,
+    shape: (usize, usize, usize, usize),
+    reps: usize,
+) -> Result<Figure, CliError> {
+    let (width, batch, hidden, projection) = shape;
     let data = embedded::fashion_mnist_subset(Split::Train)?;
     let views = TwoViewConfig::byol(Normalization::fashion_mnist());
     let idx: Vec<usize> = (0..batch).collect();
