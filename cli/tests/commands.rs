@@ -141,11 +141,38 @@ fn pretrain_writes_its_run_folder_and_the_encoder_travels() {
         "--json",
         s(&json),
     ]);
-    assert!(out.contains("linear probe top-1 accuracy"), "{out}");
+    assert!(out.contains("linear probe (Adam) top-1 accuracy"), "{out}");
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let acc = v["accuracy"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&acc));
+    // The logistic probe, fitted to convergence; a C that is not positive
+    // is refused.
+    #[rustfmt::skip]
+    let out = ok(&[
+        "eval", "--checkpoint", s(&run), "--limit", "64", "--method", "logistic",
+        "--c", "0.1", "--json", s(&json),
+    ]);
+    assert!(
+        out.contains("logistic probe (L-BFGS) top-1 accuracy"),
+        "{out}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["converged"], true, "{v}");
+    assert!((0.0..=1.0).contains(&v["accuracy"].as_f64().unwrap()));
+    fails(
+        &[
+            "eval",
+            "--checkpoint",
+            s(&run),
+            "--method",
+            "logistic",
+            "--c",
+            "0",
+        ],
+        &["--c 0"],
+    );
 
     // embed: [N, 8·width] features, and labels.
     let feats = dir.join("f.npy");

@@ -8,6 +8,7 @@
 //! | --- | --- | --- |
 //! | [`knn`]: weighted k-nearest neighbours | nothing | InstDisc (Wu et al. 2018), the monitor of most self-supervised code (solo-learn) |
 //! | [`linear`]: linear probe | a linear classifier on frozen features | BYOL §4.1 / Table 1, "linear evaluation" |
+//! | [`logistic`]: the probe as reported | L2 logistic regression fitted to convergence (L-BFGS) | scikit-learn's `LogisticRegression`, checked against it |
 //! | [`finetune`](mod@finetune): semi-supervised fine-tuning | the whole encoder + a linear head, on 1% or 10% of the labels | BYOL §4.1 / Table 2 |
 //!
 //! All three start from the same thing, the encoder's output after global
@@ -54,6 +55,7 @@ pub mod features;
 pub mod finetune;
 pub mod knn;
 pub mod linear;
+pub mod logistic;
 pub mod pca;
 pub mod splits;
 
@@ -61,6 +63,7 @@ pub use features::{array_features, dataset_labels, extract_features, pixel_featu
 pub use finetune::{balanced_subset, finetune, FinetuneConfig, FinetuneResult};
 pub use knn::{knn_accuracy, knn_predict};
 pub use linear::{linear_probe, LinearProbeConfig, LinearProbeResult};
+pub use logistic::{logistic_probe, LogisticConfig, LogisticResult};
 pub use pca::pca_2d;
 pub use splits::{LabelledSplits, Scores, FEATURE_BATCH, MONITOR_TRAIN_IMAGES};
 

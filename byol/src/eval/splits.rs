@@ -21,6 +21,7 @@
 use super::features::{dataset_labels, extract_features, pixel_features};
 use super::knn::{knn_accuracy, DEFAULT_K, DEFAULT_TEMPERATURE};
 use super::linear::{linear_probe, LinearProbeConfig, LinearProbeResult};
+use super::logistic::{logistic_probe, LogisticConfig, LogisticResult};
 use crate::error::{ByolError, Result};
 use augment::{Dataset, Normalization};
 use models::ResNet;
@@ -176,6 +177,18 @@ impl LabelledSplits {
     ) -> Result<LinearProbeResult> {
         let (l_train, l_test) = self.labels()?;
         linear_probe(f_train, l_train, f_test, l_test, self.classes, config)
+    }
+
+    /// The logistic-regression probe of given features (L2, fitted to
+    /// convergence by L-BFGS: [`super::logistic`]).
+    pub fn logistic_of(
+        &self,
+        f_train: &Tensor,
+        f_test: &Tensor,
+        config: &LogisticConfig,
+    ) -> Result<LogisticResult> {
+        let (l_train, l_test) = self.labels()?;
+        logistic_probe(f_train, l_train, f_test, l_test, self.classes, config)
     }
 }
 

@@ -1,13 +1,16 @@
 //! `byol eval`: how good a frozen encoder's features are, by a kNN
-//! classifier (k = 200, cosine similarity, votes weighted exp(sim / 0.1))
-//! or a linear probe (a linear classifier on standardised features), both
-//! trained on the train split's labels and scored on the test split.
+//! classifier (k = 200, cosine similarity, votes weighted exp(sim / 0.1)),
+//! the quick linear probe (mini-batch Adam for a fixed number of epochs,
+//! the training monitor's kind) or the logistic-regression probe as the
+//! field reports it (L2, fitted to convergence by L-BFGS, the number that
+//! matches scikit-learn's `LogisticRegression`), all trained on the train
+//! split's labels and scored on the test split.
 
 use crate::args::{DataArgs, DeviceArgs, EncoderArgs};
 use crate::commands::{encoder_and_splits, CmdResult, Outcome};
 use crate::error::CliError;
 use crate::report;
-use byol::eval::LinearProbeConfig;
+use byol::eval::{LinearProbeConfig, LogisticConfig};
 use clap::{Args, ValueEnum};
 use serde_json::json;
 use std::path::PathBuf;
@@ -17,8 +20,12 @@ use std::path::PathBuf;
 pub enum Method {
     /// k nearest neighbours by cosine similarity.
     Knn,
-    /// A linear classifier on the frozen features.
+    /// A linear classifier on the frozen features, trained by mini-batch
+    /// Adam for --probe-epochs (quick).
     Linear,
+    /// Multinomial logistic regression with an L2 penalty (--c), fitted to
+    /// convergence by L-BFGS: the probe as papers report it.
+    Logistic,
 }
 
 /// Flags of `byol eval`.
@@ -26,13 +33,14 @@ pub enum Method {
 #[command(after_help = "Examples:
   byol eval --checkpoint runs/pretrain --method knn
   byol eval --checkpoint runs/pretrain --method linear --json linear.json
+  byol eval --checkpoint runs/pretrain --method logistic --c 0.1
   byol eval --weights encoder.safetensors --dataset cifar10 --data cifar-10-batches-bin")]
 pub struct EvalArgs {
     #[command(flatten)]
     pub encoder: EncoderArgs,
     #[command(flatten)]
     pub data: DataArgs,
-    /// knn or linear.
+    /// knn, linear (quick) or logistic (fitted to convergence).
     #[arg(long, value_enum, default_value = "knn")]
     pub method: Method,
     /// kNN: neighbours that vote.
@@ -47,6 +55,10 @@ pub struct EvalArgs {
     /// Linear probe: peak learning rate of Adam (cosine decay).
     #[arg(long, default_value_t = 0.01)]
     pub probe_lr: f32,
+    /// Logistic probe: inverse L2 strength, as scikit-learn's C (smaller
+    /// is stronger).
+    #[arg(long, default_value_t = 1.0)]
+    pub c: f64,
     /// Also write the result as JSON here.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -89,12 +101,39 @@ pub fn run(args: EvalArgs) -> CmdResult {
                        "train_accuracy": r.train_accuracy}),
             )
         }
+        Method::Logistic => {
+            if !(args.c > 0.0 && args.c.is_finite()) {
+                return Err(CliError::flag(format!(
+                    "--c {}: must be a positive number (1 is scikit-learn's default)",
+                    args.c
+                )));
+            }
+            let config = LogisticConfig {
+                c: args.c,
+                ..LogisticConfig::default()
+            };
+            let r = splits.logistic_of(&f_train, &f_test, &config)?;
+            if !r.converged {
+                say!(
+                    "warning: L-BFGS stopped after {} iterations before the gradient fell below {}",
+                    r.iterations,
+                    config.tolerance
+                );
+            }
+            (
+                r.test_accuracy,
+                json!({"method": "logistic", "c": config.c, "iterations": r.iterations,
+                       "converged": r.converged, "objective": r.objective,
+                       "train_accuracy": r.train_accuracy}),
+            )
+        }
     };
     out!(
         "{} top-1 accuracy: {accuracy:.4} on {} test images ({} classes)",
         match args.method {
             Method::Knn => "kNN",
-            Method::Linear => "linear probe",
+            Method::Linear => "linear probe (Adam)",
+            Method::Logistic => "logistic probe (L-BFGS)",
         },
         splits.test.len(),
         splits.classes
