@@ -137,13 +137,10 @@ fn train_group(
     })
 }
 
-/// Two ranks without synchronised batch norm: the average of their
-/// gradients is exactly that of one process accumulating the gradients of
-/// the same two half-batches, so the updated weights are the same bits.
-#[test]
-fn two_ranks_average_gradients_as_one_process_accumulates_them() {
-    let d = Device::Cpu;
-    let config = NetworkConfig {
+/// The network of the gradient tests: a ResNet-18 of width 2 on one
+/// channel, heads 8 -> 4.
+fn tiny_network() -> NetworkConfig {
+    NetworkConfig {
         encoder: ResNetConfig {
             arch: Arch::ResNet18,
             stem: Stem::Cifar,
@@ -154,7 +151,16 @@ fn two_ranks_average_gradients_as_one_process_accumulates_them() {
         projection: 4,
         predictor: true,
         target_init: TargetInit::Random,
-    };
+    }
+}
+
+/// Two ranks without synchronised batch norm: the average of their
+/// gradients is exactly that of one process accumulating the gradients of
+/// the same two half-batches, so the updated weights are the same bits.
+#[test]
+fn two_ranks_average_gradients_as_one_process_accumulates_them() {
+    let d = Device::Cpu;
+    let config = tiny_network();
     let v1 = Tensor::randn(&[8, 1, 8, 8], 0.0, 1.0, 1, &d);
     let v2 = Tensor::randn(&[8, 1, 8, 8], 0.0, 1.0, 2, &d);
     let half = |t: &Tensor, r: usize| t.narrow(0, 4 * r, 4);
@@ -212,18 +218,7 @@ fn two_ranks_average_gradients_as_one_process_accumulates_them() {
 /// compute them, each on its slice of the rows, batch norm synchronised or
 /// not, then averaged (`size` 1: one process on the whole batch).
 fn group_gradients(size: usize, sync: bool, views: &(Tensor, Tensor)) -> Vec<Vec<f32>> {
-    let config = NetworkConfig {
-        encoder: ResNetConfig {
-            arch: Arch::ResNet18,
-            stem: Stem::Cifar,
-            in_channels: 1,
-            width: 2,
-        },
-        hidden: 8,
-        projection: 4,
-        predictor: true,
-        target_init: TargetInit::Random,
-    };
+    let config = tiny_network();
     let rows = views.0.shape()[0] / size;
     let grads = |step: &ByolStep| -> Vec<Vec<f32>> {
         step.parameters()
