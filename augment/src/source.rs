@@ -304,7 +304,7 @@ impl DataSource {
             if n >= len {
                 return Ok(loaded);
             }
-            let picks: Vec<usize> = (0..n).map(|k| k * len / n).collect();
+            let picks = crate::stream::spread(len, n);
             return Ok(Loaded {
                 dataset: loaded.dataset.subset(&picks)?,
                 description: format!("{} (a sample of {n})", loaded.description),

@@ -179,6 +179,16 @@ fn relative(path: &Path, root: &Path) -> PathBuf {
     path.strip_prefix(root).unwrap_or(path).to_path_buf()
 }
 
+/// `n` indices spread evenly over `0..len` (all of them when `len <= n`):
+/// the samples taken for statistics and for a kNN monitor.
+pub(crate) fn spread(len: usize, n: usize) -> Vec<usize> {
+    if n >= len {
+        (0..len).collect()
+    } else {
+        (0..n).map(|k| k * len / n).collect()
+    }
+}
+
 /// How many later images are tried in place of one that fails to decode.
 const SUBSTITUTES: usize = 16;
 
@@ -273,12 +283,7 @@ impl StreamedFolder {
     /// `n` indices spread evenly over the folder (all of them when it has
     /// fewer).
     fn spread(&self, n: usize) -> Vec<usize> {
-        let len = self.index.len();
-        if n >= len {
-            (0..len).collect()
-        } else {
-            (0..n).map(|k| k * len / n).collect()
-        }
+        spread(self.index.len(), n)
     }
 
     /// Image `i` fitted to the view size (the largest centred square,
