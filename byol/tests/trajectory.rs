@@ -1,0 +1,272 @@
+//! Two hundred BYOL steps against PyTorch (`tests/fixtures/trajectory.safetensors`,
+//! made by `scripts/trajectory.py fixture`): from the same initial networks
+//! on the same views, with Adam and with LARS, the loss curve and the
+//! weights stay where PyTorch's go.
+//!
+//! One step matching (`pytorch_step.rs`) cannot see what only many steps
+//! do: the optimiser's moments and bias corrections, LARS's momentum, the
+//! order of the optimiser step and the moving average, the target keeping
+//! its own running statistics. Many steps bring their own difficulty: a
+//! BYOL run amplifies float rounding until two runs that differ only in
+//! it part (here PyTorch's own float32 and float64 runs differ by 1e-6 in
+//! loss for the first 25 Adam steps, by 0.01-0.05 after 100). So the
+//! fixture holds an ensemble of PyTorch runs from the same start (float32,
+//! float64, and float32 from weights perturbed by a relative 1e-6), and our
+//! run is held to the ensemble's own spread:
+//!
+//! 1. step by step while PyTorch's float32 and float64 losses agree to
+//!    1e-5 (the first 27 Adam steps, 2 LARS steps): our loss within 1e-4
+//!    (relative, for losses above 1) of the float64 one. Ours parts from
+//!    it a few steps before PyTorch's float32 does (1.4e-4 at Adam's step
+//!    27, where float32 is 9e-6 away), and stays a hundred times closer
+//!    than a PyTorch run whose initial weights were perturbed by 1e-6;
+//! 2. the mean loss of every 25 steps: within the ensemble's range, widened
+//!    by its width (at least 2e-3);
+//! 3. every weight after the first steps (20 for Adam, 2 for LARS), where
+//!    the runs still agree: our distance to PyTorch's float32 weights at
+//!    most three times float64's, plus 1e-4 of the distance travelled;
+//! 4. after all the steps, where single weights have parted (the
+//!    ensemble's own final weights are as far apart as they travelled), the
+//!    norm of all weight matrices and kernels together, and of all biases
+//!    and batch-norm parameters together: within the ensemble's range
+//!    widened by its width (at least 2%).
+//!
+//! The checks are shown to have teeth: the same run with Adam's β₂ = 0.99
+//! instead of 0.999, or with LARS's momentum 0.8 instead of 0.9, fails
+//! them. Where: β₂ = 0.99 at step 3 of check 1 (checks 2 and 4 alone let
+//! it through: over 200 steps it changes the loss by less than float
+//! rounding's chaos does); momentum 0.8 at check 3, and at check 4 alone
+//! (its biases and batch-norm parameters end with norm 26, PyTorch's
+//! 36-40).
+
+use byol::optim::adam::Adam;
+use byol::optim::lars::Lars;
+use byol::optim::Optimizer;
+use byol::{ByolNetworks, ByolStep, NetworkConfig, TargetInit};
+use models::{weights, Arch, ResNetConfig, Stem};
+use std::collections::BTreeMap;
+use std::path::Path;
+use tensor::{Device, Tensor};
+
+const FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/trajectory.safetensors"
+);
+
+/// Steps in a window of check 2.
+const WINDOW: usize = 25;
+
+fn fixture() -> BTreeMap<String, Tensor> {
+    weights::read(Path::new(FIXTURE)).expect("the fixture reads")
+}
+
+/// The fixture's networks: ResNet-18 width 4, heads 32/16, loaded with its
+/// initial state.
+fn networks(fx: &BTreeMap<String, Tensor>) -> ByolNetworks {
+    let config = NetworkConfig {
+        encoder: ResNetConfig {
+            arch: Arch::ResNet18,
+            stem: Stem::Cifar,
+            in_channels: 1,
+            width: 4,
+        },
+        hidden: 32,
+        projection: 16,
+        predictor: true,
+        target_init: TargetInit::Random,
+    };
+    let nets = ByolNetworks::new(config, 0, &Device::Cpu);
+    for (key, p) in nets.state() {
+        match fx.get(&format!("init.{key}")) {
+            Some(t) => p.set_value(t.clone()),
+            None => assert!(key.ends_with("num_batches_tracked"), "no init.{key}"),
+        }
+    }
+    nets
+}
+
+/// What our run did: each step's loss, the trained tensors after the early
+/// steps and at the end.
+struct Run {
+    losses: Vec<f32>,
+    early: BTreeMap<String, Vec<f32>>,
+    last: BTreeMap<String, Vec<f32>>,
+    /// The number of dimensions of each trained tensor.
+    shapes: BTreeMap<String, usize>,
+}
+
+fn trained(step: &ByolStep) -> BTreeMap<String, Vec<f32>> {
+    step.nets
+        .online_parameters()
+        .into_iter()
+        .map(|(k, p)| (k, p.value().to_vec()))
+        .collect()
+}
+
+/// Runs the fixture's steps with `optimizer`, learning rate `lr` and `tau`.
+fn run(fx: &BTreeMap<String, Tensor>, optimizer: Box<dyn Optimizer>, kind: &str) -> Run {
+    let hyper = fx[&format!("{kind}.hyper.lr_wd_tau_early")].to_vec();
+    let (lr, tau, early) = (hyper[0], hyper[2], hyper[3] as usize);
+    let steps = fx[&format!("{kind}.losses")].shape()[1];
+    let views = &fx["views"];
+    let &[k, 2, b, c, h, w] = views.shape() else {
+        panic!("views of shape {:?}", views.shape())
+    };
+    let values = views.to_vec();
+    let one = b * c * h * w;
+    let view = |batch: usize, which: usize| {
+        let start = (batch * 2 + which) * one;
+        Tensor::from_vec(
+            values[start..start + one].to_vec(),
+            &[b, c, h, w],
+            &Device::Cpu,
+        )
+    };
+    let mut step = ByolStep::from_parts(networks(fx), optimizer);
+    let mut losses = Vec::with_capacity(steps);
+    let mut early_weights = BTreeMap::new();
+    for s in 0..steps {
+        if s == early {
+            early_weights = trained(&step);
+        }
+        let stats = step
+            .step(&view(s % k, 0), &view(s % k, 1), lr, tau)
+            .expect("a finite step");
+        losses.push(stats.loss);
+    }
+    let shapes = step
+        .nets
+        .online_parameters()
+        .into_iter()
+        .map(|(k, p)| (k, p.shape().len()))
+        .collect();
+    Run {
+        losses,
+        early: early_weights,
+        last: trained(&step),
+        shapes,
+    }
+}
+
+/// Checks 1-4 of the module documentation; the first that fails, named.
+fn check(fx: &BTreeMap<String, Tensor>, kind: &str, ours: &Run) -> Result<(), String> {
+    let all = &fx[&format!("{kind}.losses")];
+    let (members, steps) = (all.shape()[0], all.shape()[1]);
+    let all = all.to_vec();
+    let member = |r: usize| &all[r * steps..(r + 1) * steps];
+    let (f32_run, f64_run) = (member(0), member(1));
+
+    // 1. Step by step while float32 and float64 agree.
+    let mut agreed = 0;
+    for s in 0..steps {
+        if (f64_run[s] - f32_run[s]).abs() > 1e-5 {
+            break;
+        }
+        if (ours.losses[s] - f64_run[s]).abs() > 1e-4 * f64_run[s].abs().max(1.0) {
+            return Err(format!(
+                "{kind} step {s}: loss {} against PyTorch's {} (float64 {})",
+                ours.losses[s], f32_run[s], f64_run[s]
+            ));
+        }
+        agreed += 1;
+    }
+    assert!(
+        agreed >= 2,
+        "{kind}: the ensemble parts at once ({agreed} steps)"
+    );
+
+    // 2. The mean of every window within the ensemble's range.
+    for start in (0..steps).step_by(WINDOW) {
+        let end = (start + WINDOW).min(steps);
+        let mean = |l: &[f32]| l[start..end].iter().sum::<f32>() / (end - start) as f32;
+        let means: Vec<f32> = (0..members).map(|r| mean(member(r))).collect();
+        let (lo, hi) = range(&means);
+        let margin = (hi - lo).max(2e-3);
+        let m = mean(&ours.losses);
+        if m < lo - margin || m > hi + margin {
+            return Err(format!(
+                "{kind} steps {start}..{end}: mean loss {m} outside PyTorch's {lo}..{hi} (± {margin})"
+            ));
+        }
+    }
+
+    // 3. Every weight after the first steps.
+    let spread = fx[&format!("{kind}.early_spread")].to_vec()[0];
+    let (mut apart, mut travelled) = (0f64, 0f64);
+    for (key, got) in &ours.early {
+        let want = fx[&format!("{kind}.early.{key}")].to_vec();
+        let init = fx[&format!("init.{key}")].to_vec();
+        for ((g, w), i) in got.iter().zip(&want).zip(&init) {
+            apart += ((g - w) as f64).powi(2);
+            travelled += ((w - i) as f64).powi(2);
+        }
+    }
+    let distance = (apart / travelled).sqrt() as f32;
+    if distance > 3.0 * spread + 1e-4 {
+        return Err(format!(
+            "{kind}: after the first steps our weights are {distance:.2e} of their travel from \
+             PyTorch's (float64's: {spread:.2e})"
+        ));
+    }
+
+    // 4. At the end, the norm of the weight matrices and kernels together,
+    //    and of the one-dimensional parameters (biases, batch norm's γ, β).
+    for (group, matrices) in [
+        ("weight matrices and kernels", true),
+        ("biases and γ, β", false),
+    ] {
+        let in_group = |key: &str| (ours.shapes[key] > 1) == matrices;
+        let mut norms = vec![0f32; members];
+        let mut norm = 0f32;
+        for (key, got) in ours.last.iter().filter(|(k, _)| in_group(k)) {
+            let theirs = fx[&format!("{kind}.norm.{key}")].to_vec();
+            for (n, t) in norms.iter_mut().zip(&theirs) {
+                *n += t * t;
+            }
+            norm += got.iter().map(|x| x * x).sum::<f32>();
+        }
+        let norms: Vec<f32> = norms.iter().map(|n| n.sqrt()).collect();
+        let norm = norm.sqrt();
+        let (lo, hi) = range(&norms);
+        let margin = (hi - lo).max(0.02 * hi);
+        if norm < lo - margin || norm > hi + margin {
+            return Err(format!(
+                "{kind}: the {group} end with norm {norm}, PyTorch's {lo}..{hi} (± {margin})"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn range(values: &[f32]) -> (f32, f32) {
+    let lo = values.iter().copied().fold(f32::INFINITY, f32::min);
+    let hi = values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    (lo, hi)
+}
+
+fn weight_decay(fx: &BTreeMap<String, Tensor>, kind: &str) -> f32 {
+    fx[&format!("{kind}.hyper.lr_wd_tau_early")].to_vec()[1]
+}
+
+#[test]
+fn adam_follows_pytorch_for_two_hundred_steps() {
+    let fx = fixture();
+    let wd = weight_decay(&fx, "adam");
+    let ours = run(&fx, Box::new(Adam::new(wd, 0.9, 0.999, 1e-8)), "adam");
+    check(&fx, "adam", &ours).unwrap();
+    // The same checks reject a run whose second moment decays faster.
+    let other = run(&fx, Box::new(Adam::new(wd, 0.9, 0.99, 1e-8)), "adam");
+    let e = check(&fx, "adam", &other).expect_err("beta2 = 0.99 must not pass");
+    println!("beta2 = 0.99 is rejected: {e}");
+}
+
+#[test]
+fn lars_follows_pytorch_for_two_hundred_steps() {
+    let fx = fixture();
+    let wd = weight_decay(&fx, "lars");
+    let ours = run(&fx, Box::new(Lars::new(wd, 1e-3, 0.9)), "lars");
+    check(&fx, "lars", &ours).unwrap();
+    let other = run(&fx, Box::new(Lars::new(wd, 1e-3, 0.8)), "lars");
+    let e = check(&fx, "lars", &other).expect_err("momentum 0.8 must not pass");
+    println!("momentum 0.8 is rejected: {e}");
+}
