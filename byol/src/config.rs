@@ -13,6 +13,7 @@
 use crate::error::{ByolError, Result};
 use crate::network::{NetworkConfig, TargetInit};
 use crate::optim::OptimizerKind;
+use crate::schedule::Schedule;
 use augment::{AugmentPreset, BrightnessMode};
 use models::{Arch, ResNetConfig, Stem};
 use serde::{Deserialize, Serialize};
@@ -49,9 +50,17 @@ pub struct TrainConfig {
     pub weight_decay: f32,
     /// Epochs of linear warm-up (10 of 1000 in the paper).
     pub warmup_epochs: f32,
+    /// How the learning rate moves: `cosine` (warm-up, then the paper's
+    /// decay to 0) or `constant` (the peak at every step, no warm-up).
+    #[serde(default)]
+    pub lr_schedule: Schedule,
     /// τ_base of the moving average (0.996 paper, 0.99 for short runs); 1
     /// keeps a fixed random target, 0 makes the target the online network.
     pub tau: f32,
+    /// How τ moves: `cosine` (the paper's rise from τ_base to 1) or
+    /// `constant` (τ_base at every step).
+    #[serde(default)]
+    pub tau_schedule: Schedule,
     /// The augmentation preset.
     pub augment: AugmentPreset,
     /// The smallest area of a random resized crop, as a fraction of the
@@ -136,7 +145,9 @@ impl Default for TrainConfig {
             lr: 4e-3,
             weight_decay: 1.5e-6,
             warmup_epochs: 1.0,
+            lr_schedule: Schedule::Cosine,
             tau: 0.99,
+            tau_schedule: Schedule::Cosine,
             augment: AugmentPreset::Cifar,
             min_crop: 0.2,
             jitter: 1.0,
@@ -314,6 +325,16 @@ mod tests {
         old.as_object_mut().unwrap().remove("min_crop");
         let back: TrainConfig = serde_json::from_value(old).unwrap();
         assert_eq!(back.min_crop, 0.08);
+        // One written before the schedules could be chosen has the paper's.
+        let mut old: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let map = old.as_object_mut().unwrap();
+        map.remove("lr_schedule");
+        map.remove("tau_schedule");
+        let back: TrainConfig = serde_json::from_value(old).unwrap();
+        assert_eq!(
+            (back.lr_schedule, back.tau_schedule),
+            (Schedule::Cosine, Schedule::Cosine)
+        );
     }
 
     #[test]

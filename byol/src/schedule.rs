@@ -26,8 +26,37 @@
 //! ```
 //!
 //! The arithmetic is done in `f64` and rounded to `f32` once.
+//!
+//! **Constant** ([`Schedule::Constant`]): either value may instead stay
+//! where it starts, the learning rate at its peak from the first step (no
+//! warm-up) and τ at τ_base, as many short re-implementations run (and the
+//! PyTorch reference run `docs/trajectory.md` compares with).
 
+use serde::{Deserialize, Serialize};
 use std::f64::consts::PI;
+
+/// How a value moves over a run. Written and read (JSON, TOML, flags) as
+/// `cosine` and `constant`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum Schedule {
+    /// The paper's: the learning rate warms up then decays along a half
+    /// cosine ([`lr_at`]); τ rises from τ_base to 1 ([`tau_at`]).
+    #[default]
+    Cosine,
+    /// The value it starts with, at every step.
+    Constant,
+}
+
+impl std::fmt::Display for Schedule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Schedule::Cosine => "cosine",
+            Schedule::Constant => "constant",
+        })
+    }
+}
 
 /// The fraction of a schedule of `length` steps done at `step`, clamped to
 /// [0, 1]. A schedule of no steps is already over (1).

@@ -28,7 +28,7 @@ use crate::error::{ByolError, Result};
 use crate::metrics::{truncate_to, EpochRecord, MetricsLine, MetricsLog, PartialEpoch, StepRecord};
 use crate::network::ByolNetworks;
 use crate::run::RunFolder;
-use crate::schedule;
+use crate::schedule::{self, Schedule};
 use crate::step::{ByolStep, StepError, StepStats};
 use augment::{Batch, DataSource, Normalization, TwoViewConfig, ViewSource};
 use collective::{all_agree, Collective, Single};
@@ -406,11 +406,14 @@ impl Trainer {
         let total = self.total_steps();
         let warmup = (self.config.warmup_epochs * self.steps_per_epoch() as f32).round() as usize;
         let peak = schedule::scaled_lr(self.config.lr, self.config.batch_size);
-        let lr = schedule::lr_at(step, total, warmup, peak);
+        let lr = match self.config.lr_schedule {
+            Schedule::Cosine => schedule::lr_at(step, total, warmup, peak),
+            Schedule::Constant => peak,
+        };
         // τ_base = 0 is the paper's "online network as its own target" row:
         // τ stays 0 (the cosine schedule would raise it towards 1).
-        let tau = if self.config.tau == 0.0 {
-            0.0
+        let tau = if self.config.tau == 0.0 || self.config.tau_schedule == Schedule::Constant {
+            self.config.tau
         } else {
             schedule::tau_at(step, total, self.config.tau)
         };

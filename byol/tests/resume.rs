@@ -191,3 +191,49 @@ fn a_non_finite_loss_stops_the_run_and_names_the_step() {
     }
     std::fs::remove_dir_all(run).unwrap();
 }
+
+/// The learning rate and τ each follow their schedule: the paper's cosine
+/// ones by default, fixed at the peak and at τ_base when constant.
+#[test]
+fn constant_schedules_hold_the_learning_rate_and_tau() {
+    use byol::schedule::{scaled_lr, Schedule};
+    let (config, data) = tiny();
+    let norm = Normalization::fashion_mnist();
+    let steps = |config: &TrainConfig, name: &str| {
+        let run = temp_run(name);
+        let t = Trainer::new(
+            config.clone(),
+            data.clone(),
+            norm.clone(),
+            &Device::Cpu,
+            &run,
+        )
+        .unwrap();
+        let total = t.total_steps();
+        let values: Vec<(f32, f32)> = (0..total).map(|k| t.schedule_at(k)).collect();
+        let _ = std::fs::remove_dir_all(&run);
+        values
+    };
+    let peak = scaled_lr(config.lr, config.batch_size);
+    let cosine = steps(&config, "schedule-cosine");
+    assert_eq!(cosine[0], (0.0, config.tau), "warm-up from 0, τ_base");
+    assert!(cosine.last().unwrap().0 < peak && cosine.last().unwrap().1 > config.tau);
+    let constant = TrainConfig {
+        lr_schedule: Schedule::Constant,
+        tau_schedule: Schedule::Constant,
+        ..config.clone()
+    };
+    assert!(steps(&constant, "schedule-constant")
+        .iter()
+        .all(|&v| v == (peak, config.tau)));
+    // Each on its own.
+    let lr_only = TrainConfig {
+        lr_schedule: Schedule::Constant,
+        ..config.clone()
+    };
+    let mixed = steps(&lr_only, "schedule-lr-only");
+    assert!(mixed
+        .iter()
+        .zip(&cosine)
+        .all(|(m, c)| m.0 == peak && m.1 == c.1));
+}

@@ -20,6 +20,7 @@ use augment::{AugmentPreset, BrightnessMode, DataSource, Split};
 use byol::eval::LabelledSplits;
 use byol::metrics::MetricsLog;
 use byol::optim::OptimizerKind;
+use byol::schedule::Schedule;
 use byol::{run as run_folder, Progress, TrainConfig, Trainer};
 use clap::Args;
 use collective::{Collective, Timed};
@@ -107,11 +108,19 @@ pub struct Settings {
     /// Epochs of linear learning-rate warm-up [default: 1]
     #[arg(long)]
     pub warmup_epochs: Option<f32>,
+    /// How the learning rate moves: cosine (warm-up, then the paper's
+    /// decay to 0) or constant (the peak throughout) [default: cosine]
+    #[arg(long, value_enum)]
+    pub lr_schedule: Option<Schedule>,
     /// tau_base of the target's moving average: 0.99 for short runs, 0.996
     /// in the paper, 1 for a fixed random target, 0 for the online network
     /// as its own target [default: 0.99]
     #[arg(long)]
     pub tau: Option<f32>,
+    /// How tau moves: cosine (the paper's rise from tau_base to 1) or
+    /// constant (tau_base throughout) [default: cosine]
+    #[arg(long, value_enum)]
+    pub tau_schedule: Option<Schedule>,
     /// Augmentations: byol (the paper's) or cifar (without blur)
     /// [default: cifar]
     #[arg(long, value_enum)]
