@@ -173,6 +173,32 @@ fn pretrain_writes_its_run_folder_and_the_encoder_travels() {
         ],
         &["--c 0"],
     );
+    // Few labels: K labelled images of each class, several draws, their
+    // spread; more than a class has is refused, naming the class.
+    #[rustfmt::skip]
+    let out = ok(&[
+        "eval", "--checkpoint", s(&run), "--limit", "200", "--method", "logistic",
+        "--labels-per-class", "2", "--draws", "3", "--json", s(&json),
+    ]);
+    assert!(
+        out.contains("with 2 labels per class") && out.contains("(3 draws"),
+        "{out}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let draws = v["accuracies"].as_array().unwrap();
+    assert_eq!(draws.len(), 3, "{v}");
+    let mean = draws.iter().map(|a| a.as_f64().unwrap()).sum::<f64>() / 3.0;
+    assert!((v["accuracy"].as_f64().unwrap() - mean).abs() < 1e-6, "{v}");
+    #[rustfmt::skip]
+    fails(
+        &["eval", "--checkpoint", s(&run), "--limit", "200", "--labels-per-class", "500"],
+        &["500 labels per class", "has only"],
+    );
+    fails(
+        &["eval", "--checkpoint", s(&run), "--draws", "3"],
+        &["--labels-per-class"],
+    );
 
     // embed: [N, 8·width] features, and labels.
     let feats = dir.join("f.npy");

@@ -4,16 +4,21 @@
 //! the training monitor's kind) or the logistic-regression probe as the
 //! field reports it (L2, fitted to convergence by L-BFGS, the number that
 //! matches scikit-learn's `LogisticRegression`), all trained on the train
-//! split's labels and scored on the test split.
+//! split's labels and scored on the test split. With `--labels-per-class
+//! K` each is fitted on K labelled images of each class only, over several
+//! random draws, and reported as their mean ± standard deviation.
 
 use crate::args::{DataArgs, DeviceArgs, EncoderArgs};
 use crate::commands::{encoder_and_splits, CmdResult, Outcome};
 use crate::error::CliError;
 use crate::report;
-use byol::eval::{LinearProbeConfig, LogisticConfig};
+use byol::eval::{
+    balanced_draw, dataset_labels, rows, LabelledSplits, LinearProbeConfig, LogisticConfig, Spread,
+};
 use clap::{Args, ValueEnum};
-use serde_json::json;
+use serde_json::{json, Value};
 use std::path::PathBuf;
+use tensor::Tensor;
 
 /// The evaluation protocols.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -34,6 +39,7 @@ pub enum Method {
   byol eval --checkpoint runs/pretrain --method knn
   byol eval --checkpoint runs/pretrain --method linear --json linear.json
   byol eval --checkpoint runs/pretrain --method logistic --c 0.1
+  byol eval --checkpoint runs/pretrain --method logistic --labels-per-class 10 --draws 5
   byol eval --weights encoder.safetensors --dataset cifar10 --data cifar-10-batches-bin")]
 pub struct EvalArgs {
     #[command(flatten)]
@@ -59,6 +65,18 @@ pub struct EvalArgs {
     /// is stronger).
     #[arg(long, default_value_t = 1.0)]
     pub c: f64,
+    /// Fit on only K labelled train images of each class (drawn at random,
+    /// --draws times), as a user with few labels would; the test split
+    /// stays whole. Prints every draw and their mean ± standard deviation.
+    #[arg(long, value_name = "K")]
+    pub labels_per_class: Option<usize>,
+    /// With --labels-per-class: how many draws of the labelled images.
+    #[arg(long, default_value_t = 5, requires = "labels_per_class")]
+    pub draws: usize,
+    /// With --labels-per-class: the seed of the first draw (draw d uses
+    /// seed + d).
+    #[arg(long, default_value_t = 0, requires = "labels_per_class")]
+    pub draw_seed: u64,
     /// Also write the result as JSON here.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -68,21 +86,94 @@ pub struct EvalArgs {
 
 /// Runs `byol eval`.
 pub fn run(args: EvalArgs) -> CmdResult {
+    check_method_flags(&args)?;
     let device = args.device.open()?;
     let (encoder, splits) = encoder_and_splits(&args.encoder, &args.data, &device)?;
     let (f_train, f_test) = splits.features(&encoder, &device)?;
-    let (accuracy, detail) = match args.method {
+    let name = match args.method {
+        Method::Knn => "kNN",
+        Method::Linear => "linear probe (Adam)",
+        Method::Logistic => "logistic probe (L-BFGS)",
+    };
+    let (accuracy, mut value) = match args.labels_per_class {
+        None => {
+            let (accuracy, detail) = score(&args, &splits, &f_train, &f_test)?;
+            out!(
+                "{name} top-1 accuracy: {accuracy:.4} on {} test images ({} classes)",
+                splits.test.len(),
+                splits.classes
+            );
+            (accuracy, detail)
+        }
+        Some(per_class) => {
+            if args.draws == 0 {
+                return Err(CliError::flag("--draws 0: at least one draw is needed"));
+            }
+            let labels = dataset_labels(&splits.train, "train")?;
+            let mut accuracies = Vec::with_capacity(args.draws);
+            let mut details = Vec::with_capacity(args.draws);
+            for d in 0..args.draws {
+                let seed = args.draw_seed + d as u64;
+                let chosen = balanced_draw(labels, splits.classes, per_class, seed)?;
+                let few = splits.with_train(&chosen)?;
+                let (accuracy, detail) = score(&args, &few, &rows(&f_train, &chosen)?, &f_test)?;
+                say!("draw {} (seed {seed}): {accuracy:.4}", d + 1);
+                accuracies.push(accuracy);
+                details.push(detail);
+            }
+            let spread = Spread::of(accuracies)?;
+            out!(
+                "{name} top-1 accuracy with {per_class} labels per class: {spread} on {} test \
+                 images ({} classes)",
+                splits.test.len(),
+                splits.classes
+            );
+            let value = json!({"labels_per_class": per_class, "draws": details,
+                               "accuracies": spread.values, "std": spread.std(),
+                               "method": details[0]["method"]});
+            (spread.mean(), value)
+        }
+    };
+    if let Some(path) = &args.json {
+        value["accuracy"] = json!(accuracy);
+        value["encoder"] = json!(args.encoder.describe());
+        value["test_images"] = json!(splits.test.len());
+        report::write_json(path, &value)?;
+    }
+    Ok(Outcome::Done)
+}
+
+/// The method's own flags, checked before any work.
+fn check_method_flags(args: &EvalArgs) -> Result<(), CliError> {
+    match args.method {
+        Method::Knn if args.k == 0 => {
+            Err(CliError::flag("--k 0: at least one neighbour must vote"))
+        }
+        Method::Knn if !(args.temperature > 0.0 && args.temperature.is_finite()) => {
+            Err(CliError::flag(format!(
+                "--temperature {}: must be a positive number (0.1 is usual)",
+                args.temperature
+            )))
+        }
+        Method::Logistic if !(args.c > 0.0 && args.c.is_finite()) => Err(CliError::flag(format!(
+            "--c {}: must be a positive number (1 is scikit-learn's default)",
+            args.c
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// The accuracy of `args.method` fitted on `splits`' train labels and
+/// `f_train`, scored on the test split, and what to record of it.
+fn score(
+    args: &EvalArgs,
+    splits: &LabelledSplits,
+    f_train: &Tensor,
+    f_test: &Tensor,
+) -> Result<(f32, Value), CliError> {
+    Ok(match args.method {
         Method::Knn => {
-            if args.k == 0 {
-                return Err(CliError::flag("--k 0: at least one neighbour must vote"));
-            }
-            if !(args.temperature > 0.0 && args.temperature.is_finite()) {
-                return Err(CliError::flag(format!(
-                    "--temperature {}: must be a positive number (0.1 is usual)",
-                    args.temperature
-                )));
-            }
-            let acc = splits.knn_of(&f_train, &f_test, args.k, args.temperature)?;
+            let acc = splits.knn_of(f_train, f_test, args.k, args.temperature)?;
             (
                 acc,
                 json!({"method": "knn", "k": args.k, "temperature": args.temperature}),
@@ -94,7 +185,7 @@ pub fn run(args: EvalArgs) -> CmdResult {
                 lr: args.probe_lr,
                 ..LinearProbeConfig::default()
             };
-            let r = splits.probe_of(&f_train, &f_test, &config)?;
+            let r = splits.probe_of(f_train, f_test, &config)?;
             (
                 r.test_accuracy,
                 json!({"method": "linear", "epochs": config.epochs, "lr": config.lr,
@@ -102,17 +193,11 @@ pub fn run(args: EvalArgs) -> CmdResult {
             )
         }
         Method::Logistic => {
-            if !(args.c > 0.0 && args.c.is_finite()) {
-                return Err(CliError::flag(format!(
-                    "--c {}: must be a positive number (1 is scikit-learn's default)",
-                    args.c
-                )));
-            }
             let config = LogisticConfig {
                 c: args.c,
                 ..LogisticConfig::default()
             };
-            let r = splits.logistic_of(&f_train, &f_test, &config)?;
+            let r = splits.logistic_of(f_train, f_test, &config)?;
             if !r.converged {
                 say!(
                     "warning: L-BFGS stopped after {} iterations before the gradient fell below {}",
@@ -127,23 +212,5 @@ pub fn run(args: EvalArgs) -> CmdResult {
                        "train_accuracy": r.train_accuracy}),
             )
         }
-    };
-    out!(
-        "{} top-1 accuracy: {accuracy:.4} on {} test images ({} classes)",
-        match args.method {
-            Method::Knn => "kNN",
-            Method::Linear => "linear probe (Adam)",
-            Method::Logistic => "logistic probe (L-BFGS)",
-        },
-        splits.test.len(),
-        splits.classes
-    );
-    if let Some(path) = &args.json {
-        let mut value = detail;
-        value["accuracy"] = json!(accuracy);
-        value["encoder"] = json!(args.encoder.describe());
-        value["test_images"] = json!(splits.test.len());
-        report::write_json(path, &value)?;
-    }
-    Ok(Outcome::Done)
+    })
 }
