@@ -276,6 +276,29 @@ fn pretrain_writes_its_run_folder_and_the_encoder_travels() {
         s(&tuned),
     ]);
     assert!(out.contains("fine-tuned on 32 labelled images"), "{out}");
+    // K labels per class over draws, and the same network from scratch.
+    let tuned_json = dir.join("tuned.json");
+    #[rustfmt::skip]
+    let out = ok(&[
+        "finetune", "--checkpoint", s(&run), "--limit", "200", "--labels-per-class", "2",
+        "--draws", "2", "--epochs", "1", "--batch-size", "8", "--from-scratch",
+        "--json", s(&tuned_json),
+    ]);
+    assert!(
+        out.contains("fine-tuned from scratch on 20 labelled images"),
+        "{out}"
+    );
+    assert!(out.contains("over 2 draws:"), "{out}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&tuned_json).unwrap()).unwrap();
+    assert_eq!(v["draws"].as_array().unwrap().len(), 2, "{v}");
+    assert_eq!(v["from_scratch"], true);
+    #[rustfmt::skip]
+    fails(
+        &["finetune", "--checkpoint", s(&run), "--limit", "64", "--labels-per-class", "2",
+          "--draws", "2", "--out", s(&tuned)],
+        &["--out with --draws"],
+    );
     // The fine-tuned file (with its fc head) is an encoder for embed too.
     ok(&[
         "embed",
