@@ -199,6 +199,14 @@ fn pretrain_writes_its_run_folder_and_the_encoder_travels() {
         &["eval", "--checkpoint", s(&run), "--draws", "3"],
         &["--labels-per-class"],
     );
+    // The pixels themselves, the baseline, the same way.
+    #[rustfmt::skip]
+    let out = ok(&["eval", "--pixels", "--limit", "200", "--method", "logistic",
+                   "--labels-per-class", "2", "--draws", "2"]);
+    assert!(
+        out.contains("with 2 labels per class") && out.contains("(2 draws"),
+        "{out}"
+    );
 
     // embed: [N, 8·width] features, and labels.
     let feats = dir.join("f.npy");

@@ -9,11 +9,12 @@
 //! random draws, and reported as their mean ± standard deviation.
 
 use crate::args::{DataArgs, DeviceArgs, EncoderArgs};
-use crate::commands::{encoder_and_splits, CmdResult, Outcome};
+use crate::commands::{encoder_and_splits, splits_only, CmdResult, Outcome};
 use crate::error::CliError;
 use crate::report;
 use byol::eval::{
-    balanced_draw, dataset_labels, rows, LabelledSplits, LinearProbeConfig, LogisticConfig, Spread,
+    balanced_draw, dataset_labels, pixel_features, rows, LabelledSplits, LinearProbeConfig,
+    LogisticConfig, Spread,
 };
 use clap::{Args, ValueEnum};
 use serde_json::{json, Value};
@@ -40,6 +41,7 @@ pub enum Method {
   byol eval --checkpoint runs/pretrain --method linear --json linear.json
   byol eval --checkpoint runs/pretrain --method logistic --c 0.1
   byol eval --checkpoint runs/pretrain --method logistic --labels-per-class 10 --draws 5
+  byol eval --pixels --dataset fashion-mnist --method logistic --labels-per-class 10
   byol eval --weights encoder.safetensors --dataset cifar10 --data cifar-10-batches-bin")]
 pub struct EvalArgs {
     #[command(flatten)]
@@ -65,6 +67,10 @@ pub struct EvalArgs {
     /// is stronger).
     #[arg(long, default_value_t = 1.0)]
     pub c: f64,
+    /// Score the normalised pixels themselves (no encoder): the baseline
+    /// every encoder should beat.
+    #[arg(long, conflicts_with_all = ["checkpoint", "weights"])]
+    pub pixels: bool,
     /// Fit on only K labelled train images of each class (drawn at random,
     /// --draws times), as a user with few labels would; the test split
     /// stays whole. Prints every draw and their mean ± standard deviation.
@@ -88,8 +94,16 @@ pub struct EvalArgs {
 pub fn run(args: EvalArgs) -> CmdResult {
     check_method_flags(&args)?;
     let device = args.device.open()?;
-    let (encoder, splits) = encoder_and_splits(&args.encoder, &args.data, &device)?;
-    let (f_train, f_test) = splits.features(&encoder, &device)?;
+    let (splits, f_train, f_test) = if args.pixels {
+        let splits = splits_only(&args.data)?;
+        let f_train = pixel_features(&splits.train, &splits.norm, &device)?;
+        let f_test = pixel_features(&splits.test, &splits.norm, &device)?;
+        (splits, f_train, f_test)
+    } else {
+        let (encoder, splits) = encoder_and_splits(&args.encoder, &args.data, &device)?;
+        let (f_train, f_test) = splits.features(&encoder, &device)?;
+        (splits, f_train, f_test)
+    };
     let name = match args.method {
         Method::Knn => "kNN",
         Method::Linear => "linear probe (Adam)",
@@ -136,7 +150,11 @@ pub fn run(args: EvalArgs) -> CmdResult {
     };
     if let Some(path) = &args.json {
         value["accuracy"] = json!(accuracy);
-        value["encoder"] = json!(args.encoder.describe());
+        value["encoder"] = json!(if args.pixels {
+            "none (pixels)".to_string()
+        } else {
+            args.encoder.describe()
+        });
         value["test_images"] = json!(splits.test.len());
         report::write_json(path, &value)?;
     }

@@ -57,6 +57,18 @@ pub fn encoder_and_splits(
     Ok((loaded.encoder, splits))
 }
 
+/// The labelled splits of `data` alone, normalised by the train split's
+/// statistics: for scoring the pixels themselves, with no encoder.
+pub fn splits_only(data: &DataArgs) -> Result<LabelledSplits, CliError> {
+    let source = data.source_for(None)?;
+    let train = source.load(Split::Train, true)?;
+    let test = source.load(Split::Test, true)?;
+    let norm = source.normalization(&train.dataset);
+    say!("train: {}", train.description);
+    say!("test: {}", test.description);
+    Ok(LabelledSplits::new(train.dataset, test.dataset, norm)?)
+}
+
 /// A percentage with one decimal, for tables.
 pub fn percent(x: f32) -> String {
     format!("{:.1}%", x * 100.0)
