@@ -201,7 +201,7 @@ fn pretrain_writes_its_run_folder_and_the_encoder_travels() {
     );
     // The pixels themselves, the baseline, the same way.
     #[rustfmt::skip]
-    let out = ok(&["eval", "--pixels", "--limit", "200", "--method", "logistic",
+    let out = ok(&["eval", "--pixels", "--checkpoint", s(&run), "--limit", "200", "--method", "logistic",
                    "--labels-per-class", "2", "--draws", "2"]);
     assert!(
         out.contains("with 2 labels per class") && out.contains("(2 draws"),

@@ -68,8 +68,8 @@ pub struct EvalArgs {
     #[arg(long, default_value_t = 1.0)]
     pub c: f64,
     /// Score the normalised pixels themselves (no encoder): the baseline
-    /// every encoder should beat.
-    #[arg(long, conflicts_with_all = ["checkpoint", "weights"])]
+    /// every encoder should beat. With --checkpoint, on that run's data.
+    #[arg(long, conflicts_with = "weights")]
     pub pixels: bool,
     /// Fit on only K labelled train images of each class (drawn at random,
     /// --draws times), as a user with few labels would; the test split
@@ -95,7 +95,7 @@ pub fn run(args: EvalArgs) -> CmdResult {
     check_method_flags(&args)?;
     let device = args.device.open()?;
     let (splits, f_train, f_test) = if args.pixels {
-        let splits = splits_only(&args.data)?;
+        let splits = splits_only(&args.data, args.encoder.recorded_data().as_ref())?;
         let f_train = pixel_features(&splits.train, &splits.norm, &device)?;
         let f_test = pixel_features(&splits.test, &splits.norm, &device)?;
         (splits, f_train, f_test)

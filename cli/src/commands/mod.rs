@@ -15,7 +15,7 @@ pub mod preview;
 
 use crate::args::{DataArgs, EncoderArgs};
 use crate::error::CliError;
-use augment::Split;
+use augment::{DataSource, Split};
 use byol::eval::LabelledSplits;
 use models::ResNet;
 use tensor::Device;
@@ -57,10 +57,14 @@ pub fn encoder_and_splits(
     Ok((loaded.encoder, splits))
 }
 
-/// The labelled splits of `data` alone, normalised by the train split's
-/// statistics: for scoring the pixels themselves, with no encoder.
-pub fn splits_only(data: &DataArgs) -> Result<LabelledSplits, CliError> {
-    let source = data.source_for(None)?;
+/// The labelled splits of `data` (by default those a run `recorded`),
+/// normalised by the train split's statistics: for scoring the pixels
+/// themselves, with no encoder.
+pub fn splits_only(
+    data: &DataArgs,
+    recorded: Option<&DataSource>,
+) -> Result<LabelledSplits, CliError> {
+    let source = data.source_for(recorded)?;
     let train = source.load(Split::Train, true)?;
     let test = source.load(Split::Test, true)?;
     let norm = source.normalization(&train.dataset);
