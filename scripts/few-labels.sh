@@ -10,22 +10,27 @@
 # finished cell is not redone, so an interrupted comparison continues.
 #
 # Usage: scripts/few-labels.sh RUN [FOLDER] [DRAWS]   (default RUN/few-labels 5)
+# FINETUNE_EPOCHS (default 30) sets the passes of fine-tuning and of training from scratch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 run=$1
 dir=${2:-$run/few-labels}
 draws=${3:-5}
 byol=${BYOL:-target/release/byol}
+epochs=${FINETUNE_EPOCHS:-30}
 mkdir -p "$dir"
-cell() { # cell NAME command...: runs unless NAME.json exists
+cell() { # cell NAME command...: runs unless NAME.json exists; a failure is reported, not fatal
   local out="$dir/$1.json"; shift
-  if [ ! -e "$out" ]; then echo "== $out" >&2; nice "$@" --json "$out" >&2; fi
+  if [ ! -e "$out" ]; then
+    echo "== $out" >&2
+    nice "$@" --json "$out" >&2 || echo "failed (left out of the table): $*" >&2
+  fi
 }
 for k in 1 10 100; do
   cell "logistic-$k" $byol eval --checkpoint "$run" --method logistic --labels-per-class $k --draws $draws
   cell "pixels-$k" $byol eval --pixels --checkpoint "$run" --method logistic --labels-per-class $k --draws $draws
-  cell "finetuned-$k" $byol finetune --checkpoint "$run" --labels-per-class $k --draws $draws
-  cell "scratch-$k" $byol finetune --checkpoint "$run" --labels-per-class $k --draws $draws --from-scratch
+  cell "finetuned-$k" $byol finetune --checkpoint "$run" --labels-per-class $k --draws $draws --epochs $epochs
+  cell "scratch-$k" $byol finetune --checkpoint "$run" --labels-per-class $k --draws $draws --epochs $epochs --from-scratch
 done
 python3 - "$dir" <<'PY'
 import json, os, sys, statistics
