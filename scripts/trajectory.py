@@ -387,8 +387,13 @@ def cmd_fixture(a):
         out[f"{kind}.losses"] = torch.tensor([l for l, _ in runs], dtype=torch.float64).float()
         out[f"{kind}.early_spread"] = torch.tensor([distance(e64, e32, e_moved)]).float()
         for k, v in e32.items():
-            if k.endswith("weight") or k.endswith("bias"):
-                out[f"{kind}.early.{k}"] = v.float().contiguous()
+            out[f"{kind}.early.{k}"] = v.float().contiguous()
+        # The rest of the state then (the target, every running statistic),
+        # each tensor's float64 distance as a fraction of its norm.
+        rest = [k for k in e32 if not trained(k)]
+        out[f"{kind}.early_rest_spread"] = torch.tensor(
+            [max(((e64[k].double() - e32[k].double()).norm() / e32[k].double().norm().clamp(min=1e-12)).item()
+                 for k in rest)]).float()
         # After many steps: the norm of every trained tensor, per run.
         for k in runs[0][1]:
             if trained(k):

@@ -25,6 +25,10 @@
 //! 3. every weight after the first steps (20 for Adam, 2 for LARS), where
 //!    the runs still agree: our distance to PyTorch's float32 weights at
 //!    most three times float64's, plus 1e-4 of the distance travelled;
+//!    Then the target's parameters and every running statistic (online
+//!    and target: batch norm's momentum and unbiased running variance):
+//!    each within ten times float64's largest relative distance, plus
+//!    1e-5;
 //! 4. after all the steps, where single weights have parted (the
 //!    ensemble's own final weights are as far apart as they travelled), the
 //!    norm of all weight matrices and kernels together, and of all biases
@@ -90,6 +94,8 @@ fn networks(fx: &BTreeMap<String, Tensor>) -> ByolNetworks {
 struct Run {
     losses: Vec<f32>,
     early: BTreeMap<String, Vec<f32>>,
+    /// The target and the running statistics after the early steps.
+    early_rest: BTreeMap<String, Vec<f32>>,
     last: BTreeMap<String, Vec<f32>>,
     /// The number of dimensions of each trained tensor.
     shapes: BTreeMap<String, usize>,
@@ -99,6 +105,22 @@ fn trained(step: &ByolStep) -> BTreeMap<String, Vec<f32>> {
     step.nets
         .online_parameters()
         .into_iter()
+        .map(|(k, p)| (k, p.value().to_vec()))
+        .collect()
+}
+
+/// Everything else: the target's parameters, every running statistic.
+fn rest(step: &ByolStep) -> BTreeMap<String, Vec<f32>> {
+    let online: Vec<String> = step
+        .nets
+        .online_parameters()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    step.nets
+        .state()
+        .into_iter()
+        .filter(|(k, _)| !online.contains(k) && !k.ends_with("num_batches_tracked"))
         .map(|(k, p)| (k, p.value().to_vec()))
         .collect()
 }
@@ -124,10 +146,11 @@ fn run(fx: &BTreeMap<String, Tensor>, optimizer: Box<dyn Optimizer>, kind: &str)
     };
     let mut step = ByolStep::from_parts(networks(fx), optimizer);
     let mut losses = Vec::with_capacity(steps);
-    let mut early_weights = BTreeMap::new();
+    let (mut early_weights, mut early_rest) = (BTreeMap::new(), BTreeMap::new());
     for s in 0..steps {
         if s == early {
             early_weights = trained(&step);
+            early_rest = rest(&step);
         }
         let stats = step
             .step(&view(s % k, 0), &view(s % k, 1), lr, tau)
@@ -143,6 +166,7 @@ fn run(fx: &BTreeMap<String, Tensor>, optimizer: Box<dyn Optimizer>, kind: &str)
     Run {
         losses,
         early: early_weights,
+        early_rest,
         last: trained(&step),
         shapes,
     }
@@ -207,6 +231,27 @@ fn check(fx: &BTreeMap<String, Tensor>, kind: &str, ours: &Run) -> Result<(), St
             "{kind}: after the first steps our weights are {distance:.2e} of their travel from \
              PyTorch's (float64's: {spread:.2e})"
         ));
+    }
+
+    // 3b. The target and every running statistic then, each tensor to
+    //     within ten times float64's largest relative distance.
+    let spread = fx[&format!("{kind}.early_rest_spread")].to_vec()[0];
+    for (key, got) in &ours.early_rest {
+        let want = fx[&format!("{kind}.early.{key}")].to_vec();
+        let apart = got
+            .iter()
+            .zip(&want)
+            .map(|(g, w)| (g - w).powi(2))
+            .sum::<f32>()
+            .sqrt();
+        let norm = want.iter().map(|w| w * w).sum::<f32>().sqrt().max(1e-12);
+        if apart / norm > 10.0 * spread + 1e-5 {
+            return Err(format!(
+                "{kind}: after the first steps {key} is {:.2e} of its norm from PyTorch's \
+                 (float64's largest: {spread:.2e})",
+                apart / norm
+            ));
+        }
     }
 
     // 4. At the end, the norm of the weight matrices and kernels together,
