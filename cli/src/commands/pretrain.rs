@@ -633,6 +633,6 @@ mod tests {
             );
             checked += 1;
         }
-        assert_eq!(checked, 22);
+        assert_eq!(checked, 24);
     }
 }
