@@ -9,7 +9,7 @@
 //! its own running statistics. Many steps bring their own difficulty: a
 //! BYOL run amplifies float rounding until two runs that differ only in
 //! it part (here PyTorch's own float32 and float64 runs differ by 1e-6 in
-//! loss for the first 25 Adam steps, by 0.01-0.05 after 100). So the
+//! loss for the first 25 Adam steps, by 5e-3 to 9e-2 from step 40). So the
 //! fixture holds an ensemble of PyTorch runs from the same start (float32,
 //! float64, and float32 from weights perturbed by a relative 1e-6), and our
 //! run is held to the ensemble's own spread:
