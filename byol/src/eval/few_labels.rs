@@ -22,15 +22,23 @@ use tensor::Tensor;
 
 /// `per_class` indices of each of the `classes` classes of `labels`,
 /// chosen at random (seeded by `seed`) without replacement within a class,
-/// in increasing order: [`balanced_subset`] of exactly `per_class ·
-/// classes` items, after checking that every class has `per_class`. An
-/// error names a class with fewer.
+/// in increasing order: [`balanced_subset`] of the
+/// [`per_class_fraction`]. An error names a class with fewer.
 pub fn balanced_draw(
     labels: &[u32],
     classes: usize,
     per_class: usize,
     seed: u64,
 ) -> Result<Vec<usize>> {
+    let fraction = per_class_fraction(labels, classes, per_class)?;
+    balanced_subset(labels, classes, fraction, seed)
+}
+
+/// The fraction of `labels` whose balanced subset ([`balanced_subset`])
+/// takes exactly `per_class` of each class, `per_class · classes / N`,
+/// after checking that every class has `per_class`: an error names a class
+/// with fewer, or a label not below `classes`.
+pub fn per_class_fraction(labels: &[u32], classes: usize, per_class: usize) -> Result<f64> {
     if per_class == 0 {
         return Err(ByolError::Input(
             "0 labels per class: at least one labelled image of each class is needed".into(),
@@ -52,10 +60,7 @@ pub fn balanced_draw(
             "{per_class} labels per class: class {class} has only {n} labelled train images"
         )));
     }
-    // Every class has per_class or more, so the balanced subset of
-    // per_class · classes items takes exactly per_class of each.
-    let fraction = (per_class * classes) as f64 / labels.len() as f64;
-    balanced_subset(labels, classes, fraction, seed)
+    Ok((per_class * classes) as f64 / labels.len() as f64)
 }
 
 /// Rows `indices` of a `[N, F]` feature matrix, in that order.

@@ -61,7 +61,7 @@ pub mod pca;
 pub mod splits;
 
 pub use features::{array_features, dataset_labels, extract_features, pixel_features};
-pub use few_labels::{balanced_draw, rows, Spread};
+pub use few_labels::{balanced_draw, per_class_fraction, rows, Spread};
 pub use finetune::{balanced_subset, finetune, FinetuneConfig, FinetuneResult};
 pub use knn::{knn_accuracy, knn_predict};
 pub use linear::{linear_probe, LinearProbeConfig, LinearProbeResult};

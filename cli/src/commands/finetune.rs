@@ -9,7 +9,7 @@ use crate::commands::{encoder_and_splits, CmdResult, Outcome};
 use crate::error::CliError;
 use crate::report;
 use byol::eval::finetune::{finetune, FinetuneConfig};
-use byol::eval::{balanced_draw, dataset_labels, Spread};
+use byol::eval::{dataset_labels, per_class_fraction, Spread};
 use clap::Args;
 use models::Module;
 use models::ResNet;
@@ -91,13 +91,10 @@ pub fn run(args: FinetuneArgs) -> CmdResult {
     let mut last = None;
     for d in 0..args.draws {
         let seed = args.seed + d as u64;
-        // K per class: checked here (a class with fewer is named), then
-        // the same balanced subset the fraction K·classes/N draws.
+        // K per class: the fraction whose balanced subset takes exactly K
+        // of each class (a class with fewer is named).
         let fraction = match args.labels_per_class {
-            Some(k) => {
-                balanced_draw(labels, data.classes, k, seed)?;
-                (k * data.classes) as f64 / labels.len() as f64
-            }
+            Some(k) => per_class_fraction(labels, data.classes, k)?,
             None => args.label_fraction,
         };
         // finetune trains a copy: the given encoder stays as it is.
