@@ -16,7 +16,8 @@
 //!
 //! `C` is scikit-learn's inverse regularisation strength, on the same scale
 //! (the bias is not penalised), so the minimiser is the one scikit-learn
-//! finds. The sums run in `f64` on the host, spread over rayon's threads.
+//! finds. The sums run in `f64` on the host: the two products with the
+//! data (`X̃ Wᵀ` and `(P - Y)ᵀ X̃`) are `f64` GEMMs over rayon's threads.
 //!
 //! **L-BFGS** (Nocedal and Wright, Algorithm 7.5): the direction is `-H g`,
 //! with `H` the inverse-Hessian estimate of the last `m = 10` steps (the
@@ -29,6 +30,7 @@
 use super::{accuracy, check_features, check_labels};
 use crate::error::{ByolError, Result};
 use rayon::prelude::*;
+use tensor::backend::cpu::gemm::{matmul_into, MatRef};
 use tensor::Tensor;
 
 /// The settings of a logistic-regression probe.
@@ -43,13 +45,17 @@ pub struct LogisticConfig {
 }
 
 impl Default for LogisticConfig {
-    /// `C = 1` (scikit-learn's default), up to 5,000 iterations, gradient
-    /// tolerance 1e-6.
+    /// scikit-learn's `C = 1` and gradient tolerance `1e-4`, up to 5,000
+    /// iterations (scikit-learn stops at 100, often before this
+    /// tolerance). On the 60,000 standardised pixels of Fashion-MNIST
+    /// (784 dimensions, C = 1) L-BFGS meets `1e-4` after about 1,100
+    /// iterations; going on to `1e-5` (3,800 iterations) or 5,000 moved the
+    /// test accuracy by 0.03 points or less.
     fn default() -> Self {
         LogisticConfig {
             c: 1.0,
             max_iter: 5000,
-            tolerance: 1e-6,
+            tolerance: 1e-4,
         }
     }
 }
@@ -123,18 +129,20 @@ fn standardise(x: &[f32], d: usize, mean: &[f64], std: &[f64]) -> Standardised {
 }
 
 /// The scores `z_i = W x̃_i + b` of every row; `theta` is `W` (row-major
-/// `[K, D]`) followed by `b`.
+/// `[K, D]`) followed by `b`. `Z = X̃ Wᵀ` is one `f64` GEMM.
 fn scores(theta: &[f64], x: &Standardised, k: usize) -> Vec<f64> {
     let (w, b) = theta.split_at(k * x.d);
-    let mut z = vec![0f64; x.n * k];
-    z.par_chunks_mut(k)
-        .zip(x.rows.par_chunks(x.d))
-        .for_each(|(zi, xi)| {
-            for (c, out) in zi.iter_mut().enumerate() {
-                let wc = &w[c * x.d..(c + 1) * x.d];
-                *out = b[c] + wc.iter().zip(xi).map(|(a, v)| a * v).sum::<f64>();
-            }
-        });
+    let mut z: Vec<f64> = b.iter().copied().cycle().take(x.n * k).collect();
+    matmul_into(
+        x.n,
+        k,
+        x.d,
+        MatRef::row_major(&x.rows, x.d),
+        MatRef::transposed(w, x.d),
+        &mut z,
+        true,
+        true,
+    );
     z
 }
 
@@ -159,30 +167,22 @@ fn objective(theta: &[f64], x: &Standardised, labels: &[u32], k: usize, c: f64) 
         })
         .sum();
     let d = x.d;
-    // (P - Y)ᵀ X̃ and Σ (P - Y), summed per chunk of rows then added up.
-    let grad = z
-        .par_chunks(k * 64)
-        .zip(x.rows.par_chunks(d * 64))
-        .map(|(e, rows)| {
-            let mut g = vec![0f64; k * d + k];
-            for (ei, xi) in e.chunks_exact(k).zip(rows.chunks_exact(d)) {
-                for (c, &err) in ei.iter().enumerate() {
-                    let gc = &mut g[c * d..(c + 1) * d];
-                    for (gv, v) in gc.iter_mut().zip(xi) {
-                        *gv += err * v;
-                    }
-                    g[k * d + c] += err;
-                }
-            }
-            g
-        })
-        .reduce(
-            || vec![0f64; k * d + k],
-            |mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
-                a
-            },
-        );
+    // (P - Y)ᵀ X̃ (one GEMM) and Σ (P - Y) over the rows.
+    let mut grad = vec![0f64; k * d + k];
+    let (g_w, g_b) = grad.split_at_mut(k * d);
+    matmul_into(
+        k,
+        d,
+        x.n,
+        MatRef::transposed(&z, k),
+        MatRef::row_major(&x.rows, d),
+        g_w,
+        false,
+        true,
+    );
+    for e in z.chunks_exact(k) {
+        g_b.iter_mut().zip(e).for_each(|(g, v)| *g += v);
+    }
     let (w, _) = theta.split_at(k * d);
     let penalty: f64 = w.iter().map(|v| v * v).sum::<f64>() / (2.0 * c * n);
     let mut grad: Vec<f64> = grad.iter().map(|g| g / n).collect();

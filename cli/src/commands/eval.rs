@@ -67,6 +67,13 @@ pub struct EvalArgs {
     /// is stronger).
     #[arg(long, default_value_t = 1.0)]
     pub c: f64,
+    /// Logistic probe: converged when every component of the objective's
+    /// gradient is below this (scikit-learn's tol).
+    #[arg(long, default_value_t = LogisticConfig::default().tolerance)]
+    pub tolerance: f64,
+    /// Logistic probe: the most L-BFGS iterations.
+    #[arg(long, default_value_t = LogisticConfig::default().max_iter)]
+    pub max_iter: usize,
     /// Score the normalised pixels themselves (no encoder): the baseline
     /// every encoder should beat. With --checkpoint, on that run's data.
     #[arg(long, conflicts_with = "weights")]
@@ -177,6 +184,15 @@ fn check_method_flags(args: &EvalArgs) -> Result<(), CliError> {
             "--c {}: must be a positive number (1 is scikit-learn's default)",
             args.c
         ))),
+        Method::Logistic if !(args.tolerance > 0.0 && args.tolerance.is_finite()) => {
+            Err(CliError::flag(format!(
+                "--tolerance {}: must be a positive number (1e-4 is scikit-learn's default)",
+                args.tolerance
+            )))
+        }
+        Method::Logistic if args.max_iter == 0 => Err(CliError::flag(
+            "--max-iter 0: L-BFGS needs at least one iteration",
+        )),
         _ => Ok(()),
     }
 }
@@ -213,7 +229,8 @@ fn score(
         Method::Logistic => {
             let config = LogisticConfig {
                 c: args.c,
-                ..LogisticConfig::default()
+                tolerance: args.tolerance,
+                max_iter: args.max_iter,
             };
             let r = splits.logistic_of(f_train, f_test, &config)?;
             if !r.converged {
@@ -225,7 +242,8 @@ fn score(
             }
             (
                 r.test_accuracy,
-                json!({"method": "logistic", "c": config.c, "iterations": r.iterations,
+                json!({"method": "logistic", "c": config.c, "tolerance": config.tolerance,
+                       "iterations": r.iterations,
                        "converged": r.converged, "objective": r.objective,
                        "train_accuracy": r.train_accuracy}),
             )

@@ -13,24 +13,53 @@
 //! `m x k` matrix has strides `(k, 1)`; the same buffer read as its
 //! transpose has strides `(1, k)`. That is how `A·Bᵀ` and `Aᵀ·B` run without
 //! copying a transposed operand.
+//!
+//! Tensors are `f32`; the same product in `f64` serves host-side fits that
+//! need the precision (the logistic-regression probe's full-batch
+//! objective).
 
 use gemm::Parallelism;
+
+/// The element types the product is defined for: `f32` and `f64`.
+pub trait Element: Copy + Send + Sync + 'static + private::Sealed {
+    /// The additive identity.
+    const ZERO: Self;
+    /// The multiplicative identity.
+    const ONE: Self;
+}
+
+impl Element for f32 {
+    const ZERO: f32 = 0.0;
+    const ONE: f32 = 1.0;
+}
+
+impl Element for f64 {
+    const ZERO: f64 = 0.0;
+    const ONE: f64 = 1.0;
+}
+
+mod private {
+    /// Only the two float types: the `gemm` crate has kernels for these.
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for f64 {}
+}
 
 /// One operand of a product: a slice and the strides that read it as a
 /// matrix (`element (i, j) = data[i * row_stride + j * col_stride]`).
 #[derive(Clone, Copy)]
-pub struct MatRef<'a> {
+pub struct MatRef<'a, T: Element = f32> {
     /// The elements, somewhere in which the matrix lives.
-    pub data: &'a [f32],
+    pub data: &'a [T],
     /// Distance between vertically adjacent elements.
     pub row_stride: usize,
     /// Distance between horizontally adjacent elements.
     pub col_stride: usize,
 }
 
-impl<'a> MatRef<'a> {
+impl<'a, T: Element> MatRef<'a, T> {
     /// A row-major matrix with `cols` columns.
-    pub fn row_major(data: &'a [f32], cols: usize) -> MatRef<'a> {
+    pub fn row_major(data: &'a [T], cols: usize) -> MatRef<'a, T> {
         MatRef {
             data,
             row_stride: cols,
@@ -40,7 +69,7 @@ impl<'a> MatRef<'a> {
 
     /// The transpose of a row-major matrix that has `cols` columns (so the
     /// view has `cols` rows).
-    pub fn transposed(data: &'a [f32], cols: usize) -> MatRef<'a> {
+    pub fn transposed(data: &'a [T], cols: usize) -> MatRef<'a, T> {
         MatRef {
             data,
             row_stride: 1,
@@ -75,13 +104,13 @@ const PAR_MIN_FLOPS: usize = 96 * 96 * 96;
 /// that already run one product per thread (a convolution over a batch) pass
 /// `false`.
 #[allow(clippy::too_many_arguments)]
-pub fn matmul_into(
+pub fn matmul_into<T: Element>(
     m: usize,
     n: usize,
     k: usize,
-    a: MatRef<'_>,
-    b: MatRef<'_>,
-    c: &mut [f32],
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    c: &mut [T],
     accumulate: bool,
     parallel: bool,
 ) {
@@ -98,7 +127,7 @@ pub fn matmul_into(
     }
     if k == 0 {
         if !accumulate {
-            c.fill(0.0);
+            c.fill(T::ZERO);
         }
         return;
     }
@@ -126,8 +155,8 @@ pub fn matmul_into(
             b.data.as_ptr(),
             b.col_stride as isize,
             b.row_stride as isize,
-            1.0,
-            1.0,
+            T::ONE,
+            T::ONE,
             false,
             false,
             false,
@@ -188,6 +217,38 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The `f64` product keeps `f64`'s precision: a sum whose terms
+    /// cancel to far below `f32`'s resolution comes out exact.
+    #[test]
+    fn the_f64_product_is_computed_in_f64() {
+        let (m, n, k) = (5, 3, 200);
+        let a: Vec<f64> = (0..m * k).map(|i| (i as f64 * 0.37).sin()).collect();
+        let b: Vec<f64> = (0..k * n).map(|i| (i as f64 * 0.11).cos()).collect();
+        let mut got = vec![0f64; m * n];
+        matmul_into(
+            m,
+            n,
+            k,
+            MatRef::row_major(&a, k),
+            MatRef::transposed(&b, k),
+            &mut got,
+            false,
+            true,
+        );
+        for i in 0..m {
+            for j in 0..n {
+                let want: f64 = (0..k).map(|p| a[i * k + p] * b[j * k + p]).sum();
+                assert!((got[i * n + j] - want).abs() < 1e-12, "{i},{j}");
+            }
+        }
+        // 1 + 1e-12 - 1: lost in f32, kept in f64.
+        let (x, y) = (vec![1.0, 1e-12, -1.0], vec![1.0, 1.0, 1.0]);
+        let mut c = vec![0f64; 1];
+        let (xv, yv) = (MatRef::row_major(&x, 3), MatRef::transposed(&y, 3));
+        matmul_into(1, 1, 3, xv, yv, &mut c, false, false);
+        assert!((c[0] - 1e-12).abs() < 1e-20, "{}", c[0]);
     }
 
     #[test]
