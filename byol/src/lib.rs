@@ -28,7 +28,10 @@
 //! Also here: the [`Trainer`] (epochs, metrics, checkpoints that resume
 //! exactly), typed [`checkpoint`]s and [`metrics`] lines, and [`eval`]uation
 //! of a frozen encoder (kNN monitor, linear probe, fine-tuning on a
-//! fraction of the labels, PCA of embeddings). Every fallible function
+//! fraction of the labels, PCA of embeddings), and a [`study`]: the
+//! comparisons that show what BYOL buys (learning curve, the paper's
+//! ablation, few labels), each measurement stored so that a long study
+//! resumes. Every fallible function
 //! returns a [`ByolError`], whose messages name settings as
 //! [`TrainConfig`] does.
 //!
@@ -54,6 +57,7 @@ pub mod optim;
 pub mod run;
 pub mod schedule;
 pub mod step;
+pub mod study;
 mod train;
 
 pub use checkpoint::{Checkpoint, CheckpointMeta};

@@ -41,8 +41,9 @@ use std::time::Instant;
 use tensor::{Device, Tensor};
 
 /// A kNN monitor (or any score of the online encoder), run every
-/// `knn_every` epochs.
-pub type Monitor<'a> = &'a dyn Fn(&ResNet) -> Result<f32>;
+/// `knn_every` epochs with the number of epochs completed (1 after the
+/// first) and the online encoder.
+pub type Monitor<'a> = &'a dyn Fn(usize, &ResNet) -> Result<f32>;
 
 /// What [`Trainer::run`] reports as it goes (for a progress bar or a live
 /// plot): every step, and every epoch with its means and kNN accuracy.
@@ -522,7 +523,7 @@ impl Trainer {
             // so a failure of it stops every rank.
             let knn = if due(self.config.knn_every) && (monitor.is_some() || size > 1) {
                 let acc = agreed(self.group.as_ref(), || match monitor {
-                    Some(m) if rank == 0 => m(&self.byol.nets.online.encoder).map(Some),
+                    Some(m) if rank == 0 => m(self.epoch, &self.byol.nets.online.encoder).map(Some),
                     _ => Ok(None),
                 });
                 self.byol.nets.set_training(true);

@@ -71,6 +71,9 @@ enum Command {
     Export(commands::export::ExportArgs),
     /// The paper's experiment at small scale: what makes BYOL work.
     Ablate(commands::ablate::AblateArgs),
+    /// What BYOL buys on a labelled data set: learning curve, ablation and
+    /// few labels, written as results.md with plots; resumes.
+    Study(commands::study::StudyArgs),
     /// Write a PNG grid of the two augmented views of some images.
     AugmentPreview(commands::preview::PreviewArgs),
     /// Time the tensor, model and BYOL-step benchmarks on a device.
@@ -109,6 +112,7 @@ fn main() -> ExitCode {
         Command::Embed(a) => commands::embed::run(a),
         Command::Export(a) => commands::export::run(a),
         Command::Ablate(a) => commands::ablate::run(a),
+        Command::Study(a) => commands::study::run(a),
         Command::AugmentPreview(a) => commands::preview::run(a),
         Command::Bench(a) => commands::bench::run(a),
         Command::Devices => commands::devices::run(),
@@ -134,6 +138,7 @@ impl Command {
             Command::Embed(_) => "embed",
             Command::Export(_) => "export",
             Command::Ablate(_) => "ablate",
+            Command::Study(_) => "study",
             Command::AugmentPreview(_) => "augment-preview",
             Command::Bench(_) => "bench",
             Command::Devices => "devices",

@@ -1244,3 +1244,170 @@ fn every_bad_setting_is_named_through_a_flag_and_a_file() {
     assert!(!out.exists(), "a refused run left a folder behind");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// The study's tiny flags: the tiny pretraining (without `--limit`) and a
+/// quick few-labels part.
+fn study_args(out: &Path, epochs: &str, extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<&str> = vec!["study", "--quiet", "--out", s(out), "--epochs", epochs];
+    args.extend(TINY);
+    args.extend(extra);
+    args.iter().map(|a| a.to_string()).collect()
+}
+
+fn cell_names(study: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(study.join("cells"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_study_measures_every_cell_once_and_refuses_other_settings() {
+    let dir = temp("study");
+    let study = dir.join("study");
+    let few = [
+        "--labels-per-class",
+        "1,2",
+        "--draws",
+        "2",
+        "--finetune-epochs",
+        "1",
+    ];
+    let args = study_args(&study, "2", &few);
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let first = byol(&argv);
+    assert!(first.status.success(), "{}", text(&first));
+    // Pixels; the curve at epochs 0, 1, 2; five ablation rows; 2 K x 2
+    // draws x 4 methods.
+    let cells = cell_names(&study);
+    assert_eq!(cells.len(), 1 + 3 + 5 + 16, "{cells:?}");
+    for name in [
+        "pixels.json",
+        "curve-epoch-0000.json",
+        "curve-epoch-0002.json",
+        "final-tau-1.json",
+        "final-tau-0.json",
+        "final-no-predictor.json",
+        "few-k0002-scratch-draw-01.json",
+        "few-k0001-pixels-logistic-draw-00.json",
+    ] {
+        assert!(
+            cells.contains(&name.to_string()),
+            "{name} missing: {cells:?}"
+        );
+    }
+    let report = std::fs::read_to_string(study.join("results.md")).unwrap();
+    assert!(!report.contains("pending"), "{report}");
+    for part in [
+        "## The learning curve",
+        "Table 5a",
+        "## Few labels",
+        "fixed random target (tau = 1)",
+        "no predictor",
+        "same ResNet from scratch",
+        "byol study --quiet",
+    ] {
+        assert!(report.contains(part), "'{part}' not in:\n{report}");
+    }
+    for plot in ["curve", "ablation", "few-labels"] {
+        assert!(study.join(format!("plots/{plot}.png")).exists(), "{plot}");
+    }
+    assert!(study.join("rows/tau-0.996/plots/loss.png").exists());
+
+    // Again: nothing is trained or measured twice.
+    let pixels = std::fs::read_to_string(study.join("cells/pixels.json")).unwrap();
+    let again = byol(&argv);
+    let err = String::from_utf8_lossy(&again.stderr).to_string();
+    assert!(again.status.success(), "{}", text(&again));
+    assert!(
+        !err.contains("training") && !err.contains("measuring"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(study.join("cells/pixels.json")).unwrap(),
+        pixels
+    );
+    // A measurement removed is made again, alone.
+    std::fs::remove_file(study.join("cells/few-k0001-scratch-draw-01.json")).unwrap();
+    let again = byol(&argv);
+    let err = String::from_utf8_lossy(&again.stderr).to_string();
+    assert!(again.status.success(), "{}", text(&again));
+    assert_eq!(err.matches("labels per class, draw").count(), 1, "{err}");
+    assert_eq!(cell_names(&study), cells);
+
+    // Other settings in the same folder are refused, naming the setting.
+    let other = study_args(&study, "3", &few);
+    let other: Vec<&str> = other.iter().map(String::as_str).collect();
+    fails(&other, &["study.json", "epochs", "2 there, 3 here"]);
+    // A folder of other files is not taken for a study.
+    let busy = dir.join("busy");
+    std::fs::create_dir_all(&busy).unwrap();
+    std::fs::write(busy.join("notes.txt"), "mine").unwrap();
+    let busy_args = study_args(&busy, "1", &["--no-ablation", "--no-few-labels"]);
+    let busy_args: Vec<&str> = busy_args.iter().map(String::as_str).collect();
+    fails(&busy_args, &["holds files but no study"]);
+    assert_eq!(
+        std::fs::read_to_string(busy.join("notes.txt")).unwrap(),
+        "mine"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_stopped_study_continues_where_it_stopped() {
+    let dir = temp("study-stop");
+    let study = dir.join("study");
+    let args = study_args(&study, "30", &["--no-ablation", "--no-few-labels"]);
+    let child = Command::new(env!("CARGO_BIN_EXE_byol"))
+        .args(&args)
+        .env("BYOL_DEVICE", "cpu")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the first epoch of the BYOL row, then press Ctrl-C.
+    let metrics = study.join("rows/byol/metrics.jsonl");
+    let start = Instant::now();
+    while !std::fs::read_to_string(&metrics)
+        .map(|m| m.contains("\"kind\":\"epoch\""))
+        .unwrap_or(false)
+    {
+        assert!(start.elapsed() < Duration::from_secs(120), "no epoch ended");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(o.status.code(), Some(130), "{err}");
+    assert!(err.contains("Continue with the same command"), "{err}");
+    let report = std::fs::read_to_string(study.join("results.md")).unwrap();
+    assert!(report.contains("In training: "), "{report}");
+
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let rest = byol(&argv);
+    let err = String::from_utf8_lossy(&rest.stderr).to_string();
+    assert!(rest.status.success(), "{}", text(&rest));
+    assert!(err.contains("continuing the study"), "{err}");
+    // Every epoch scored, and recorded once.
+    let cells = cell_names(&study);
+    for e in 0..=30 {
+        assert!(
+            cells.contains(&format!("curve-epoch-{e:04}.json")),
+            "epoch {e}: {cells:?}"
+        );
+    }
+    let m = std::fs::read_to_string(&metrics).unwrap();
+    assert_eq!(m.matches("\"kind\":\"epoch\"").count(), 30);
+    let report = std::fs::read_to_string(study.join("results.md")).unwrap();
+    assert!(
+        !report.contains("pending") && !report.contains("In training"),
+        "{report}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

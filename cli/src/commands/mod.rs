@@ -12,6 +12,7 @@ pub mod export;
 pub mod finetune;
 pub mod pretrain;
 pub mod preview;
+pub mod study;
 
 use crate::args::{DataArgs, EncoderArgs};
 use crate::error::CliError;

@@ -291,7 +291,14 @@ pub fn run(args: PretrainArgs, group: Arc<dyn Collective>) -> CmdResult {
         None
     };
     let started = std::time::Instant::now();
-    let outcome = train(&mut trainer, monitor.as_ref(), &device, args.quiet)?;
+    let knn = monitor
+        .as_ref()
+        .map(|splits| move |_: usize, encoder: &ResNet| splits.knn(encoder, &device));
+    let outcome = train(
+        &mut trainer,
+        knn.as_ref().map(|k| k as byol::Monitor<'_>),
+        args.quiet,
+    )?;
     if let (true, Some(timed)) = (loud, &timed) {
         say!(
             "{}",
@@ -427,17 +434,18 @@ pub fn pretrain_into(
         run,
     )?;
     let monitor = splits.monitor()?;
-    let monitor = (trainer.config.knn_every > 0).then_some(&monitor);
-    let outcome = train(&mut trainer, monitor, device, quiet)?;
+    let knn = move |_: usize, encoder: &ResNet| monitor.knn(encoder, device);
+    let monitor = (trainer.config.knn_every > 0).then_some(&knn as byol::Monitor<'_>);
+    let outcome = train(&mut trainer, monitor, quiet)?;
     Ok((trainer, outcome))
 }
 
-/// Trains to the end (or to Ctrl-C) with progress and the kNN monitor;
-/// in a group, rank 0 alone shows progress and keeps the record.
-fn train(
+/// Trains to the end (or to Ctrl-C) with progress and the `monitor`
+/// (the kNN accuracy, every `knn_every` epochs); in a group, rank 0 alone
+/// shows progress and keeps the record.
+pub fn train(
     trainer: &mut Trainer,
-    monitor: Option<&LabelledSplits>,
-    device: &Device,
+    monitor: Option<byol::Monitor<'_>>,
     quiet: bool,
 ) -> Result<Outcome, CliError> {
     let group = trainer.group();
@@ -462,10 +470,9 @@ fn train(
             quiet,
         )
     });
-    let knn = monitor.map(|splits| move |encoder: &ResNet| splits.knn(encoder, device));
     let result = trainer.run(
         &mut log,
-        knn.as_ref().map(|k| k as byol::Monitor<'_>),
+        monitor,
         &mut |event| match (event, progress.as_mut()) {
             (Progress::Step(r), Some(p)) => p.step(r),
             (Progress::Epoch(r), Some(p)) => p.epoch(r),
