@@ -14,10 +14,14 @@ pub const BLUE: [u8; 3] = [31, 119, 180];
 pub const ORANGE: [u8; 3] = [255, 127, 14];
 
 /// Draws `plots/loss.png` (loss per step and per epoch), `plots/knn.png`
-/// (when the kNN monitor ran; with `knn_baseline`, e.g. the random-init
-/// encoder's accuracy, as a flat reference line) and `plots/collapse.png`
-/// from the run's metrics; returns the files written.
-pub fn write_run_plots(run: &Path, knn_baseline: Option<f32>) -> Result<Vec<PathBuf>, CliError> {
+/// (when the kNN monitor ran; each of `knn_baselines`, e.g. raw pixels'
+/// and the random-init encoder's kNN accuracy, as a flat, named reference
+/// line) and `plots/collapse.png` from the run's metrics; returns the
+/// files written.
+pub fn write_run_plots(
+    run: &Path,
+    knn_baselines: &[(&str, f32)],
+) -> Result<Vec<PathBuf>, CliError> {
     let m = read_metrics(&byol::run::metrics_path(run))?;
     let dir = byol::run::plots_folder(run);
     std::fs::create_dir_all(&dir)
@@ -67,12 +71,13 @@ pub fn write_run_plots(run: &Path, knn_baseline: Option<f32>) -> Result<Vec<Path
             points: epoch_knn.clone(),
             color: ORANGE,
         }];
-        if let Some(base) = knn_baseline {
-            let last = epoch_knn.last().map(|p| p.0).unwrap_or(1.0);
+        let last = epoch_knn.last().map(|p| p.0).unwrap_or(1.0);
+        let grays = [[128, 128, 128], [60, 60, 60], [190, 190, 190]];
+        for (&(name, base), color) in knn_baselines.iter().zip(grays.into_iter().cycle()) {
             series.push(Series {
-                name: "random init".into(),
+                name: name.into(),
                 points: vec![(1.0, base), (last.max(1.0), base)],
-                color: [128, 128, 128],
+                color,
             });
         }
         let knn = line_chart(

@@ -136,7 +136,7 @@ pub fn run(args: AblateArgs) -> CmdResult {
             );
             return Ok(outcome);
         }
-        report::write_run_plots(&run, None)?;
+        report::write_run_plots(&run, &[])?;
         let collapse = read_metrics(&byol::run::metrics_path(&run))?
             .epochs
             .last()

@@ -114,6 +114,11 @@ pub fn run(args: DemoArgs) -> CmdResult {
         percent(random.knn),
         percent(random.linear)
     );
+    // The kNN plot shows where the encoder starts and what it must beat.
+    let baselines = [
+        ("raw pixels (no network)", pixels.knn),
+        ("random init", random.knn),
+    ];
     say!(
         "pretraining with BYOL for {} epochs (no labels)...",
         config.epochs
@@ -125,7 +130,7 @@ pub fn run(args: DemoArgs) -> CmdResult {
             args.out.display(),
             args.out.display()
         );
-        report::write_run_plots(&args.out, Some(random.knn))?;
+        report::write_run_plots(&args.out, &baselines)?;
         return Ok(outcome);
     }
     let (trained, trained_features) =
@@ -147,7 +152,7 @@ pub fn run(args: DemoArgs) -> CmdResult {
     };
     out!("{verdict}");
 
-    let mut plots = report::write_run_plots(&args.out, Some(random.knn))?;
+    let mut plots = report::write_run_plots(&args.out, &baselines)?;
     let pca = scatter_panels(
         "Test images, first two principal components of the encoder's features",
         &[

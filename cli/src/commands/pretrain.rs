@@ -500,7 +500,7 @@ fn finish(trainer: &Trainer, outcome: Outcome) -> CmdResult {
     let run = trainer.run_folder();
     // The run is done and saved: a plot that cannot be drawn (a full disk,
     // a read-only plots/) is worth a warning, not a failed run.
-    let plots = report::write_run_plots(run, None).unwrap_or_else(|e| {
+    let plots = report::write_run_plots(run, &[]).unwrap_or_else(|e| {
         say!("warning: the plots were not drawn: {e}");
         Vec::new()
     });

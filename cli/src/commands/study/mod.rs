@@ -347,7 +347,7 @@ fn train_row(ctx: &Context, row: &Row, curve: bool) -> Result<(Trainer, Outcome)
     let outcome = train(&mut trainer, Some(monitor), ctx.quiet)?;
     if outcome == Outcome::Done {
         // Each row's own plots (loss, kNN, collapse), as pretrain draws.
-        if let Err(e) = crate::report::write_run_plots(&run, None) {
+        if let Err(e) = crate::report::write_run_plots(&run, &[]) {
             say!(
                 "warning: the plots of {} were not drawn: {e}",
                 run.display()
