@@ -209,7 +209,7 @@ mod tests {
             ),
         )
         .unwrap();
-        let files = write_run_plots(&dir, Some(0.5)).unwrap();
+        let files = write_run_plots(&dir, &[("random init", 0.5)]).unwrap();
         assert_eq!(files.len(), 3);
         assert!(files.iter().all(|f| f.exists()));
         std::fs::remove_dir_all(dir).unwrap();
