@@ -184,7 +184,14 @@ impl StudyPlan {
         rows.push(row("no predictor".into(), "no-predictor".into(), &|c| {
             c.predictor = false
         }));
-        rows
+        // A change that changes nothing (the BYOL row already has tau 1,
+        // tau 0 or no predictor) is not trained twice.
+        let first = rows.remove(0);
+        let others: Vec<Row> = rows
+            .into_iter()
+            .filter(|r| r.config != first.config)
+            .collect();
+        std::iter::once(first).chain(others).collect()
     }
 
     /// Errors unless `recorded` (a study folder's `study.json`) is this
@@ -309,7 +316,9 @@ impl Cells {
         match std::fs::read_to_string(&path) {
             Ok(text) => serde_json::from_str(&text).map(Some).map_err(|e| {
                 ByolError::Config(format!(
-                    "{}: not a measurement of this study ({e}); remove it to measure again",
+                    "{}: not a measurement of this study ({e}); remove it and run the study \
+                     again to measure it again (a learning-curve cell of an epoch already \
+                     trained past cannot be remade: its checkpoint is gone)",
                     path.display()
                 ))
             }),
@@ -512,10 +521,14 @@ pub fn few_label_accuracy(
     }
 }
 
-/// The device an encoder's weights live on.
+/// The device an encoder's weights live on (the CPU for one without
+/// weights).
 fn encoder_device(encoder: &ResNet) -> tensor::Device {
     use models::Module;
-    encoder.parameters()[0].value().device()
+    encoder
+        .parameters()
+        .first()
+        .map_or(tensor::Device::Cpu, |p| p.value().device())
 }
 
 #[cfg(test)]
@@ -574,6 +587,19 @@ mod tests {
         };
         let f: Vec<String> = other.rows().into_iter().map(|r| r.folder).collect();
         assert!(f.contains(&"tau-0.99".to_string()) && !f.contains(&"tau-0.996".to_string()));
+        // A BYOL row without predictor has no "no predictor" row.
+        let bare = StudyPlan {
+            base: TrainConfig {
+                predictor: false,
+                ..TrainConfig::default()
+            },
+            ..plan()
+        };
+        let f: Vec<String> = bare.rows().into_iter().map(|r| r.folder).collect();
+        assert!(
+            !f.contains(&"no-predictor".to_string()) && f.len() == 5,
+            "{f:?}"
+        );
         // Without the ablation: BYOL alone.
         let alone = StudyPlan {
             ablation: false,

@@ -451,6 +451,11 @@ impl Trainer {
         report: &mut dyn FnMut(Progress<'_>),
     ) -> Result<Vec<EpochRecord>> {
         let device = self.byol.device();
+        // Training mode (batch statistics) whatever the caller did with the
+        // networks before: scoring the encoder (features, a monitor) leaves
+        // it in evaluation mode, and a step in that mode would normalise
+        // with the running statistics instead.
+        self.byol.nets.set_training(true);
         let mut epochs = Vec::new();
         while self.epoch < self.config.epochs {
             let epoch = self.epoch;

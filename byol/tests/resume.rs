@@ -237,3 +237,39 @@ fn constant_schedules_hold_the_learning_rate_and_tau() {
         .zip(&cosine)
         .all(|(m, c)| m.0 == peak && m.1 == c.1));
 }
+
+/// Scoring the encoder before training (features in evaluation mode)
+/// changes nothing of the training: `run` trains in training mode whatever
+/// mode the networks were left in.
+#[test]
+fn scoring_the_encoder_before_training_leaves_the_training_alone() {
+    let (config, data) = tiny();
+    let config = TrainConfig {
+        epochs: 1,
+        ..config
+    };
+    let plain = temp_run("plain");
+    train(&config, &data, &plain, None);
+    let scored = temp_run("scored");
+    let mut t = Trainer::new(
+        config.clone(),
+        data.clone(),
+        Normalization::fashion_mnist(),
+        &Device::Cpu,
+        &scored,
+    )
+    .unwrap();
+    byol::eval::extract_features(
+        &t.nets().online.encoder,
+        &data,
+        &Normalization::fashion_mnist(),
+        16,
+        &Device::Cpu,
+    )
+    .unwrap();
+    let mut log = MetricsLog::open(&scored.join("metrics.jsonl")).unwrap();
+    t.run(&mut log, None, &mut |_| {}).unwrap();
+    assert_eq!(losses(&scored), losses(&plain));
+    std::fs::remove_dir_all(plain).unwrap();
+    std::fs::remove_dir_all(scored).unwrap();
+}

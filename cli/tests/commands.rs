@@ -1316,6 +1316,25 @@ fn a_study_measures_every_cell_once_and_refuses_other_settings() {
         assert!(study.join(format!("plots/{plot}.png")).exists(), "{plot}");
     }
     assert!(study.join("rows/tau-0.996/plots/loss.png").exists());
+    // The BYOL row trains exactly as `byol pretrain` with its settings
+    // does (scoring the encoder each epoch changes nothing of it).
+    let plain = dir.join("plain");
+    let args = pretrain(&plain, "2");
+    ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let step_losses = |run: &Path| -> Vec<String> {
+        std::fs::read_to_string(run.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains("\"kind\":\"step\""))
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v["loss"].to_string()
+            })
+            .collect()
+    };
+    let row = step_losses(&study.join("rows/byol"));
+    assert_eq!(row.len(), 8);
+    assert_eq!(row, step_losses(&plain));
 
     // Again: nothing is trained or measured twice.
     let pixels = std::fs::read_to_string(study.join("cells/pixels.json")).unwrap();
@@ -1338,6 +1357,14 @@ fn a_study_measures_every_cell_once_and_refuses_other_settings() {
     assert_eq!(err.matches("labels per class, draw").count(), 1, "{err}");
     assert_eq!(cell_names(&study), cells);
 
+    // The study's own settings (checkpoints, scoring) are not the user's
+    // to change: giving them changes nothing.
+    let mut own = few.to_vec();
+    own.extend(["--keep-last", "3", "--knn-every", "0"]);
+    let own = study_args(&study, "2", &own);
+    let own: Vec<&str> = own.iter().map(String::as_str).collect();
+    let again = byol(&own);
+    assert!(again.status.success(), "{}", text(&again));
     // Other settings in the same folder are refused, naming the setting.
     let other = study_args(&study, "3", &few);
     let other: Vec<&str> = other.iter().map(String::as_str).collect();
@@ -1353,6 +1380,17 @@ fn a_study_measures_every_cell_once_and_refuses_other_settings() {
         std::fs::read_to_string(busy.join("notes.txt")).unwrap(),
         "mine"
     );
+    // More labels per class than the train split has is refused before
+    // any training.
+    let greedy = dir.join("greedy");
+    let greedy_args = study_args(
+        &greedy,
+        "1",
+        &["--no-ablation", "--labels-per-class", "1,50"],
+    );
+    let greedy_args: Vec<&str> = greedy_args.iter().map(String::as_str).collect();
+    fails(&greedy_args, &["--labels-per-class 50", "class", "only"]);
+    assert!(!greedy.join("rows").exists());
     std::fs::remove_dir_all(dir).unwrap();
 }
 

@@ -5,7 +5,9 @@
 //! the measurements are `byol::study`'s; this module runs them in order
 //! (most useful first: pixels, the BYOL run and its curve, few labels,
 //! then the ablation), shows progress and rewrites the report after every
-//! measurement, so a study stopped halfway reports what it has.
+//! measurement, so a study stopped halfway reports what it has. Ctrl-C
+//! stops the row in training (with a checkpoint) or the study between two
+//! measurements.
 
 mod report;
 
@@ -117,17 +119,40 @@ pub fn run(args: StudyArgs) -> CmdResult {
     say!("raw pixels: {}", scores_line(&pixels));
     write_report()?;
     if stopped(&ctx) {
-        return Ok(Outcome::Interrupted);
+        return Ok(interrupted(&ctx));
     }
 
-    // 2. The BYOL row, scored after every epoch: the learning curve.
+    // 2. The BYOL row, scored after every epoch: the learning curve, from
+    // its random initialisation (rebuilt from the seed when its cell is
+    // missing) to its final encoder.
     let byol_row = &rows[0];
+    let at_init = ctx.cells.get_or(&curve_key(0), || {
+        say!("{}: measuring the random initialisation...", byol_row.name);
+        let channels = ctx.splits.train.channels();
+        let nets = byol::ByolNetworks::new(
+            byol_row.config.network(channels),
+            byol_row.config.seed,
+            &ctx.device,
+        );
+        let (f_train, f_test) = ctx.splits.features(&nets.online.encoder, &ctx.device)?;
+        probe_scores(&ctx.splits, &f_train, &f_test)
+    })?;
+    say!("random initialisation: {}", scores_line(&at_init));
+    if stopped(&ctx) {
+        return Ok(interrupted(&ctx));
+    }
     let (trainer, outcome) = train_row(&ctx, byol_row, true)?;
     write_report()?;
     if outcome == Outcome::Interrupted {
         return Ok(interrupted(&ctx));
     }
     let encoder = &trainer.nets().online.encoder;
+    let last = ctx.cells.get_or(&curve_key(byol_row.config.epochs), || {
+        let (f_train, f_test) = ctx.splits.features(encoder, &ctx.device)?;
+        probe_scores(&ctx.splits, &f_train, &f_test)
+    })?;
+    say!("{}: {}", byol_row.name, scores_line(&last));
+    write_report()?;
 
     // 3. Few labels, with the BYOL encoder.
     if few_labels(&ctx, encoder, &mut write_report)? == Outcome::Interrupted {
@@ -137,6 +162,9 @@ pub fn run(args: StudyArgs) -> CmdResult {
 
     // 4. The ablation rows.
     for row in &rows[1..] {
+        if stopped(&ctx) {
+            return Ok(interrupted(&ctx));
+        }
         let (trainer, outcome) = train_row(&ctx, row, false)?;
         if outcome == Outcome::Interrupted {
             write_report()?;
@@ -151,6 +179,9 @@ pub fn run(args: StudyArgs) -> CmdResult {
         })?;
         say!("{}: {}", row.name, scores_line(&scores));
         write_report()?;
+    }
+    if stopped(&ctx) {
+        return Ok(interrupted(&ctx));
     }
     let written = write_report()?;
     out!(
@@ -172,7 +203,10 @@ fn prepare(args: &StudyArgs) -> Result<Context, CliError> {
         Some(path) => read_settings_file(path)?,
         None => Settings::default(),
     };
-    let base: TrainConfig = overlay(TrainConfig::default(), &[&from_file, &args.settings])?;
+    let mut base: TrainConfig = overlay(TrainConfig::default(), &[&from_file, &args.settings])?;
+    // The study's own: every row checkpoints and is scored each epoch and
+    // keeps one checkpoint (so these flags never make two plans differ).
+    (base.checkpoint_every, base.keep_last, base.knn_every) = (1, 1, 1);
     if base.init_weights.is_some() {
         return Err(CliError::flag(
             "--init-weights: a study compares BYOL with a random initialisation; start it \
@@ -189,6 +223,15 @@ fn prepare(args: &StudyArgs) -> Result<Context, CliError> {
     say!("test: {}", test_split.description);
     say!("device: {}", device.describe());
     let splits = LabelledSplits::new(train_split.dataset, test_split.dataset, norm)?;
+    // A K the train split cannot give is refused now, not after hours of
+    // pretraining.
+    if !args.no_few_labels {
+        let labels = byol::eval::dataset_labels(&splits.train, "train")?;
+        for &k in &args.labels_per_class {
+            byol::eval::per_class_fraction(labels, splits.classes, k)
+                .map_err(|e| CliError::flag(format!("--labels-per-class {k}: {e}")))?;
+        }
+    }
     let plan = StudyPlan {
         base,
         data: recorded,
@@ -296,12 +339,18 @@ fn pixel_pair(ctx: &Context) -> byol::Result<(Tensor, Tensor)> {
 /// the first step); otherwise the usual kNN monitor runs.
 fn train_row(ctx: &Context, row: &Row, curve: bool) -> Result<(Trainer, Outcome), CliError> {
     let run = row_path(&ctx.out, row);
-    let mut trainer = if byol::run::config_path(&run).exists() {
+    let started = byol::run::config_path(&run).exists() || byol::checkpoint::has_trained(&run);
+    let mut trainer = if started {
         let trainer = Trainer::resume(&run, ctx.splits.train.clone(), &ctx.device)?;
         if trainer.config != row.config {
+            let cells = if curve {
+                "cells/curve-epoch-*.json".to_string()
+            } else {
+                format!("cells/{}.json", final_key(row))
+            };
             return Err(CliError::flag(format!(
-                "{}: the run there has other settings than the study's row '{}'; move it away \
-                 to train the row again",
+                "{}: the run there has other settings than the study's row '{}'; to train the \
+                 row again, move that folder and the row's measurements ({cells}) away",
                 run.display(),
                 row.name
             )));
@@ -336,15 +385,17 @@ fn train_row(ctx: &Context, row: &Row, curve: bool) -> Result<(Trainer, Outcome)
             probe_scores(&ctx.splits, &f_train, &f_test)
         })
     };
-    if curve && trainer.step == 0 {
-        let s = score(0, &trainer.nets().online.encoder)?;
-        say!("{}: at initialisation, {}", row.name, scores_line(&s));
-    }
     let monitor_splits = ctx.splits.monitor()?;
     let curve_monitor = |epoch: usize, encoder: &ResNet| score(epoch, encoder).map(|s| s.knn);
     let knn_monitor = |_: usize, encoder: &ResNet| monitor_splits.knn(encoder, &ctx.device);
     let monitor: byol::Monitor<'_> = if curve { &curve_monitor } else { &knn_monitor };
     let outcome = train(&mut trainer, Some(monitor), ctx.quiet)?;
+    // Ctrl-C went to the trainer while it trained (even during its last
+    // epoch's scoring); from here on it goes to the study's own flag.
+    if trainer.stop_flag().load(Ordering::SeqCst) {
+        ctx.stop.store(true, Ordering::SeqCst);
+    }
+    interrupt::watch(ctx.stop.clone());
     if outcome == Outcome::Done {
         // Each row's own plots (loss, kNN, collapse), as pretrain draws.
         if let Err(e) = crate::report::write_run_plots(&run, &[]) {
@@ -402,9 +453,9 @@ fn few_labels(
                     method.describe(),
                     percent(accuracy)
                 );
+                write_report()?;
             }
         }
-        write_report()?;
     }
     Ok(Outcome::Done)
 }

@@ -30,9 +30,12 @@ pub fn write(ctx: &Context, rows: &[Row]) -> Result<Vec<PathBuf>, CliError> {
     // The learning curve.
     let byol = &rows[0];
     let epochs = row_epochs(ctx, byol);
-    let curve: Vec<(usize, ProbeScores)> = (0..=byol.config.epochs)
-        .filter_map(|e| ctx.cells.get(&curve_key(e)).ok().flatten().map(|s| (e, s)))
-        .collect();
+    let mut curve: Vec<(usize, ProbeScores)> = Vec::new();
+    for e in 0..=byol.config.epochs {
+        if let Some(s) = ctx.cells.get(&curve_key(e))? {
+            curve.push((e, s));
+        }
+    }
     md += "## The learning curve\n\n";
     md += &format!(
         "The BYOL row ({}) scored after every epoch on the whole splits: epoch 0 is its random \
@@ -233,9 +236,10 @@ pub fn write(ctx: &Context, rows: &[Row]) -> Result<Vec<PathBuf>, CliError> {
         for &k in &ctx.plan.labels_per_class {
             let mut line = vec![k.to_string()];
             for (m, method) in FewLabelMethod::ALL.iter().enumerate() {
-                let values: Vec<f32> = (0..ctx.plan.draws)
-                    .filter_map(|d| ctx.cells.get(&few_key(k, *method, d)).ok().flatten())
-                    .collect();
+                let mut values: Vec<f32> = Vec::new();
+                for d in 0..ctx.plan.draws {
+                    values.extend(ctx.cells.get::<f32>(&few_key(k, *method, d))?);
+                }
                 let done = values.len();
                 match Spread::of(values) {
                     Ok(s) => {
@@ -302,7 +306,7 @@ fn header(ctx: &Context) -> String {
          - BYOL row: {} width {} ({} stem), heads {}/{}{}, {} epochs, batch {}, {} lr {} \
          ({}), weight decay {}, tau_base {} ({}), augment {} (min crop {}, jitter {}, \
          brightness {}), seed {}\n\
-         - device: {}\n\
+         - device (of this run of the command): {}\n\
          - probes: kNN (k = 200, cosine, T = 0.1) and logistic regression (L2, C = 1, \
          standardised features, L-BFGS to gradient 1e-4) on the frozen features of the whole \
          train split, scored on the test split\n\n",
