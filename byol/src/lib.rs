@@ -47,6 +47,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod device_choice;
 pub mod distributed;
 pub mod error;
 pub mod eval;

@@ -17,7 +17,12 @@ use tensor::Device;
 pub struct DeviceArgs {
     /// Where to compute: `cpu`, `gpu` (a wgpu adapter; a software one such
     /// as Mesa's llvmpipe counts), `gpu:N` (adapter N of `byol devices`,
-    /// from 0) or `auto` (a hardware GPU when there is one, else the CPU).
+    /// from 0) or `auto`: for the commands that train (pretrain, study,
+    /// demo, ablate), the fastest of the CPU and each hardware GPU on the
+    /// run's own step, timed once per machine and step shape and
+    /// remembered in device-choice.json under BYOL_CACHE_DIR (else
+    /// ~/.cache/byol; safe to delete); for the others, a hardware GPU when
+    /// there is one, else the CPU.
     /// Default: the BYOL_DEVICE environment variable, else `auto`. Under
     /// mpirun, `gpu` and `auto` give each process on a machine its own GPU
     /// (by its local rank) when there are several.
@@ -48,6 +53,56 @@ impl DeviceArgs {
             Some(local) if !numbered => Ok(device.for_local_rank(local)?),
             _ => Ok(device),
         }
+    }
+}
+
+impl DeviceArgs {
+    /// The device named by `--device`, else `BYOL_DEVICE`, else `auto`.
+    fn requested(&self) -> String {
+        self.device
+            .clone()
+            .or_else(|| std::env::var("BYOL_DEVICE").ok())
+            .unwrap_or_else(|| "auto".into())
+            .trim()
+            .to_ascii_lowercase()
+    }
+
+    /// The device to train `config` on `images` with: as
+    /// [`DeviceArgs::open_for`], except that `auto` (the default), in a
+    /// process of its own, times the run's own step on the CPU and on every
+    /// hardware GPU and takes the fastest (`byol::device_choice`; the
+    /// choice is remembered per machine). `loud` prints the choice and why.
+    pub fn open_for_training(
+        &self,
+        config: Option<&byol::TrainConfig>,
+        images: &dyn augment::ViewSource,
+        local_rank: Option<usize>,
+        loud: bool,
+    ) -> Result<Device, CliError> {
+        let (Some(config), None, "auto") = (config, local_rank, self.requested().as_str()) else {
+            return self.open_for(local_rank);
+        };
+        let hardware = tensor::backend::gpu::adapters_summary()
+            .iter()
+            .filter(|a| a.hardware)
+            .count();
+        let mut candidates = vec![Device::Cpu];
+        for index in 0..hardware {
+            candidates.push(Device::gpu_at(index)?);
+        }
+        let (h, w) = images.view_size();
+        let cache = byol::device_choice::cache_path();
+        let choice = byol::device_choice::choose(
+            &candidates,
+            config,
+            images.channels(),
+            [h, w],
+            cache.as_deref(),
+        )?;
+        if loud {
+            say!("device: auto chose {}", choice.reason);
+        }
+        Ok(choice.device)
     }
 }
 

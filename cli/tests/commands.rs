@@ -1449,3 +1449,34 @@ fn a_stopped_study_continues_where_it_stopped() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// `--device auto` on a command that trains says what it chose and why;
+/// with no hardware GPU the CPU is the only candidate and nothing is
+/// measured or remembered, with one the measurement is remembered in
+/// BYOL_CACHE_DIR.
+#[test]
+fn auto_says_which_device_it_chose_and_why() {
+    let dir = temp("auto");
+    let cache = dir.join("cache");
+    let mut args = pretrain(&dir.join("run"), "1");
+    args.extend(["--device".to_string(), "auto".to_string()]);
+    let o = Command::new(env!("CARGO_BIN_EXE_byol"))
+        .args(&args)
+        .env("BYOL_CACHE_DIR", &cache)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(o.status.success(), "{}", text(&o));
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("device: auto chose"))
+        .unwrap_or_else(|| panic!("no choice said:\n{err}"));
+    let file = cache.join("device-choice.json");
+    if line.contains("the only candidate") {
+        assert!(line.contains("cpu"), "{line}");
+        assert!(!file.exists());
+    } else {
+        assert!(line.contains("images/s") && file.exists(), "{line}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}

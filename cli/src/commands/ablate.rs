@@ -95,8 +95,6 @@ const VARIANTS: [Variant; 4] = [
 /// Runs `byol ablate`.
 pub fn run(args: AblateArgs) -> CmdResult {
     let start = Instant::now();
-    let device = args.device.open()?;
-    say!("device: {}", device.describe());
     if args.out.join("ablate.json").exists() {
         return Err(CliError::flag(format!(
             "--out {}: already holds an ablation; choose another --out",
@@ -112,6 +110,10 @@ pub fn run(args: AblateArgs) -> CmdResult {
         ..demo_config(args.epochs, args.seed)
     };
     base.validate()?;
+    let device = args
+        .device
+        .open_for_training(Some(&base), &data.train, None, true)?;
+    say!("device: {}", device.describe());
 
     let mut rows: Vec<(String, Scores, Option<f32>)> = Vec::new();
     let pixels = data.score_pixels(&device)?;

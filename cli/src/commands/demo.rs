@@ -88,14 +88,16 @@ pub fn embedded_splits(limit: Option<usize>) -> Result<(DataSource, LabelledSpli
 /// Runs `byol demo`.
 pub fn run(args: DemoArgs) -> CmdResult {
     let start = Instant::now();
-    let device = args.device.open()?;
-    say!("device: {}", device.describe());
     let (source, data) = embedded_splits(args.limit)?;
     let config = TrainConfig {
         width: args.width,
         ..demo_config(args.epochs, args.seed)
     };
     config.validate()?;
+    let device = args
+        .device
+        .open_for_training(Some(&config), &data.train, None, true)?;
+    say!("device: {}", device.describe());
 
     let pixels = data.score_pixels(&device)?;
     say!(

@@ -341,7 +341,6 @@ fn prepare(
     local_rank: Option<usize>,
     loud: bool,
 ) -> Result<Prepared, CliError> {
-    let device = args.device.open_for(local_rank)?;
     if let Some(run) = &args.resume {
         if args.settings.any() {
             return Err(CliError::flag(format!(
@@ -353,6 +352,14 @@ fn prepare(
         let source = run_folder::read_data_source(run)?;
         let opened = source.open_train()?;
         source.check_fingerprint(&*opened.images)?;
+        // The run's own settings decide the step `auto` times (a
+        // config.json that does not read is the resume's to report).
+        let config: Option<TrainConfig> = std::fs::read_to_string(run_folder::config_path(run))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok());
+        let device =
+            args.device
+                .open_for_training(config.as_ref(), &*opened.images, local_rank, loud)?;
         if loud {
             say!("data: {}", opened.description);
             say!("device: {}", device.describe());
@@ -372,6 +379,9 @@ fn prepare(
     run_folder::refuse_existing(&args.out)?;
     let source = args.data.source()?;
     let opened = source.open_train()?;
+    let device = args
+        .device
+        .open_for_training(Some(&config), &*opened.images, local_rank, loud)?;
     // The run records how the folder was held, so that a resume reads it
     // the same way (and finds the same fingerprint).
     let recorded = DataSource {

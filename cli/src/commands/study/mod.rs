@@ -213,7 +213,6 @@ fn prepare(args: &StudyArgs) -> Result<Context, CliError> {
              from random weights (drop --init-weights)",
         ));
     }
-    let device = args.device.open()?;
     let source = args.data.source()?;
     let train_split = source.load(Split::Train, true)?;
     let test_split = source.load(Split::Test, true)?;
@@ -221,6 +220,9 @@ fn prepare(args: &StudyArgs) -> Result<Context, CliError> {
     let recorded = source.recorded(&train_split.dataset)?;
     say!("train: {}", train_split.description);
     say!("test: {}", test_split.description);
+    let device = args
+        .device
+        .open_for_training(Some(&base), &train_split.dataset, None, true)?;
     say!("device: {}", device.describe());
     let splits = LabelledSplits::new(train_split.dataset, test_split.dataset, norm)?;
     // A K the train split cannot give is refused now, not after hours of
