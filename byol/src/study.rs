@@ -194,6 +194,23 @@ impl StudyPlan {
         std::iter::once(first).chain(others).collect()
     }
 
+    /// The keys of every measurement made with the BYOL row's encoder or
+    /// alongside it: the learning curve after each epoch and all the
+    /// few-labels cells. When every one of them is stored, the BYOL row
+    /// need not be trained or even kept (its run folder may be gone, e.g. a
+    /// study carried to another machine as `study.json` and `cells/`).
+    pub fn byol_row_keys(&self) -> Vec<String> {
+        let mut keys: Vec<String> = (1..=self.base.epochs).map(curve_key).collect();
+        for &k in &self.labels_per_class {
+            for draw in 0..self.draws {
+                for method in FewLabelMethod::ALL {
+                    keys.push(few_key(k, method, draw));
+                }
+            }
+        }
+        keys
+    }
+
     /// Errors unless `recorded` (a study folder's `study.json`) is this
     /// plan, naming the first setting that differs: a study continues only
     /// with the settings it started with.
@@ -327,6 +344,16 @@ impl Cells {
         }
     }
 
+    /// Whether `key` has a stored value.
+    pub fn has(&self, key: &str) -> bool {
+        self.path(key).is_file()
+    }
+
+    /// Whether every one of `keys` has a stored value.
+    pub fn has_all(&self, keys: &[String]) -> bool {
+        keys.iter().all(|k| self.has(k))
+    }
+
     /// Stores `value` under `key`, replacing any earlier value.
     pub fn put<T: Serialize>(&self, key: &str, value: &T) -> Result<()> {
         let text = serde_json::to_string_pretty(value)
@@ -360,6 +387,13 @@ pub fn curve_key(epoch: usize) -> String {
 /// The key of an ablation row's final scores.
 pub fn final_key(row: &Row) -> String {
     format!("final-{}", row.folder)
+}
+
+/// The key of a finished row's epoch records (loss, collapse signal,
+/// speed, kNN of each epoch), kept among the cells so the report needs no
+/// run folder.
+pub fn epochs_key(row: &Row) -> String {
+    format!("epochs-{}", row.folder)
 }
 
 /// The key of raw pixels' scores.
@@ -662,6 +696,27 @@ mod tests {
             "few-k0010-scratch-draw-02"
         );
         assert_eq!(curve_key(3), "curve-epoch-0003");
+        let row = &plan().rows()[1];
+        assert_eq!(epochs_key(row), format!("epochs-{}", row.folder));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_byol_row_is_needed_until_its_curve_and_few_labels_are_all_measured() {
+        let dir = std::env::temp_dir().join(format!("byol-study-needed-{}", std::process::id()));
+        let p = plan();
+        let keys = p.byol_row_keys();
+        let few = p.labels_per_class.len() * p.draws * FewLabelMethod::ALL.len();
+        assert_eq!(keys.len(), p.base.epochs + few);
+        assert!(keys.contains(&curve_key(p.base.epochs)));
+        assert!(!keys.contains(&curve_key(0)), "epoch 0 needs no training");
+        let cells = Cells::open(&dir).unwrap();
+        for key in &keys[..keys.len() - 1] {
+            cells.put(key, &0.5f32).unwrap();
+        }
+        assert!(!cells.has_all(&keys), "one cell is still missing");
+        cells.put(keys.last().unwrap(), &0.5f32).unwrap();
+        assert!(cells.has_all(&keys));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

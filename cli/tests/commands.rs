@@ -1281,9 +1281,9 @@ fn a_study_measures_every_cell_once_and_refuses_other_settings() {
     let first = byol(&argv);
     assert!(first.status.success(), "{}", text(&first));
     // Pixels; the curve at epochs 0, 1, 2; five ablation rows; 2 K x 2
-    // draws x 4 methods.
+    // draws x 4 methods; the epoch records of six rows.
     let cells = cell_names(&study);
-    assert_eq!(cells.len(), 1 + 3 + 5 + 16, "{cells:?}");
+    assert_eq!(cells.len(), 1 + 3 + 5 + 16 + 6, "{cells:?}");
     for name in [
         "pixels.json",
         "curve-epoch-0000.json",
@@ -1293,6 +1293,8 @@ fn a_study_measures_every_cell_once_and_refuses_other_settings() {
         "final-no-predictor.json",
         "few-k0002-scratch-draw-01.json",
         "few-k0001-pixels-logistic-draw-00.json",
+        "epochs-byol.json",
+        "epochs-no-predictor.json",
     ] {
         assert!(
             cells.contains(&name.to_string()),
@@ -1356,6 +1358,23 @@ fn a_study_measures_every_cell_once_and_refuses_other_settings() {
     assert!(again.status.success(), "{}", text(&again));
     assert_eq!(err.matches("labels per class, draw").count(), 1, "{err}");
     assert_eq!(cell_names(&study), cells);
+    // A study travels as study.json and cells/: without its run folders
+    // nothing is trained again and the report keeps every number (the
+    // rows' losses and collapse signals included).
+    let report = std::fs::read_to_string(study.join("results.md")).unwrap();
+    std::fs::remove_dir_all(study.join("rows")).unwrap();
+    let again = byol(&argv);
+    let err = String::from_utf8_lossy(&again.stderr).to_string();
+    assert!(again.status.success(), "{}", text(&again));
+    assert!(
+        !err.contains("training") && !err.contains("measuring"),
+        "{err}"
+    );
+    assert!(!study.join("rows").exists());
+    assert_eq!(
+        std::fs::read_to_string(study.join("results.md")).unwrap(),
+        report
+    );
 
     // The study's own settings (checkpoints, scoring) are not the user's
     // to change: giving them changes nothing.

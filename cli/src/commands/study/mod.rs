@@ -19,8 +19,8 @@ use crate::interrupt;
 use augment::Split;
 use byol::eval::{pixel_features, LabelledSplits};
 use byol::study::{
-    self, curve_key, few_key, few_label_accuracy, final_key, probe_scores, row_path, Cells,
-    FeaturePair, FewLabelMethod, FinetuneSettings, ProbeScores, Row, StudyPlan, PIXELS_KEY,
+    self, curve_key, epochs_key, few_key, few_label_accuracy, final_key, probe_scores, row_path,
+    Cells, FeaturePair, FewLabelMethod, FinetuneSettings, ProbeScores, Row, StudyPlan, PIXELS_KEY,
 };
 use byol::{TrainConfig, Trainer};
 use clap::Args;
@@ -141,29 +141,51 @@ pub fn run(args: StudyArgs) -> CmdResult {
     if stopped(&ctx) {
         return Ok(interrupted(&ctx));
     }
-    let (trainer, outcome) = train_row(&ctx, byol_row, true)?;
-    write_report()?;
-    if outcome == Outcome::Interrupted {
-        return Ok(interrupted(&ctx));
-    }
-    let encoder = &trainer.nets().online.encoder;
-    let last = ctx.cells.get_or(&curve_key(byol_row.config.epochs), || {
-        let (f_train, f_test) = ctx.splits.features(encoder, &ctx.device)?;
-        probe_scores(&ctx.splits, &f_train, &f_test)
-    })?;
-    say!("{}: {}", byol_row.name, scores_line(&last));
-    write_report()?;
+    // Once every measurement it serves is stored, the BYOL row is not
+    // needed (nor its run folder: a study can travel as study.json and
+    // cells/).
+    let measured: Option<ProbeScores> = if ctx.cells.has_all(&ctx.plan.byol_row_keys()) {
+        ctx.cells.get(&curve_key(byol_row.config.epochs))?
+    } else {
+        None
+    };
+    if let Some(last) = measured {
+        keep_epochs(&ctx, byol_row)?;
+        say!(
+            "{}: {} (measured; its curve and few-labels cells are all made)",
+            byol_row.name,
+            scores_line(&last)
+        );
+    } else {
+        let (trainer, outcome) = train_row(&ctx, byol_row, true)?;
+        write_report()?;
+        if outcome == Outcome::Interrupted {
+            return Ok(interrupted(&ctx));
+        }
+        let encoder = &trainer.nets().online.encoder;
+        let last = ctx.cells.get_or(&curve_key(byol_row.config.epochs), || {
+            let (f_train, f_test) = ctx.splits.features(encoder, &ctx.device)?;
+            probe_scores(&ctx.splits, &f_train, &f_test)
+        })?;
+        say!("{}: {}", byol_row.name, scores_line(&last));
+        write_report()?;
 
-    // 3. Few labels, with the BYOL encoder.
-    if few_labels(&ctx, encoder, &mut write_report)? == Outcome::Interrupted {
-        return Ok(interrupted(&ctx));
+        // 3. Few labels, with the BYOL encoder.
+        if few_labels(&ctx, encoder, &mut write_report)? == Outcome::Interrupted {
+            return Ok(interrupted(&ctx));
+        }
+        drop(trainer);
     }
-    drop(trainer);
 
     // 4. The ablation rows.
     for row in &rows[1..] {
         if stopped(&ctx) {
             return Ok(interrupted(&ctx));
+        }
+        if let Some(scores) = ctx.cells.get::<ProbeScores>(&final_key(row))? {
+            keep_epochs(&ctx, row)?;
+            say!("{}: {} (measured)", row.name, scores_line(&scores));
+            continue;
         }
         let (trainer, outcome) = train_row(&ctx, row, false)?;
         if outcome == Outcome::Interrupted {
@@ -372,6 +394,7 @@ fn train_row(ctx: &Context, row: &Row, curve: bool) -> Result<(Trainer, Outcome)
     };
     let total = trainer.config.epochs;
     if trainer.epoch >= total {
+        keep_epochs(ctx, row)?;
         return Ok((trainer, Outcome::Done));
     }
     say!(
@@ -399,6 +422,7 @@ fn train_row(ctx: &Context, row: &Row, curve: bool) -> Result<(Trainer, Outcome)
     }
     interrupt::watch(ctx.stop.clone());
     if outcome == Outcome::Done {
+        keep_epochs(ctx, row)?;
         // Each row's own plots (loss, kNN, collapse), as pretrain draws.
         if let Err(e) = crate::report::write_run_plots(&run, &[]) {
             say!(
@@ -408,6 +432,21 @@ fn train_row(ctx: &Context, row: &Row, curve: bool) -> Result<(Trainer, Outcome)
         }
     }
     Ok((trainer, outcome))
+}
+
+/// Copies a finished row's epoch records from its `metrics.jsonl` into
+/// the cells (once), so the report keeps its loss and collapse signal
+/// when the run folder is gone. Nothing to copy (no run folder) is fine.
+fn keep_epochs(ctx: &Context, row: &Row) -> Result<(), CliError> {
+    let key = epochs_key(row);
+    if ctx.cells.has(&key) {
+        return Ok(());
+    }
+    let metrics = byol::run::metrics_path(&row_path(&ctx.out, row));
+    match byol::metrics::read_metrics(&metrics) {
+        Ok(m) if m.epochs.len() >= row.config.epochs => Ok(ctx.cells.put(&key, &m.epochs)?),
+        _ => Ok(()),
+    }
 }
 
 /// The few-labels part: every (K, draw, method) cell not measured yet.

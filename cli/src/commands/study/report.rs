@@ -10,7 +10,8 @@ use crate::report::{write_text, Table, BLUE, ORANGE};
 use byol::eval::Spread;
 use byol::metrics::{read_metrics, EpochRecord};
 use byol::study::{
-    curve_key, few_key, final_key, row_path, FewLabelMethod, ProbeScores, Row, PIXELS_KEY,
+    curve_key, epochs_key, few_key, final_key, row_path, FewLabelMethod, ProbeScores, Row,
+    PIXELS_KEY,
 };
 use charts::{bar_chart, line_chart, BarSeries, Series};
 use std::path::PathBuf;
@@ -357,10 +358,20 @@ fn name<T: serde::Serialize>(value: &T) -> String {
     }
 }
 
-/// The epoch records of a row's run (empty before it starts).
+/// The epoch records of a row's run: from its `metrics.jsonl`, or from
+/// the cell kept when it finished (its run folder gone); empty before it
+/// starts.
 fn row_epochs(ctx: &Context, row: &Row) -> Vec<EpochRecord> {
-    read_metrics(&byol::run::metrics_path(&row_path(&ctx.out, row)))
+    let from_run = read_metrics(&byol::run::metrics_path(&row_path(&ctx.out, row)))
         .map(|m| m.epochs)
+        .unwrap_or_default();
+    if !from_run.is_empty() {
+        return from_run;
+    }
+    ctx.cells
+        .get::<Vec<EpochRecord>>(&epochs_key(row))
+        .ok()
+        .flatten()
         .unwrap_or_default()
 }
 
