@@ -9,7 +9,9 @@
 #   scripts/gpu-check.sh --quick    (small sizes: checks the script itself,
 #                                    e.g. on Mesa's software adapter)
 # GPU_PEAK_TFLOPS=67 adds each GFLOP/s figure's share of that f32 peak (an
-# H200: about 67).
+# H200: about 67). A hardware GPU runs the hardware kernels (workgroup-memory
+# tiles, split-k); BYOL_GPU_KERNELS=software scripts/gpu-check.sh measures the
+# software adapter's kernels on it instead, for comparison.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export BYOL_REQUIRE_GPU=1 CARGO_TERM_COLOR=never
@@ -39,6 +41,7 @@ done_at=$(date +%s)
 echo "## GPU check ($(date -u +%Y-%m-%d), $(uname -m))"
 echo
 echo "$adapter"
+echo "kernels: ${BYOL_GPU_KERNELS:-chosen by the adapter (hardware GPU: hardware kernels)}"
 echo
 echo "GPU tests: $passed passed, $failed failed ($((tested - start)) s)"
 if [ "$failed" -gt 0 ]; then

@@ -40,6 +40,17 @@ pub fn own_gpu_device() -> Option<Device> {
     }
 }
 
+/// Like [`own_gpu_device`], running the kernels of `set` whatever the
+/// adapter: so the hardware kernels are tested on the software adapter.
+pub fn gpu_device_with(set: crate::backend::gpu::KernelSet) -> Option<Device> {
+    gpu_device()?;
+    match crate::backend::gpu::context::own_with(set) {
+        Ok(Some(ctx)) => Some(Device::Gpu(ctx)),
+        Ok(None) => None,
+        Err(e) => panic!("the GPU adapter did not open a second context: {e}"),
+    }
+}
+
 /// Asserts two tensors have the same shape and that every pair of elements
 /// satisfies `|a - b| <= abs + rel * |b|`; the message names `what` and the
 /// first element that does not.

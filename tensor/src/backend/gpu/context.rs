@@ -11,12 +11,85 @@ use super::kernel::KernelCache;
 use super::pool::BufferPool;
 use std::sync::{Arc, Mutex, OnceLock};
 
+/// Which family of kernels a context runs where a op has two: the
+/// products (matmul, and through it the convolutions) differ.
+///
+/// * `Software`: a 4x4 register-blocked matmul that reads straight from
+///   device memory; best where "device memory" is the CPU's cache and a
+///   workgroup barrier is a costly software emulation (llvmpipe).
+/// * `Hardware`: a matmul tiled through workgroup (shared) memory, with the
+///   inner dimension split over several workgroups (split-k) when the
+///   output alone would leave most of a GPU idle; what a real GPU's
+///   memory hierarchy and thousands of lanes want.
+///
+/// A context takes `Hardware` on a hardware adapter and `Software` on a
+/// software one; the environment variable `BYOL_GPU_KERNELS=hardware` or
+/// `=software` overrides that (to measure one against the other, or to
+/// test the hardware kernels on a software adapter).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelSet {
+    /// Register-blocked kernels without workgroup memory.
+    Software,
+    /// Shared-memory tiled kernels with split-k.
+    Hardware,
+}
+
+impl KernelSet {
+    /// The set for an adapter, unless `BYOL_GPU_KERNELS` says otherwise;
+    /// an unknown value of that variable is an error naming it.
+    fn for_adapter(hardware: bool) -> Result<KernelSet, String> {
+        KernelSet::from_setting(std::env::var("BYOL_GPU_KERNELS").ok().as_deref(), hardware)
+    }
+
+    /// The set `setting` (the variable's value, if set) asks for on an
+    /// adapter that is or is not hardware.
+    fn from_setting(setting: Option<&str>, hardware: bool) -> Result<KernelSet, String> {
+        match setting {
+            None => Ok(KernelSet::default_for(hardware)),
+            Some(v) => KernelSet::parse(v).ok_or_else(|| {
+                format!(
+                    "BYOL_GPU_KERNELS={v:?}: expected 'hardware' or 'software' (or unset it to \
+                     choose by the adapter)"
+                )
+            }),
+        }
+    }
+
+    /// The set an adapter gets by default.
+    pub fn default_for(hardware: bool) -> KernelSet {
+        if hardware {
+            KernelSet::Hardware
+        } else {
+            KernelSet::Software
+        }
+    }
+
+    /// `hardware` or `software` (any case, surrounding spaces ignored).
+    pub fn parse(word: &str) -> Option<KernelSet> {
+        match word.trim().to_ascii_lowercase().as_str() {
+            "hardware" => Some(KernelSet::Hardware),
+            "software" => Some(KernelSet::Software),
+            _ => None,
+        }
+    }
+
+    /// The word `BYOL_GPU_KERNELS` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            KernelSet::Software => "software",
+            KernelSet::Hardware => "hardware",
+        }
+    }
+}
+
 /// The opened GPU: device, queue, and the machinery ops share.
 pub struct GpuContext {
     pub(crate) device: wgpu::Device,
     pub(crate) queue: wgpu::Queue,
     info: wgpu::AdapterInfo,
     limits: wgpu::Limits,
+    /// The kernels this context runs.
+    kernel_set: KernelSet,
     pub(crate) pool: Mutex<BufferPool>,
     pub(crate) kernels: Mutex<KernelCache>,
     pub(crate) batch: Mutex<Batch>,
@@ -119,7 +192,8 @@ pub(crate) fn shared_at(
     if hardware_only && !is_hardware(&adapter.get_info()) {
         return Ok(None);
     }
-    let ctx = Arc::new(GpuContext::open(adapter)?);
+    let set = KernelSet::for_adapter(is_hardware(&adapter.get_info()))?;
+    let ctx = Arc::new(GpuContext::open(adapter, set)?);
     if slots.len() <= index {
         slots.resize(index + 1, None);
     }
@@ -138,13 +212,25 @@ pub(crate) fn adapter_count() -> usize {
 /// `Ok(None)` when no adapter exists.
 pub(crate) fn own() -> Result<Option<Arc<GpuContext>>, String> {
     match adapters().into_iter().next() {
-        Some(adapter) => Ok(Some(Arc::new(GpuContext::open(adapter)?))),
+        Some(adapter) => {
+            let set = KernelSet::for_adapter(is_hardware(&adapter.get_info()))?;
+            Ok(Some(Arc::new(GpuContext::open(adapter, set)?)))
+        }
+        None => Ok(None),
+    }
+}
+
+/// A context of the caller's own on the first adapter running `set`
+/// whatever the adapter is: for tests of one kernel family on any adapter.
+pub(crate) fn own_with(set: KernelSet) -> Result<Option<Arc<GpuContext>>, String> {
+    match adapters().into_iter().next() {
+        Some(adapter) => Ok(Some(Arc::new(GpuContext::open(adapter, set)?))),
         None => Ok(None),
     }
 }
 
 impl GpuContext {
-    fn open(adapter: wgpu::Adapter) -> Result<GpuContext, String> {
+    fn open(adapter: wgpu::Adapter, kernel_set: KernelSet) -> Result<GpuContext, String> {
         let info = adapter.get_info();
         let limits = adapter.limits();
         let desc = wgpu::DeviceDescriptor {
@@ -181,6 +267,7 @@ impl GpuContext {
             queue,
             info,
             limits,
+            kernel_set,
             pool: Mutex::new(BufferPool::default()),
             kernels: Mutex::new(KernelCache::default()),
             batch: Mutex::new(batch),
@@ -221,13 +308,24 @@ impl GpuContext {
         taken
     }
 
-    /// The adapter's name and kind, e.g. `llvmpipe (LLVM 15.0.6, 256 bits)
-    /// (Cpu, Vulkan)`.
+    /// The adapter's name and kind, and the kernels it runs when they are
+    /// not its default, e.g. `llvmpipe (LLVM 15.0.6, 256 bits) (Cpu,
+    /// Vulkan)`.
     pub fn describe(&self) -> String {
+        let set = if self.kernel_set == KernelSet::default_for(self.is_hardware()) {
+            String::new()
+        } else {
+            format!(", {} kernels", self.kernel_set.name())
+        };
         format!(
-            "{} ({:?}, {:?})",
+            "{} ({:?}, {:?}{set})",
             self.info.name, self.info.device_type, self.info.backend
         )
+    }
+
+    /// The kernels this context runs.
+    pub fn kernel_set(&self) -> KernelSet {
+        self.kernel_set
     }
 
     /// Whether this is real hardware rather than a software adapter.
@@ -286,6 +384,33 @@ mod tests {
         assert_eq!(gpu.take_error(), None);
     }
 
+    /// The adapter decides unless the variable says otherwise; a value it
+    /// does not know is an error naming it and the choices.
+    #[test]
+    fn the_kernel_set_follows_the_adapter_unless_overridden() {
+        assert_eq!(KernelSet::from_setting(None, true), Ok(KernelSet::Hardware));
+        assert_eq!(
+            KernelSet::from_setting(None, false),
+            Ok(KernelSet::Software)
+        );
+        assert_eq!(
+            KernelSet::from_setting(Some(" Hardware "), false),
+            Ok(KernelSet::Hardware)
+        );
+        assert_eq!(
+            KernelSet::from_setting(Some("software"), true),
+            Ok(KernelSet::Software)
+        );
+        let e = KernelSet::from_setting(Some("fast"), true).unwrap_err();
+        assert!(
+            e.contains("BYOL_GPU_KERNELS=\"fast\"") && e.contains("'hardware' or 'software'"),
+            "{e}"
+        );
+        for set in [KernelSet::Hardware, KernelSet::Software] {
+            assert_eq!(KernelSet::parse(set.name()), Some(set));
+        }
+    }
+
     /// A lost device (destroyed here, on a context of the test's own) is
     /// recorded and reported, not a panic.
     #[test]
@@ -296,7 +421,8 @@ mod tests {
         let Some(adapter) = adapters().into_iter().next() else {
             return;
         };
-        let ctx = Arc::new(GpuContext::open(adapter).expect("the adapter opens"));
+        let ctx =
+            Arc::new(GpuContext::open(adapter, KernelSet::Software).expect("the adapter opens"));
         let gpu = Device::Gpu(ctx.clone());
         let x = Tensor::from_vec(vec![1.0, 2.0], &[2], &gpu);
         assert_eq!(x.add_scalar(1.0).to_vec(), vec![2.0, 3.0]);

@@ -29,7 +29,7 @@ pub(crate) mod context;
 mod kernel;
 pub mod pool;
 
-pub use context::{adapters_summary, AdapterSummary, GpuContext};
+pub use context::{adapters_summary, AdapterSummary, GpuContext, KernelSet};
 pub use pool::{GpuBuffer, PoolStats};
 
 /// Workgroup size of the one-dimensional (elementwise) kernels.

@@ -224,17 +224,37 @@ pub fn backward_weight(gy: &Tensor, x: &Tensor, g: &ConvGeometry) -> Tensor {
 
 #[cfg(test)]
 mod tests {
+    use crate::backend::gpu::KernelSet;
     use crate::ops::conv2d::{Conv2dParams, ConvGeometry};
-    use crate::testing::{assert_close, gpu_device};
+    use crate::testing::{assert_close, gpu_device_with};
     use crate::{Device, Tensor};
 
-    /// Forward and both gradients against the CPU on odd shapes, every
-    /// stride and padding the ResNets use plus unusual ones. Sums of up to
-    /// a few hundred N(0,1) products: 1e-4 absolute, 1e-4 relative.
+    /// The odd shapes of [`check`] with the software kernels.
     #[test]
-    fn forward_and_gradients_match_the_cpu() {
-        let Some(gpu) = gpu_device() else { return };
-        let cases = [
+    fn forward_and_gradients_match_the_cpu_with_the_software_kernels() {
+        let Some(gpu) = gpu_device_with(KernelSet::Software) else {
+            return;
+        };
+        check(&gpu, &odd_cases());
+    }
+
+    /// The same with the hardware kernels, plus a batch whose weight
+    /// gradient sums over 16,384 positions (split-k).
+    #[test]
+    fn forward_and_gradients_match_the_cpu_with_the_hardware_kernels() {
+        let Some(gpu) = gpu_device_with(KernelSet::Hardware) else {
+            return;
+        };
+        let mut cases = odd_cases();
+        cases.push(([64, 3, 16, 16], [8, 3, 3, 3], Conv2dParams::new(1, 1)));
+        check(&gpu, &cases);
+    }
+
+    type Case = ([usize; 4], [usize; 4], Conv2dParams);
+
+    /// Every stride and padding the ResNets use plus unusual ones.
+    fn odd_cases() -> Vec<Case> {
+        vec![
             ([1, 1, 1, 1], [1, 1, 1, 1], Conv2dParams::new(1, 0)),
             ([3, 3, 7, 7], [5, 3, 3, 3], Conv2dParams::new(1, 1)),
             ([3, 3, 7, 7], [5, 3, 3, 3], Conv2dParams::new(2, 1)),
@@ -249,14 +269,19 @@ mod tests {
                     padding: [0, 2],
                 },
             ),
-        ];
-        for (xs, ws, params) in cases {
+        ]
+    }
+
+    /// Forward and both gradients against the CPU. Sums of up to a few
+    /// hundred N(0,1) products: 1e-4 absolute, 1e-4 relative.
+    fn check(gpu: &Device, cases: &[Case]) {
+        for &(xs, ws, params) in cases {
             let cpu = Device::Cpu;
             let x = Tensor::randn(&xs, 0.0, 1.0, 1, &cpu);
             let w = Tensor::randn(&ws, 0.0, 1.0, 2, &cpu);
             let g = ConvGeometry::new(&xs, &ws, params, "test");
             let gy = Tensor::randn(&[g.n, g.o, g.oh, g.ow], 0.0, 1.0, 3, &cpu);
-            let (gx, gw, ggy) = (x.to_device(&gpu), w.to_device(&gpu), gy.to_device(&gpu));
+            let (gx, gw, ggy) = (x.to_device(gpu), w.to_device(gpu), gy.to_device(gpu));
             let what = format!("{xs:?} * {ws:?} {params:?}");
             assert_close(
                 &gx.conv2d(&gw, params),

@@ -1,16 +1,58 @@
-//! GPU matrix products: one register-blocked kernel (`matmul.wgsl`) reads
-//! its operands through strides, so `A·B`, `A·Bᵀ`, `Aᵀ·B` and batches of
-//! them are all one dispatch; when both operands are plainly row-major and
-//! the sizes multiples of 4, a variant with vec4 loads (`matmul_vec4.wgsl`)
-//! runs instead. The convolution reuses [`gemm`] with buffer
-//! offsets and a zero batch stride for a shared weight.
+//! GPU matrix products. Every kernel reads its operands through strides,
+//! so `A·B`, `A·Bᵀ`, `Aᵀ·B` and batches of them are all one dispatch; the
+//! convolution reuses [`gemm`] with buffer offsets and a zero batch stride
+//! for a shared weight. Which kernel runs depends on the context's
+//! [`KernelSet`]:
+//!
+//! * software adapters: a register-blocked kernel (`matmul.wgsl`), or its
+//!   vec4-load variant (`matmul_vec4.wgsl`) when both operands are plainly
+//!   row-major and the sizes multiples of 4;
+//! * hardware GPUs: a kernel tiled through workgroup memory
+//!   (`matmul_tiled.wgsl`), whose inner dimension is split over several
+//!   workgroups when the output has too few tiles to fill the GPU, the
+//!   slices then summed by `splitk_sum.wgsl` ([`split_k`] decides).
 
 use super::MatmulDims;
-use crate::backend::gpu::GpuBuffer;
+use crate::backend::gpu::{grid_1d, GpuBuffer, KernelSet};
 use crate::Tensor;
 
 const SOURCE: &str = include_str!("matmul.wgsl");
 const SOURCE_VEC4: &str = include_str!("matmul_vec4.wgsl");
+const SOURCE_TILED: &str = include_str!("matmul_tiled.wgsl");
+const SOURCE_SPLITK_SUM: &str = include_str!("splitk_sum.wgsl");
+
+/// Workgroups a product should give a hardware GPU at least: two per
+/// compute unit of a large one (an H200 has 132), below which split-k
+/// cuts the inner dimension.
+const TARGET_WORKGROUPS: usize = 256;
+/// The shortest slice of the inner dimension split-k makes (16 steps of
+/// the tiled kernel's slab loop), so the partial sums stay few.
+const MIN_SLICE: usize = 256;
+/// Most floats of partial sums split-k keeps (64 MiB).
+const MAX_PARTIAL: usize = 16 << 20;
+
+/// How the tiled kernel cuts the inner dimension of a product: `(splits,
+/// slice length)`, the length a multiple of 16 and every slice non-empty.
+/// One slice when the output's 64x64 tiles already give
+/// [`TARGET_WORKGROUPS`], when the inner dimension is short, or when the
+/// partial sums would exceed [`MAX_PARTIAL`].
+pub fn split_k(d: MatmulDims) -> (usize, usize) {
+    let whole = (1, d.k.div_ceil(16).max(1) * 16);
+    let tiles = d.m.div_ceil(64) * d.n.div_ceil(64) * d.batch;
+    if tiles == 0 || tiles >= TARGET_WORKGROUPS {
+        return whole;
+    }
+    let wanted = TARGET_WORKGROUPS.div_ceil(tiles);
+    let by_length = d.k / MIN_SLICE;
+    let by_memory = MAX_PARTIAL / (d.batch * d.m * d.n).max(1);
+    let by_grid = 65535 / d.batch.max(1);
+    let splits = wanted.min(by_length).min(by_memory).min(by_grid);
+    if splits <= 1 {
+        return whole;
+    }
+    let chunk = d.k.div_ceil(splits).div_ceil(16) * 16;
+    (d.k.div_ceil(chunk), chunk)
+}
 
 /// One operand of a GPU product: a buffer, the element offset where it
 /// starts, its row and column strides, and its stride between batches (0
@@ -65,6 +107,42 @@ pub fn gemm(
         d.m.div_ceil(64) as u32,
         d.batch as u32,
     ];
+    let ctx = c.context();
+    if ctx.kernel_set() == KernelSet::Hardware {
+        let (splits, chunk) = split_k(d);
+        let mut words = params.to_vec();
+        words.extend([splits as u32, chunk as u32]);
+        let groups = [groups[0], groups[1], (d.batch * splits) as u32];
+        if splits == 1 {
+            ctx.dispatch(
+                "matmul_tiled",
+                SOURCE_TILED,
+                &words,
+                &[a.buf, b.buf, c],
+                groups,
+            );
+        } else {
+            let total = d.batch * d.m * d.n;
+            let partial = GpuBuffer::new(ctx, total * splits);
+            ctx.dispatch(
+                "matmul_tiled",
+                SOURCE_TILED,
+                &words,
+                &[a.buf, b.buf, &partial],
+                groups,
+            );
+            let sum = [total, d.m * d.n, splits, c_offset, accumulate as usize]
+                .map(|v| u32::try_from(v).expect("GPU matmul: an index exceeds 32 bits"));
+            ctx.dispatch(
+                "splitk_sum",
+                SOURCE_SPLITK_SUM,
+                &sum,
+                &[&partial, c],
+                grid_1d(total),
+            );
+        }
+        return;
+    }
     // Both operands plainly row-major, everything a multiple of 4: the
     // vec4 kernel applies.
     let aligned = |v: usize| v.is_multiple_of(4);
@@ -88,8 +166,7 @@ pub fn gemm(
     } else {
         ("matmul", SOURCE)
     };
-    c.context()
-        .dispatch(name, source, &params, &[a.buf, b.buf, c], groups);
+    ctx.dispatch(name, source, &params, &[a.buf, b.buf, c], groups);
 }
 
 /// The (batched) product of two GPU tensors, read transposed as asked.
@@ -121,15 +198,104 @@ pub fn matmul(a: &Tensor, b: &Tensor, d: MatmulDims, ta: bool, tb: bool) -> GpuB
 
 #[cfg(test)]
 mod tests {
-    use crate::testing::{assert_close, gpu_device};
+    use super::{gemm, split_k, GpuMat, MatmulDims};
+    use crate::backend::gpu::KernelSet;
+    use crate::testing::{assert_close, gpu_device_with};
     use crate::{Device, Tensor};
 
-    /// Sums of k products in a different order than the CPU GEMM: the
-    /// tolerance grows with k (1e-5·k absolute on N(0,1) inputs).
+    /// The software kernels (register-blocked, vec4) on every form.
     #[test]
-    fn all_forms_match_the_cpu() {
-        let Some(gpu) = gpu_device() else { return };
+    fn all_forms_match_the_cpu_with_the_software_kernels() {
+        let Some(gpu) = gpu_device_with(KernelSet::Software) else {
+            return;
+        };
+        all_forms_match_the_cpu(&gpu);
+    }
+
+    /// The hardware kernels (workgroup-memory tiles, split-k) on every
+    /// form, run on whatever adapter there is.
+    #[test]
+    fn all_forms_match_the_cpu_with_the_hardware_kernels() {
+        let Some(gpu) = gpu_device_with(KernelSet::Hardware) else {
+            return;
+        };
+        all_forms_match_the_cpu(&gpu);
+        // Long inner dimensions with few output tiles: split-k, in every
+        // form and with slices that do not divide k.
+        for &(batch, m, k, n) in &[(1, 10, 3001, 9), (2, 16, 1000, 70), (1, 1, 4099, 1)] {
+            let d = MatmulDims { batch, m, k, n };
+            assert!(split_k(d).0 > 1, "{d:?} is not split");
+            check_forms(&gpu, batch, m, k, n);
+        }
+    }
+
+    /// `C += A·B` through split-k and through one slice: the partial sums
+    /// are added to what C held, at C's offset, and nothing else changes.
+    #[test]
+    fn the_hardware_kernels_accumulate_at_an_offset() {
+        let Some(gpu) = gpu_device_with(KernelSet::Hardware) else {
+            return;
+        };
         let cpu = Device::Cpu;
+        for &(m, k, n) in &[(5, 2000, 3), (70, 20, 66)] {
+            let a = Tensor::randn(&[m, k], 0.0, 1.0, 5, &cpu);
+            let b = Tensor::randn(&[k, n], 0.0, 1.0, 6, &cpu);
+            let before = Tensor::randn(&[m * n + 7], 0.0, 1.0, 7, &cpu);
+            let (ga, gb, gc) = (a.to_device(&gpu), b.to_device(&gpu), before.to_device(&gpu));
+            fn mat(t: &Tensor, cols: usize) -> GpuMat<'_> {
+                GpuMat {
+                    buf: t.gpu_buffer("test"),
+                    offset: 0,
+                    row_stride: cols,
+                    col_stride: 1,
+                    batch_stride: 0,
+                }
+            }
+            let d = MatmulDims { batch: 1, m, k, n };
+            gemm(d, mat(&ga, k), mat(&gb, n), gc.gpu_buffer("test"), 7, true);
+            let got = gc.to_vec();
+            let product = a.matmul(&b).to_vec();
+            let old = before.to_vec();
+            assert_eq!(&got[..7], &old[..7], "before the offset");
+            for (i, (g, p)) in got[7..].iter().zip(&product).enumerate() {
+                let want = old[7 + i] + p;
+                assert!(
+                    (g - want).abs() <= 1e-5 * k as f32,
+                    "{m}x{k}x{n} element {i}: {g}, expected {want}"
+                );
+            }
+        }
+    }
+
+    /// Split-k cuts only long inner dimensions under few output tiles,
+    /// into slices of a multiple of 16 that cover k with none empty.
+    #[test]
+    fn split_k_cuts_long_sums_under_few_tiles() {
+        let dims = |batch, m, k, n| MatmulDims { batch, m, k, n };
+        // Enough tiles already, or too short to cut: one slice.
+        assert_eq!(split_k(dims(1, 1024, 4096, 1024)).0, 1);
+        assert_eq!(split_k(dims(1, 16, 300, 16)).0, 1);
+        // A weight gradient: a 144x16 output over a batch's positions.
+        for d in [
+            dims(1, 144, 200_704, 16),
+            dims(1, 10, 3001, 9),
+            dims(3, 1, 70_000, 1),
+        ] {
+            let (splits, chunk) = split_k(d);
+            assert!(splits > 1, "{d:?}");
+            assert_eq!(chunk % 16, 0, "{d:?}");
+            assert!(chunk * splits >= d.k && chunk * (splits - 1) < d.k, "{d:?}");
+            let tiles = d.m.div_ceil(64) * d.n.div_ceil(64) * d.batch;
+            assert!(tiles * splits <= 2 * super::TARGET_WORKGROUPS, "{d:?}");
+            assert!(d.batch * splits <= 65535);
+        }
+        // The partial sums stay within their budget.
+        let wide = dims(1, 1000, 1_000_000, 1000);
+        let (splits, _) = split_k(wide);
+        assert!(splits * wide.m * wide.n <= super::MAX_PARTIAL.max(wide.m * wide.n));
+    }
+
+    fn all_forms_match_the_cpu(gpu: &Device) {
         // (2, 65, 128, 68) and (1, 33, 4, 8) take the vec4 kernel.
         for &(batch, m, k, n) in &[
             (1, 1, 1, 1),
@@ -141,6 +307,14 @@ mod tests {
             (2, 65, 128, 68),
             (1, 33, 4, 8),
         ] {
+            check_forms(gpu, batch, m, k, n);
+        }
+    }
+
+    /// `A·B`, `A·Bᵀ` and `Aᵀ·B` of N(0,1) operands against the CPU.
+    fn check_forms(gpu: &Device, batch: usize, m: usize, k: usize, n: usize) {
+        let cpu = Device::Cpu;
+        {
             let shape = |r: usize, c: usize| {
                 if batch == 1 {
                     vec![r, c]
@@ -154,10 +328,10 @@ mod tests {
             let at = Tensor::randn(&shape(k, m), 0.0, 1.0, 4, &cpu);
             let tol = 1e-5 * k as f32;
             let (ga, gb, gbt, gat) = (
-                a.to_device(&gpu),
-                b.to_device(&gpu),
-                bt.to_device(&gpu),
-                at.to_device(&gpu),
+                a.to_device(gpu),
+                b.to_device(gpu),
+                bt.to_device(gpu),
+                at.to_device(gpu),
             );
             assert_close(
                 &ga.matmul(&gb),
