@@ -11,20 +11,56 @@
 //!   `[g·OH·OW, O]`: one long product per run, accumulated over runs, and
 //!   transposed at the end.
 //!
+//! With the hardware kernels (a hardware GPU) the forward pass and the
+//! weight gradient are implicit GEMMs instead: the tiled matmul kernel
+//! gathers the column matrix from the images as it loads its tiles
+//! (`loads_gather_*.wgsl`, `im2col_index.wgsl`), so no column buffer is
+//! written or read back; the input gradient stays a product and col2im.
+//!
 //! Every product is arranged so both operands are row-major (transposing
 //! the small weight, permuting the output gradient), which lets the vec4
 //! matmul kernel run: measured on llvmpipe it is about twice as fast as the
 //! strided one.
 
 use super::ConvGeometry;
+use crate::backend::gpu::KernelSet;
 use crate::backend::gpu::{grid_1d, GpuBuffer, GpuContext};
-use crate::ops::matmul::gpu::{gemm, GpuMat};
+use crate::ops::matmul::gpu::{gemm, tiled, tiled_source, GpuMat, TiledKernel};
 use crate::ops::matmul::MatmulDims;
 use crate::Tensor;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 const IM2COL: &str = include_str!("im2col.wgsl");
 const COL2IM: &str = include_str!("col2im.wgsl");
+const IM2COL_INDEX: &str = include_str!("im2col_index.wgsl");
+
+/// The tiled kernel gathering its B operand from the images (forward).
+static GATHER_B: LazyLock<String> = LazyLock::new(|| {
+    tiled_source(&format!(
+        "{IM2COL_INDEX}\n{}",
+        include_str!("loads_gather_b.wgsl")
+    ))
+});
+/// The tiled kernel gathering its A operand from the images (weight
+/// gradient).
+static GATHER_A: LazyLock<String> = LazyLock::new(|| {
+    tiled_source(&format!(
+        "{IM2COL_INDEX}\n{}",
+        include_str!("loads_gather_a.wgsl")
+    ))
+});
+
+/// An operand the tiled kernel gathers from the images `buf` (its strides
+/// unused), images `batch_stride` apart.
+fn gathered(buf: &GpuBuffer, batch_stride: usize) -> GpuMat<'_> {
+    GpuMat {
+        buf,
+        offset: 0,
+        row_stride: 0,
+        col_stride: 0,
+        batch_stride,
+    }
+}
 
 /// Most bytes one column buffer may take.
 const COL_BUDGET: u64 = 256 << 20;
@@ -83,8 +119,6 @@ pub fn forward(x: &Tensor, w: &Tensor, g: &ConvGeometry) -> GpuBuffer {
     let ctx = xb.context();
     let (k, p) = (g.col_rows(), g.positions());
     let out = GpuBuffer::new(ctx, g.n * g.o * p);
-    let run = run_length(ctx, g);
-    let col = (!g.is_pointwise()).then(|| GpuBuffer::new(ctx, run * k * p));
     let weight = GpuMat {
         buf: wb,
         offset: 0,
@@ -92,6 +126,26 @@ pub fn forward(x: &Tensor, w: &Tensor, g: &ConvGeometry) -> GpuBuffer {
         col_stride: 1,
         batch_stride: 0,
     };
+    if ctx.kernel_set() == KernelSet::Hardware {
+        // Implicit GEMM: Y_n = W · col_n with col_n gathered from image n
+        // by the kernel itself, every image one product of the batch.
+        let d = MatmulDims {
+            batch: g.n,
+            m: g.o,
+            k,
+            n: p,
+        };
+        let kernel = TiledKernel {
+            name: "conv_forward_tiled",
+            source: &GATHER_B,
+            extra: &geometry_words(g),
+        };
+        let images = gathered(xb, g.c * g.h * g.w);
+        tiled(d, weight, images, &out, 0, false, kernel);
+        return out;
+    }
+    let run = run_length(ctx, g);
+    let col = (!g.is_pointwise()).then(|| GpuBuffer::new(ctx, run * k * p));
     for n0 in (0..g.n).step_by(run) {
         let count = run.min(g.n - n0);
         let cols = match &col {
@@ -184,6 +238,35 @@ pub fn backward_weight(gy: &Tensor, x: &Tensor, g: &ConvGeometry) -> Tensor {
     // dWᵀ ([C·KH·KW, O]) is accumulated, then transposed once: in that
     // orientation both operands are row-major.
     let dwt = GpuBuffer::new(ctx, k * g.o);
+    if ctx.kernel_set() == KernelSet::Hardware {
+        // Implicit GEMM: dWᵀ = col' · dY', col' gathered from all the
+        // images by the kernel (its inner index runs over every position
+        // of every image, split over workgroups by split-k), dY' the
+        // output gradient as [N·OH·OW, O].
+        let dy = gy.reshape(&[g.n, g.o, p]).permute(&[0, 2, 1]);
+        let d = MatmulDims {
+            batch: 1,
+            m: k,
+            k: g.n * p,
+            n: g.o,
+        };
+        let b = GpuMat {
+            buf: dy.gpu_buffer("conv2d_backward_weight"),
+            offset: 0,
+            row_stride: g.o,
+            col_stride: 1,
+            batch_stride: 0,
+        };
+        let kernel = TiledKernel {
+            name: "conv_weight_grad_tiled",
+            source: &GATHER_A,
+            extra: &geometry_words(g),
+        };
+        tiled(d, gathered(xb, 0), b, &dwt, 0, false, kernel);
+        return Tensor::gpu(dwt, &[k, g.o])
+            .t()
+            .reshape(&[g.o, g.c, g.kh, g.kw]);
+    }
     let run = run_length(ctx, g);
     let col = GpuBuffer::new(ctx, run * k * p);
     for n0 in (0..g.n).step_by(run) {

@@ -15,11 +15,22 @@
 use super::MatmulDims;
 use crate::backend::gpu::{grid_1d, GpuBuffer, KernelSet};
 use crate::Tensor;
+use std::sync::LazyLock;
 
 const SOURCE: &str = include_str!("matmul.wgsl");
 const SOURCE_VEC4: &str = include_str!("matmul_vec4.wgsl");
 const SOURCE_TILED: &str = include_str!("matmul_tiled.wgsl");
 const SOURCE_SPLITK_SUM: &str = include_str!("splitk_sum.wgsl");
+const LOADS_STRIDED: &str = include_str!("loads_strided.wgsl");
+
+/// The tiled kernel of a plain product: both operands read through strides.
+static TILED_STRIDED: LazyLock<String> = LazyLock::new(|| tiled_source(LOADS_STRIDED));
+
+/// The source of a tiled kernel whose operands are read by `loads` (WGSL
+/// defining `load_a` and `load_b`, see `matmul_tiled.wgsl`).
+pub fn tiled_source(loads: &str) -> String {
+    format!("{loads}\n{SOURCE_TILED}")
+}
 
 /// Workgroups a product should give a hardware GPU at least: two per
 /// compute unit of a large one (an H200 has 132), below which split-k
@@ -109,38 +120,12 @@ pub fn gemm(
     ];
     let ctx = c.context();
     if ctx.kernel_set() == KernelSet::Hardware {
-        let (splits, chunk) = split_k(d);
-        let mut words = params.to_vec();
-        words.extend([splits as u32, chunk as u32]);
-        let groups = [groups[0], groups[1], (d.batch * splits) as u32];
-        if splits == 1 {
-            ctx.dispatch(
-                "matmul_tiled",
-                SOURCE_TILED,
-                &words,
-                &[a.buf, b.buf, c],
-                groups,
-            );
-        } else {
-            let total = d.batch * d.m * d.n;
-            let partial = GpuBuffer::new(ctx, total * splits);
-            ctx.dispatch(
-                "matmul_tiled",
-                SOURCE_TILED,
-                &words,
-                &[a.buf, b.buf, &partial],
-                groups,
-            );
-            let sum = [total, d.m * d.n, splits, c_offset, accumulate as usize]
-                .map(|v| u32::try_from(v).expect("GPU matmul: an index exceeds 32 bits"));
-            ctx.dispatch(
-                "splitk_sum",
-                SOURCE_SPLITK_SUM,
-                &sum,
-                &[&partial, c],
-                grid_1d(total),
-            );
-        }
+        let kernel = TiledKernel {
+            name: "matmul_tiled",
+            source: &TILED_STRIDED,
+            extra: &[],
+        };
+        tiled(d, a, b, c, c_offset, accumulate, kernel);
         return;
     }
     // Both operands plainly row-major, everything a multiple of 4: the
@@ -167,6 +152,91 @@ pub fn gemm(
         ("matmul", SOURCE)
     };
     ctx.dispatch(name, source, &params, &[a.buf, b.buf, c], groups);
+}
+
+/// A variant of the tiled kernel: its name in the kernel cache, its source
+/// ([`tiled_source`] of its loads) and the words its loads read after the
+/// product's own (from `p[16]`).
+pub struct TiledKernel<'a> {
+    /// The name it is compiled and cached under.
+    pub name: &'a str,
+    /// Its full WGSL source.
+    pub source: &'a str,
+    /// Its loads' parameters.
+    pub extra: &'a [u32],
+}
+
+/// Records `C = A·B` (or `C += A·B`) with the tiled kernel `kernel`, the
+/// inner dimension split as [`split_k`] says, as [`gemm`] describes;
+/// operands a variant gathers ignore their strides.
+pub fn tiled(
+    d: MatmulDims,
+    a: GpuMat<'_>,
+    b: GpuMat<'_>,
+    c: &GpuBuffer,
+    c_offset: usize,
+    accumulate: bool,
+    kernel: TiledKernel<'_>,
+) {
+    if d.m == 0 || d.n == 0 || d.batch == 0 {
+        return;
+    }
+    let ctx = c.context();
+    let (splits, chunk) = split_k(d);
+    let mut words = [
+        d.m,
+        d.n,
+        d.k,
+        a.row_stride,
+        a.col_stride,
+        b.row_stride,
+        b.col_stride,
+        a.batch_stride,
+        b.batch_stride,
+        d.m * d.n,
+        a.offset,
+        b.offset,
+        c_offset,
+        accumulate as usize,
+        splits,
+        chunk,
+    ]
+    .map(|v| u32::try_from(v).expect("GPU matmul: an index exceeds 32 bits"))
+    .to_vec();
+    words.extend(kernel.extra);
+    let groups = [
+        d.n.div_ceil(64) as u32,
+        d.m.div_ceil(64) as u32,
+        (d.batch * splits) as u32,
+    ];
+    if splits == 1 {
+        ctx.dispatch(
+            kernel.name,
+            kernel.source,
+            &words,
+            &[a.buf, b.buf, c],
+            groups,
+        );
+        return;
+    }
+    let total = d.batch * d.m * d.n;
+    let partial = GpuBuffer::new(ctx, total * splits);
+    ctx.dispatch(
+        kernel.name,
+        kernel.source,
+        &words,
+        &[a.buf, b.buf, &partial],
+        groups,
+    );
+    let sum = [total, d.m * d.n, splits, c_offset, accumulate as usize]
+        .map(|v| u32::try_from(v).expect("GPU matmul: an index exceeds 32 bits"));
+    ctx.dispatch(
+        "splitk_sum",
+        SOURCE_SPLITK_SUM,
+        &sum,
+        &[&partial, c],
+        grid_1d(total),
+    );
 }
 
 /// The (batched) product of two GPU tensors, read transposed as asked.

@@ -26,6 +26,12 @@
 // p[7], p[8], p[9] = batch strides of A, B and C,
 // p[10], p[11], p[12] = element offsets of A, B and C, p[13] = accumulate,
 // p[14] = splits, p[15] = kchunk (a multiple of 16).
+//
+// The kernel reads A and B only through load_a(row, kk, base) and
+// load_b(kk, col, base), defined in front of it by its launcher: through
+// the strides above (loads_strided.wgsl), or, for a convolution, one of
+// them gathered from the images as im2col would lay them out
+// (conv2d/loads_gather_*.wgsl), so no column buffer is ever written.
 
 @group(0) @binding(1) var<storage, read> a: array<f32>;
 @group(0) @binding(2) var<storage, read> b: array<f32>;
@@ -74,10 +80,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
         var av = vec4<f32>(0.0);
         let ka = k0 + a_kk;
         if (ka < kend) {
-            let at = abase + ka * p[4];
             for (var i = 0u; i < 4u; i = i + 1u) {
                 if (a_row + i < m) {
-                    av[i] = a[at + (a_row + i) * p[3]];
+                    av[i] = load_a(a_row + i, ka, abase);
                 }
             }
         }
@@ -85,10 +90,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
         var bv = vec4<f32>(0.0);
         let kb = k0 + b_kk;
         if (kb < kend) {
-            let bt = bbase + kb * p[5];
             for (var i = 0u; i < 4u; i = i + 1u) {
                 if (b_col + i < n) {
-                    bv[i] = b[bt + (b_col + i) * p[6]];
+                    bv[i] = load_b(kb, b_col + i, bbase);
                 }
             }
         }
