@@ -15,7 +15,8 @@
 //! weight gradient are implicit GEMMs instead: the tiled matmul kernel
 //! gathers the column matrix from the images as it loads its tiles
 //! (`loads_gather_*.wgsl`, `im2col_index.wgsl`), so no column buffer is
-//! written or read back; the input gradient stays a product and col2im.
+//! written or read back; and the input gradient gathers the output
+//! gradient the same way (`dy_index.wgsl`), with no col2im.
 //!
 //! Every product is arranged so both operands are row-major (transposing
 //! the small weight, permuting the output gradient), which lets the vec4
@@ -47,6 +48,16 @@ static GATHER_A: LazyLock<String> = LazyLock::new(|| {
     tiled_source(&format!(
         "{IM2COL_INDEX}\n{}",
         include_str!("loads_gather_a.wgsl")
+    ))
+});
+
+/// The tiled kernel gathering its B operand from the output gradient
+/// (input gradient).
+static GATHER_DY: LazyLock<String> = LazyLock::new(|| {
+    tiled_source(&format!(
+        "{}\n{}",
+        include_str!("dy_index.wgsl"),
+        include_str!("loads_gather_dy.wgsl")
     ))
 });
 
@@ -185,6 +196,32 @@ pub fn backward_input(gy: &Tensor, w: &Tensor, g: &ConvGeometry) -> GpuBuffer {
     let (k, p) = (g.col_rows(), g.positions());
     let image = g.c * g.h * g.w;
     let dx = GpuBuffer::new(ctx, g.n * image);
+    if ctx.kernel_set() == KernelSet::Hardware {
+        // Implicit GEMM: dx_n = W' · B_n, W' the weight as [C, O·KH·KW]
+        // (a small copy) and B_n gathered from image n's output gradient
+        // by the kernel (dy_index.wgsl): no column buffer, no col2im.
+        let wt = w.permute(&[1, 0, 2, 3]).reshape(&[g.c, g.o * g.kh * g.kw]);
+        let weight_t = GpuMat {
+            buf: wt.gpu_buffer("conv2d_backward_input"),
+            offset: 0,
+            row_stride: g.o * g.kh * g.kw,
+            col_stride: 1,
+            batch_stride: 0,
+        };
+        let d = MatmulDims {
+            batch: g.n,
+            m: g.c,
+            k: g.o * g.kh * g.kw,
+            n: g.h * g.w,
+        };
+        let kernel = TiledKernel {
+            name: "conv_input_grad_tiled",
+            source: &GATHER_DY,
+            extra: &geometry_words(g),
+        };
+        tiled(d, weight_t, gathered(gyb, g.o * p), &dx, 0, false, kernel);
+        return dx;
+    }
     let run = run_length(ctx, g);
     let gcol = (!g.is_pointwise()).then(|| GpuBuffer::new(ctx, run * k * p));
     // Wᵀ materialised row-major ([C·KH·KW, O], a small copy), so that both
