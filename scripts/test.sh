@@ -11,7 +11,9 @@ if [ -z "${XDG_RUNTIME_DIR:-}" ]; then
   export XDG_RUNTIME_DIR
 fi
 cargo test --workspace
-# The hardware GPU kernels (workgroup-memory tiles, split-k) are what a real
-# GPU runs; here they run on the software adapter too: every GPU test of the
-# layers and of the BYOL step again, with them forced.
-BYOL_GPU_KERNELS=hardware cargo test -p tensor -p autograd -p models -p byol gpu
+# The hardware GPU kernels (workgroup-memory tiles, split-k, implicit-GEMM
+# convolution) are what a real GPU runs; here they run on the software
+# adapter too: every test of the layers again with them forced, and the
+# trainer's GPU tests (optimisers, evaluation, the step against PyTorch).
+BYOL_GPU_KERNELS=hardware cargo test -p tensor -p autograd -p models
+BYOL_GPU_KERNELS=hardware cargo test -p byol gpu

@@ -207,7 +207,15 @@ pub fn choose(
             reason: format!("{} (the only candidate: no hardware GPU)", first.describe()),
         });
     }
-    let names: Vec<String> = candidates.iter().map(Device::describe).collect();
+    // A GPU's kernels are part of what was timed: another set is another
+    // measurement.
+    let names: Vec<String> = candidates
+        .iter()
+        .map(|d| match d {
+            Device::Gpu(ctx) => format!("{} [{} kernels]", d.describe(), ctx.kernel_set().name()),
+            Device::Cpu => d.describe(),
+        })
+        .collect();
     let key = format!(
         "{} | {}",
         step_key(config, channels, image),

@@ -1375,6 +1375,14 @@ fn a_study_measures_every_cell_once_and_refuses_other_settings() {
         std::fs::read_to_string(study.join("results.md")).unwrap(),
         report
     );
+    // An earlier curve cell lost then is not remade by training the whole
+    // row again (which would mix two runs in one curve).
+    std::fs::remove_file(study.join("cells/curve-epoch-0001.json")).unwrap();
+    let again = byol(&argv);
+    let err = String::from_utf8_lossy(&again.stderr).to_string();
+    assert!(again.status.success(), "{}", text(&again));
+    assert!(!err.contains("training"), "{err}");
+    assert!(!study.join("rows").exists());
 
     // The study's own settings (checkpoints, scoring) are not the user's
     // to change: giving them changes nothing.

@@ -38,14 +38,17 @@ impl KernelSet {
     /// The set for an adapter, unless `BYOL_GPU_KERNELS` says otherwise;
     /// an unknown value of that variable is an error naming it.
     fn for_adapter(hardware: bool) -> Result<KernelSet, String> {
-        KernelSet::from_setting(std::env::var("BYOL_GPU_KERNELS").ok().as_deref(), hardware)
+        let setting = std::env::var("BYOL_GPU_KERNELS").ok();
+        KernelSet::from_setting(setting.as_deref(), hardware)
     }
 
     /// The set `setting` (the variable's value, if set) asks for on an
     /// adapter that is or is not hardware.
     fn from_setting(setting: Option<&str>, hardware: bool) -> Result<KernelSet, String> {
         match setting {
+            // Set but empty (`BYOL_GPU_KERNELS= cmd`) reads as unset.
             None => Ok(KernelSet::default_for(hardware)),
+            Some(v) if v.trim().is_empty() => Ok(KernelSet::default_for(hardware)),
             Some(v) => KernelSet::parse(v).ok_or_else(|| {
                 format!(
                     "BYOL_GPU_KERNELS={v:?}: expected 'hardware' or 'software' (or unset it to \
@@ -389,6 +392,10 @@ mod tests {
     #[test]
     fn the_kernel_set_follows_the_adapter_unless_overridden() {
         assert_eq!(KernelSet::from_setting(None, true), Ok(KernelSet::Hardware));
+        assert_eq!(
+            KernelSet::from_setting(Some(" "), true),
+            Ok(KernelSet::Hardware)
+        );
         assert_eq!(
             KernelSet::from_setting(None, false),
             Ok(KernelSet::Software)

@@ -61,14 +61,17 @@ static GATHER_DY: LazyLock<String> = LazyLock::new(|| {
     ))
 });
 
-/// An operand the tiled kernel gathers from the images `buf` (its strides
-/// unused), images `batch_stride` apart.
+/// An operand the tiled kernel gathers from the images `buf`, images
+/// `batch_stride` apart. Its loads ignore the strides, except that the
+/// kernel's choice of which invocation loads what follows `col_stride == 1`:
+/// neighbouring invocations then take neighbouring positions (q), which lie
+/// side by side in the images.
 fn gathered(buf: &GpuBuffer, batch_stride: usize) -> GpuMat<'_> {
     GpuMat {
         buf,
         offset: 0,
         row_stride: 0,
-        col_stride: 0,
+        col_stride: 1,
         batch_stride,
     }
 }
@@ -275,7 +278,9 @@ pub fn backward_weight(gy: &Tensor, x: &Tensor, g: &ConvGeometry) -> Tensor {
     // dWᵀ ([C·KH·KW, O]) is accumulated, then transposed once: in that
     // orientation both operands are row-major.
     let dwt = GpuBuffer::new(ctx, k * g.o);
-    if ctx.kernel_set() == KernelSet::Hardware {
+    // (The gather's index over all the images is an i32: -1 marks padding.)
+    let indexable = g.n * g.c * g.h * g.w <= i32::MAX as usize;
+    if ctx.kernel_set() == KernelSet::Hardware && indexable {
         // Implicit GEMM: dWᵀ = col' · dY', col' gathered from all the
         // images by the kernel (its inner index runs over every position
         // of every image, split over workgroups by split-k), dY' the
@@ -366,7 +371,13 @@ mod tests {
             return;
         };
         let mut cases = odd_cases();
+        // Split-k in each product: the weight gradient (16,384 positions),
+        // the forward pass (576 = 64·3·3 inputs per output), the input
+        // gradient (648 = 72·3·3 outputs per input, and 72 output channels:
+        // two tile rows forward).
         cases.push(([64, 3, 16, 16], [8, 3, 3, 3], Conv2dParams::new(1, 1)));
+        cases.push(([1, 64, 4, 4], [8, 64, 3, 3], Conv2dParams::new(1, 1)));
+        cases.push(([1, 8, 8, 8], [72, 8, 3, 3], Conv2dParams::new(1, 1)));
         check(&gpu, &cases);
     }
 

@@ -1,5 +1,6 @@
-//! GPU matrix products. Every kernel reads its operands through strides,
-//! so `A·B`, `A·Bᵀ`, `Aᵀ·B` and batches of them are all one dispatch; the
+//! GPU matrix products. The kernels read plain operands through strides,
+//! so `A·B`, `A·Bᵀ`, `Aᵀ·B` and batches of them are all one dispatch (the
+//! tiled kernel can also gather an operand, see [`tiled`]); the
 //! convolution reuses [`gemm`] with buffer offsets and a zero batch stride
 //! for a shared weight. Which kernel runs depends on the context's
 //! [`KernelSet`]:
@@ -32,21 +33,22 @@ pub fn tiled_source(loads: &str) -> String {
     format!("{loads}\n{SOURCE_TILED}")
 }
 
-/// Workgroups a product should give a hardware GPU at least: two per
-/// compute unit of a large one (an H200 has 132), below which split-k
-/// cuts the inner dimension.
+/// Workgroups a product should give a hardware GPU at least, below which
+/// split-k cuts the inner dimension: about two per compute unit of a large
+/// one (an H200 has 132). Not tuned on hardware yet.
 const TARGET_WORKGROUPS: usize = 256;
 /// The shortest slice of the inner dimension split-k makes (16 steps of
-/// the tiled kernel's slab loop), so the partial sums stay few.
+/// the tiled kernel's slab loop), so the partial sums stay few. (They are
+/// few anyway: split-k runs only under `TARGET_WORKGROUPS` tiles of 64x64,
+/// so they never exceed `2 · TARGET_WORKGROUPS · 4096` floats, 8 MiB.)
 const MIN_SLICE: usize = 256;
-/// Most floats of partial sums split-k keeps (64 MiB).
-const MAX_PARTIAL: usize = 16 << 20;
+/// The most workgroups along the grid's z axis (WebGPU's limit).
+const MAX_Z: usize = 65535;
 
 /// How the tiled kernel cuts the inner dimension of a product: `(splits,
 /// slice length)`, the length a multiple of 16 and every slice non-empty.
 /// One slice when the output's 64x64 tiles already give
-/// [`TARGET_WORKGROUPS`], when the inner dimension is short, or when the
-/// partial sums would exceed [`MAX_PARTIAL`].
+/// [`TARGET_WORKGROUPS`] or when the inner dimension is short.
 pub fn split_k(d: MatmulDims) -> (usize, usize) {
     let whole = (1, d.k.div_ceil(16).max(1) * 16);
     let tiles = d.m.div_ceil(64) * d.n.div_ceil(64) * d.batch;
@@ -55,9 +57,8 @@ pub fn split_k(d: MatmulDims) -> (usize, usize) {
     }
     let wanted = TARGET_WORKGROUPS.div_ceil(tiles);
     let by_length = d.k / MIN_SLICE;
-    let by_memory = MAX_PARTIAL / (d.batch * d.m * d.n).max(1);
-    let by_grid = 65535 / d.batch.max(1);
-    let splits = wanted.min(by_length).min(by_memory).min(by_grid);
+    let by_grid = MAX_Z / d.batch.max(1);
+    let splits = wanted.min(by_length).min(by_grid);
     if splits <= 1 {
         return whole;
     }
@@ -157,6 +158,7 @@ pub fn gemm(
 /// A variant of the tiled kernel: its name in the kernel cache, its source
 /// ([`tiled_source`] of its loads) and the words its loads read after the
 /// product's own (from `p[16]`).
+#[derive(Clone, Copy)]
 pub struct TiledKernel<'a> {
     /// The name it is compiled and cached under.
     pub name: &'a str,
@@ -179,6 +181,26 @@ pub fn tiled(
     kernel: TiledKernel<'_>,
 ) {
     if d.m == 0 || d.n == 0 || d.batch == 0 {
+        return;
+    }
+    if d.batch > MAX_Z {
+        // More products than the grid's z axis holds: in runs.
+        for start in (0..d.batch).step_by(MAX_Z) {
+            let at = |m: GpuMat<'_>| -> usize { m.offset + start * m.batch_stride };
+            let run = MatmulDims {
+                batch: MAX_Z.min(d.batch - start),
+                ..d
+            };
+            tiled(
+                run,
+                GpuMat { offset: at(a), ..a },
+                GpuMat { offset: at(b), ..b },
+                c,
+                c_offset + start * d.m * d.n,
+                accumulate,
+                kernel,
+            );
+        }
         return;
     }
     let ctx = c.context();
@@ -297,6 +319,17 @@ mod tests {
             assert!(split_k(d).0 > 1, "{d:?} is not split");
             check_forms(&gpu, batch, m, k, n);
         }
+        // More products than the grid's z axis holds: dispatched in runs.
+        let batch = super::MAX_Z + 2;
+        let a = Tensor::randn(&[batch, 1, 3], 0.0, 1.0, 8, &Device::Cpu);
+        let b = Tensor::randn(&[batch, 3, 2], 0.0, 1.0, 9, &Device::Cpu);
+        assert_close(
+            &a.to_device(&gpu).matmul(&b.to_device(&gpu)),
+            &a.matmul(&b),
+            1e-5,
+            1e-5,
+            "a batch of 65,537 products",
+        );
     }
 
     /// `C += A·B` through split-k and through one slice: the partial sums
@@ -359,10 +392,8 @@ mod tests {
             assert!(tiles * splits <= 2 * super::TARGET_WORKGROUPS, "{d:?}");
             assert!(d.batch * splits <= 65535);
         }
-        // The partial sums stay within their budget.
-        let wide = dims(1, 1000, 1_000_000, 1000);
-        let (splits, _) = split_k(wide);
-        assert!(splits * wide.m * wide.n <= super::MAX_PARTIAL.max(wide.m * wide.n));
+        // A batch that fills the grid's z axis is not split further.
+        assert_eq!(split_k(dims(super::MAX_Z, 1, 100_000, 1)).0, 1);
     }
 
     fn all_forms_match_the_cpu(gpu: &Device) {

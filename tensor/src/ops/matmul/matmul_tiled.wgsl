@@ -6,9 +6,10 @@
 // block of it in registers (as matmul.wgsl). The difference is where the
 // operands come from: per step of BK = 16 along the inner dimension the
 // workgroup first copies a 64x16 slab of A and a 16x64 slab of B into
-// workgroup memory (each invocation loads 4 + 4 values, chosen so that
-// neighbouring invocations read neighbouring addresses whichever way the
-// operand is laid out), waits at a barrier, and then every invocation
+// workgroup memory (each invocation loads 4 + 4 values; neighbouring
+// invocations go along the operand's unit stride, the inner dimension of a
+// row-major A, the columns of a row-major B, so their reads fall close
+// together), waits at a barrier, and then every invocation
 // reads its 16 A-columns and B-rows of 4 from there. Each value loaded
 // from device memory is used by 16 invocations instead of 1:
 //
@@ -37,10 +38,12 @@
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
 
-// The slab of A, k-major: as_[kk * 16 + g] = A[tile rows 4g .. 4g+4, k0 + kk].
-var<workgroup> as_: array<vec4<f32>, 256>;
-// The slab of B: bs[kk * 16 + g] = B[k0 + kk, tile columns 4g .. 4g+4].
-var<workgroup> bs: array<vec4<f32>, 256>;
+// The slab of A, k-major: as_[kk * 17 + g] = A[tile rows 4g .. 4g+4, k0 + kk].
+// Rows of 17, not 16: invocations that store down a column (kk varying)
+// then hit different memory banks.
+var<workgroup> as_: array<vec4<f32>, 272>;
+// The slab of B: bs[kk * 17 + g] = B[k0 + kk, tile columns 4g .. 4g+4].
+var<workgroup> bs: array<vec4<f32>, 272>;
 
 @compute @workgroup_size(16, 16)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -86,7 +89,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
                 }
             }
         }
-        as_[a_kk * 16u + a_g] = av;
+        as_[a_kk * 17u + a_g] = av;
         var bv = vec4<f32>(0.0);
         let kb = k0 + b_kk;
         if (kb < kend) {
@@ -96,11 +99,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
                 }
             }
         }
-        bs[b_kk * 16u + b_g] = bv;
+        bs[b_kk * 17u + b_g] = bv;
         workgroupBarrier();
         for (var kk = 0u; kk < 16u; kk = kk + 1u) {
-            let x = as_[kk * 16u + lid.y];
-            let y = bs[kk * 16u + lid.x];
+            let x = as_[kk * 17u + lid.y];
+            let y = bs[kk * 17u + lid.x];
             acc0 = acc0 + x.x * y;
             acc1 = acc1 + x.y * y;
             acc2 = acc2 + x.z * y;
