@@ -1442,6 +1442,17 @@ fn a_stopped_study_continues_where_it_stopped() {
         assert!(start.elapsed() < Duration::from_secs(120), "no epoch ended");
         std::thread::sleep(Duration::from_millis(20));
     }
+    // The report is rewritten after every curve cell, while the row trains.
+    while !std::fs::read_to_string(study.join("results.md"))
+        .map(|r| r.lines().any(|l| l.starts_with("| 1 |")))
+        .unwrap_or(false)
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the report shows no epoch 1"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let kill = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()

@@ -411,7 +411,16 @@ fn train_row(ctx: &Context, row: &Row, curve: bool) -> Result<(Trainer, Outcome)
         })
     };
     let monitor_splits = ctx.splits.monitor()?;
-    let curve_monitor = |epoch: usize, encoder: &ResNet| score(epoch, encoder).map(|s| s.knn);
+    // Each curve cell is a measurement: the report is rewritten after it
+    // (a report that cannot be written is a warning, not a stop).
+    let rows = ctx.plan.rows();
+    let curve_monitor = |epoch: usize, encoder: &ResNet| {
+        let scores = score(epoch, encoder)?;
+        if let Err(e) = report::write(ctx, &rows) {
+            say!("warning: the study's report was not rewritten: {e}");
+        }
+        Ok(scores.knn)
+    };
     let knn_monitor = |_: usize, encoder: &ResNet| monitor_splits.knn(encoder, &ctx.device);
     let monitor: byol::Monitor<'_> = if curve { &curve_monitor } else { &knn_monitor };
     let outcome = train(&mut trainer, Some(monitor), ctx.quiet)?;
