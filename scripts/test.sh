@@ -13,7 +13,10 @@ fi
 cargo test --workspace
 # The hardware GPU kernels (workgroup-memory tiles, split-k, implicit-GEMM
 # convolution) are what a real GPU runs; here they run on the software
-# adapter too: every test of the layers again with them forced, and the
-# trainer's GPU tests (optimisers, evaluation, the step against PyTorch).
-BYOL_GPU_KERNELS=hardware cargo test -p tensor -p autograd -p models
-BYOL_GPU_KERNELS=hardware cargo test -p byol gpu
+# adapter too: every unit test again with them forced, and the test files
+# that compare the GPU with the CPU or PyTorch (the layers, gradients, the
+# ResNet, the BYOL step). Selected by target over the whole workspace, so
+# the build is the one above (selecting packages would rebuild).
+BYOL_GPU_KERNELS=hardware cargo test --workspace --lib --test pytorch_fixtures \
+  --test gradcheck --test memory --test gpu_machinery --test resnet_parity \
+  --test pytorch_step
