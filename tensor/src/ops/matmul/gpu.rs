@@ -83,21 +83,21 @@ pub struct GpuMat<'a> {
     pub batch_stride: usize,
 }
 
-/// Records `C = A·B` (or `C += A·B` when `accumulate`) for `batch`
-/// products of `m x k` by `k x n`; `C` is row-major `m x n` per batch,
-/// batches `m·n` apart, starting at `c_offset`.
-pub fn gemm(
+/// A size or index as a kernel parameter word.
+fn word(v: usize) -> u32 {
+    u32::try_from(v).expect("GPU matmul: an index exceeds 32 bits")
+}
+
+/// The parameter words every matmul kernel starts with (`p[0..14]`, see
+/// `matmul.wgsl`).
+fn product_words(
     d: MatmulDims,
     a: GpuMat<'_>,
     b: GpuMat<'_>,
-    c: &GpuBuffer,
     c_offset: usize,
     accumulate: bool,
-) {
-    if d.m == 0 || d.n == 0 || d.batch == 0 {
-        return;
-    }
-    let params = [
+) -> [u32; 14] {
+    [
         d.m,
         d.n,
         d.k,
@@ -113,7 +113,24 @@ pub fn gemm(
         c_offset,
         accumulate as usize,
     ]
-    .map(|v| u32::try_from(v).expect("GPU matmul: an index exceeds 32 bits"));
+    .map(word)
+}
+
+/// Records `C = A·B` (or `C += A·B` when `accumulate`) for `batch`
+/// products of `m x k` by `k x n`; `C` is row-major `m x n` per batch,
+/// batches `m·n` apart, starting at `c_offset`.
+pub fn gemm(
+    d: MatmulDims,
+    a: GpuMat<'_>,
+    b: GpuMat<'_>,
+    c: &GpuBuffer,
+    c_offset: usize,
+    accumulate: bool,
+) {
+    if d.m == 0 || d.n == 0 || d.batch == 0 {
+        return;
+    }
+    let params = product_words(d, a, b, c_offset, accumulate);
     let groups = [
         d.n.div_ceil(64) as u32,
         d.m.div_ceil(64) as u32,
@@ -205,26 +222,8 @@ pub fn tiled(
     }
     let ctx = c.context();
     let (splits, chunk) = split_k(d);
-    let mut words = [
-        d.m,
-        d.n,
-        d.k,
-        a.row_stride,
-        a.col_stride,
-        b.row_stride,
-        b.col_stride,
-        a.batch_stride,
-        b.batch_stride,
-        d.m * d.n,
-        a.offset,
-        b.offset,
-        c_offset,
-        accumulate as usize,
-        splits,
-        chunk,
-    ]
-    .map(|v| u32::try_from(v).expect("GPU matmul: an index exceeds 32 bits"))
-    .to_vec();
+    let mut words = product_words(d, a, b, c_offset, accumulate).to_vec();
+    words.extend([splits, chunk].map(word));
     words.extend(kernel.extra);
     let groups = [
         d.n.div_ceil(64) as u32,
@@ -250,8 +249,7 @@ pub fn tiled(
         &[a.buf, b.buf, &partial],
         groups,
     );
-    let sum = [total, d.m * d.n, splits, c_offset, accumulate as usize]
-        .map(|v| u32::try_from(v).expect("GPU matmul: an index exceeds 32 bits"));
+    let sum = [total, d.m * d.n, splits, c_offset, accumulate as usize].map(word);
     ctx.dispatch(
         "splitk_sum",
         SOURCE_SPLITK_SUM,
