@@ -133,13 +133,7 @@ pub fn forward(x: &Tensor, w: &Tensor, g: &ConvGeometry) -> GpuBuffer {
     let ctx = xb.context();
     let (k, p) = (g.col_rows(), g.positions());
     let out = GpuBuffer::new(ctx, g.n * g.o * p);
-    let weight = GpuMat {
-        buf: wb,
-        offset: 0,
-        row_stride: k,
-        col_stride: 1,
-        batch_stride: 0,
-    };
+    let weight = GpuMat::row_major(wb, k);
     if ctx.kernel_set() == KernelSet::Hardware {
         // Implicit GEMM: Y_n = W · col_n with col_n gathered from image n
         // by the kernel itself, every image one product of the batch.
@@ -204,13 +198,7 @@ pub fn backward_input(gy: &Tensor, w: &Tensor, g: &ConvGeometry) -> GpuBuffer {
         // (a small copy) and B_n gathered from image n's output gradient
         // by the kernel (dy_index.wgsl): no column buffer, no col2im.
         let wt = w.permute(&[1, 0, 2, 3]).reshape(&[g.c, g.o * g.kh * g.kw]);
-        let weight_t = GpuMat {
-            buf: wt.gpu_buffer("conv2d_backward_input"),
-            offset: 0,
-            row_stride: g.o * g.kh * g.kw,
-            col_stride: 1,
-            batch_stride: 0,
-        };
+        let weight_t = GpuMat::row_major(wt.gpu_buffer("conv2d_backward_input"), g.o * g.kh * g.kw);
         let d = MatmulDims {
             batch: g.n,
             m: g.c,
@@ -230,13 +218,7 @@ pub fn backward_input(gy: &Tensor, w: &Tensor, g: &ConvGeometry) -> GpuBuffer {
     // Wᵀ materialised row-major ([C·KH·KW, O], a small copy), so that both
     // operands of the product are row-major and the vec4 kernel applies.
     let wt = w.reshape(&[g.o, k]).t();
-    let weight_t = GpuMat {
-        buf: wt.gpu_buffer("conv2d_backward_input"),
-        offset: 0,
-        row_stride: g.o,
-        col_stride: 1,
-        batch_stride: 0,
-    };
+    let weight_t = GpuMat::row_major(wt.gpu_buffer("conv2d_backward_input"), g.o);
     for n0 in (0..g.n).step_by(run) {
         let count = run.min(g.n - n0);
         let dy = GpuMat {
@@ -292,13 +274,7 @@ pub fn backward_weight(gy: &Tensor, x: &Tensor, g: &ConvGeometry) -> Tensor {
             k: g.n * p,
             n: g.o,
         };
-        let b = GpuMat {
-            buf: dy.gpu_buffer("conv2d_backward_weight"),
-            offset: 0,
-            row_stride: g.o,
-            col_stride: 1,
-            batch_stride: 0,
-        };
+        let b = GpuMat::row_major(dy.gpu_buffer("conv2d_backward_weight"), g.o);
         let kernel = TiledKernel {
             name: "conv_weight_grad_tiled",
             source: &GATHER_A,
@@ -326,20 +302,8 @@ pub fn backward_weight(gy: &Tensor, x: &Tensor, g: &ConvGeometry) -> Tensor {
             k: count * p,
             n: g.o,
         };
-        let a = GpuMat {
-            buf: &col,
-            offset: 0,
-            row_stride: count * p,
-            col_stride: 1,
-            batch_stride: 0,
-        };
-        let b = GpuMat {
-            buf: dy.gpu_buffer("conv2d_backward_weight"),
-            offset: 0,
-            row_stride: g.o,
-            col_stride: 1,
-            batch_stride: 0,
-        };
+        let a = GpuMat::row_major(&col, count * p);
+        let b = GpuMat::row_major(dy.gpu_buffer("conv2d_backward_weight"), g.o);
         gemm(d, a, b, &dwt, 0, n0 > 0);
     }
     Tensor::gpu(dwt, &[k, g.o])

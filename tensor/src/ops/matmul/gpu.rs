@@ -83,6 +83,20 @@ pub struct GpuMat<'a> {
     pub batch_stride: usize,
 }
 
+impl<'a> GpuMat<'a> {
+    /// A plain row-major operand of `cols` columns from the start of `buf`,
+    /// shared by every product of a batch (batch stride 0).
+    pub fn row_major(buf: &'a GpuBuffer, cols: usize) -> GpuMat<'a> {
+        GpuMat {
+            buf,
+            offset: 0,
+            row_stride: cols,
+            col_stride: 1,
+            batch_stride: 0,
+        }
+    }
+}
+
 /// A size or index as a kernel parameter word.
 fn word(v: usize) -> u32 {
     u32::try_from(v).expect("GPU matmul: an index exceeds 32 bits")
@@ -343,17 +357,12 @@ mod tests {
             let b = Tensor::randn(&[k, n], 0.0, 1.0, 6, &cpu);
             let before = Tensor::randn(&[m * n + 7], 0.0, 1.0, 7, &cpu);
             let (ga, gb, gc) = (a.to_device(&gpu), b.to_device(&gpu), before.to_device(&gpu));
-            fn mat(t: &Tensor, cols: usize) -> GpuMat<'_> {
-                GpuMat {
-                    buf: t.gpu_buffer("test"),
-                    offset: 0,
-                    row_stride: cols,
-                    col_stride: 1,
-                    batch_stride: 0,
-                }
-            }
             let d = MatmulDims { batch: 1, m, k, n };
-            gemm(d, mat(&ga, k), mat(&gb, n), gc.gpu_buffer("test"), 7, true);
+            let (a_mat, b_mat) = (
+                GpuMat::row_major(ga.gpu_buffer("test"), k),
+                GpuMat::row_major(gb.gpu_buffer("test"), n),
+            );
+            gemm(d, a_mat, b_mat, gc.gpu_buffer("test"), 7, true);
             let got = gc.to_vec();
             let product = a.matmul(&b).to_vec();
             let old = before.to_vec();
