@@ -20,3 +20,9 @@ cargo test --workspace
 BYOL_GPU_KERNELS=hardware cargo test --workspace --lib --test pytorch_fixtures \
   --test gradcheck --test memory --test gpu_machinery --test resnet_parity \
   --test pytorch_step
+# Winograd F(2x2, 3x3) runs the CPU's wide 3x3 stride-1 layers (64 channels
+# and more); the test networks are narrower, so the files that check layers,
+# gradients, the ResNet and the BYOL step against PyTorch run again with it
+# forced on every 3x3 stride-1 layer.
+BYOL_CPU_CONV=winograd cargo test --workspace --test pytorch_fixtures \
+  --test gradcheck --test resnet_parity --test pytorch_step

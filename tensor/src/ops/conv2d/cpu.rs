@@ -17,7 +17,8 @@
 //! layout).
 
 use super::im2col::{col2im, im2col};
-use super::ConvGeometry;
+use super::winograd::Winograd;
+use super::{ConvGeometry, CpuConv};
 use crate::backend::cpu::gemm::{matmul_into, MatRef};
 use crate::Tensor;
 use rayon::prelude::*;
@@ -82,7 +83,8 @@ fn gather_group(dys: &[f32], g: &ConvGeometry, staging: &mut [f32]) {
 }
 
 /// Runs `f(first_image, out_chunk, scratch, parallel_gemm)` for every group
-/// of images, where `out` holds `per_image` values per image and
+/// of `group` images, each thread with `scratch` values of scratch, where
+/// `out` holds `per_image` values per image and
 /// `out_chunk` is the part that belongs to the group's images (the last
 /// group of a thread's run may be short).
 ///
@@ -94,10 +96,9 @@ fn for_each_group(
     g: &ConvGeometry,
     out: &mut [f32],
     per_image: usize,
+    (group, scratch): (usize, usize),
     f: impl Fn(usize, &mut [f32], &mut [f32], bool) + Sync,
 ) {
-    let group = group_size(g);
-    let scratch = scratch_len(g);
     if per_image_threads(g) {
         let per = g.n.div_ceil(rayon::current_num_threads());
         out.par_chunks_mut(per_image * per)
@@ -117,8 +118,8 @@ fn for_each_group(
 }
 
 /// `y_n = W · im2col(x_n)` for every image (a group's images in one
-/// product).
-pub fn forward(x: &Tensor, w: &Tensor, g: &ConvGeometry) -> Vec<f32> {
+/// product), or Winograd's `Aᵀ[U ⊙ V]A` where `algorithm` says so.
+pub fn forward(x: &Tensor, w: &Tensor, g: &ConvGeometry, algorithm: CpuConv) -> Vec<f32> {
     let (xs, ws) = (x.cpu_slice("conv2d"), w.cpu_slice("conv2d"));
     let (k, p) = (g.col_rows(), g.positions());
     let image = g.c * g.h * g.w;
@@ -127,48 +128,71 @@ pub fn forward(x: &Tensor, w: &Tensor, g: &ConvGeometry) -> Vec<f32> {
     if out.is_empty() {
         return out;
     }
+    if algorithm == CpuConv::Winograd {
+        let wg = Winograd::forward(g, ws);
+        let sizes = (wg.group_size(), wg.scratch_len());
+        for_each_group(
+            g,
+            &mut out,
+            g.o * p,
+            sizes,
+            |first, y, scratch, parallel| {
+                let count = y.len() / (g.o * p);
+                let xg = &xs[first * image..(first + count) * image];
+                wg.run_group(xg, y, scratch, parallel);
+            },
+        );
+        return out;
+    }
     let wm = MatRef::row_major(ws, k);
-    for_each_group(g, &mut out, g.o * p, |first, y, scratch, parallel| {
-        if group == 1 {
-            let xi = &xs[first * image..(first + 1) * image];
-            let cols: &[f32] = if g.is_pointwise() {
-                xi
-            } else {
-                im2col(xi, g, scratch, p);
-                scratch
-            };
-            matmul_into(
-                g.o,
-                p,
-                k,
-                wm,
-                MatRef::row_major(cols, p),
-                y,
-                false,
-                parallel,
-            );
-            return;
-        }
-        let count = y.len() / (g.o * p);
-        let width = count * p;
-        let (cols, staging) = scratch.split_at_mut(k * group * p);
-        let (cols, staging) = (&mut cols[..k * width], &mut staging[..g.o * width]);
-        im2col_group(xs, first, count, g, cols);
-        let cm = MatRef::row_major(cols, width);
-        matmul_into(g.o, width, k, wm, cm, staging, false, parallel);
-        // staging[o, j·P + q] -> y[j, o, q]
-        for (j, yj) in y.chunks_exact_mut(g.o * p).enumerate() {
-            for (o, row) in yj.chunks_exact_mut(p).enumerate() {
-                row.copy_from_slice(&staging[o * width + j * p..o * width + (j + 1) * p]);
+    let sizes = (group, scratch_len(g));
+    for_each_group(
+        g,
+        &mut out,
+        g.o * p,
+        sizes,
+        |first, y, scratch, parallel| {
+            if group == 1 {
+                let xi = &xs[first * image..(first + 1) * image];
+                let cols: &[f32] = if g.is_pointwise() {
+                    xi
+                } else {
+                    im2col(xi, g, scratch, p);
+                    scratch
+                };
+                matmul_into(
+                    g.o,
+                    p,
+                    k,
+                    wm,
+                    MatRef::row_major(cols, p),
+                    y,
+                    false,
+                    parallel,
+                );
+                return;
             }
-        }
-    });
+            let count = y.len() / (g.o * p);
+            let width = count * p;
+            let (cols, staging) = scratch.split_at_mut(k * group * p);
+            let (cols, staging) = (&mut cols[..k * width], &mut staging[..g.o * width]);
+            im2col_group(xs, first, count, g, cols);
+            let cm = MatRef::row_major(cols, width);
+            matmul_into(g.o, width, k, wm, cm, staging, false, parallel);
+            // staging[o, j·P + q] -> y[j, o, q]
+            for (j, yj) in y.chunks_exact_mut(g.o * p).enumerate() {
+                for (o, row) in yj.chunks_exact_mut(p).enumerate() {
+                    row.copy_from_slice(&staging[o * width + j * p..o * width + (j + 1) * p]);
+                }
+            }
+        },
+    );
     out
 }
 
 /// `dx_n = col2im(Wᵀ · dy_n)` for every image (a group's images in one
-/// product).
-pub fn backward_input(gy: &Tensor, w: &Tensor, g: &ConvGeometry) -> Vec<f32> {
+/// product), or with Winograd where `algorithm` says so.
+pub fn backward_input(gy: &Tensor, w: &Tensor, g: &ConvGeometry, algorithm: CpuConv) -> Vec<f32> {
     let (gys, ws) = (
         gy.cpu_slice("conv2d_backward_input"),
         w.cpu_slice("conv2d_backward_input"),
@@ -180,8 +204,20 @@ pub fn backward_input(gy: &Tensor, w: &Tensor, g: &ConvGeometry) -> Vec<f32> {
     if out.is_empty() {
         return out;
     }
+    if algorithm == CpuConv::Winograd {
+        let wg = Winograd::input_gradient(g, ws);
+        let sizes = (wg.group_size(), wg.scratch_len());
+        let dy_image = g.o * p;
+        for_each_group(g, &mut out, image, sizes, |first, dx, scratch, parallel| {
+            let count = dx.len() / image;
+            let dys = &gys[first * dy_image..(first + count) * dy_image];
+            wg.run_group(dys, dx, scratch, parallel);
+        });
+        return out;
+    }
     let wt = MatRef::transposed(ws, k);
-    for_each_group(g, &mut out, image, |first, dx, scratch, parallel| {
+    let sizes = (group, scratch_len(g));
+    for_each_group(g, &mut out, image, sizes, |first, dx, scratch, parallel| {
         let count = dx.len() / image;
         let dys = &gys[first * g.o * p..(first + count) * g.o * p];
         if group == 1 {
@@ -405,6 +441,46 @@ mod tests {
             },
         );
         check([5, 4, 6, 6], [3, 4, 3, 3], Conv2dParams::new(3, 2));
+    }
+
+    #[test]
+    fn winograd_and_im2col_agree_through_the_batch_split() {
+        use crate::ops::conv2d::{conv2d_backward_input_cpu_with, conv2d_cpu_with, CpuConv};
+        let d = Device::Cpu;
+        // One image (each GEMM on every thread), a batch split over the
+        // threads in single groups, and 40 images of 16 tiles (groups of
+        // 16: full and short groups within a thread's run); every padding.
+        for (shape, p) in [
+            ([1, 8, 9, 9], 1),
+            ([5, 8, 9, 9], 0),
+            ([5, 8, 9, 9], 2),
+            ([40, 3, 7, 7], 1),
+        ] {
+            let params = Conv2dParams::new(1, p);
+            let x = Tensor::randn(&shape, 0.0, 1.0, 1, &d);
+            let w = Tensor::randn(&[6, shape[1], 3, 3], 0.0, 1.0, 2, &d);
+            let y = conv2d_cpu_with(&x, &w, params, CpuConv::Im2col);
+            let dy = Tensor::randn(y.shape(), 0.0, 1.0, 3, &d);
+            let yw = conv2d_cpu_with(&x, &w, params, CpuConv::Winograd);
+            assert_eq!(yw.shape(), y.shape());
+            for (a, b) in yw.to_vec().iter().zip(&y.to_vec()) {
+                assert_abs_diff_eq!(a, b, epsilon = 1e-4 * (1.0 + b.abs()));
+            }
+            let dx = |a| conv2d_backward_input_cpu_with(&dy, &w, &shape, params, a).to_vec();
+            for (a, b) in dx(CpuConv::Winograd).iter().zip(&dx(CpuConv::Im2col)) {
+                assert_abs_diff_eq!(a, b, epsilon = 1e-4 * (1.0 + b.abs()));
+            }
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "Winograd F(2x2, 3x3) needs a 3x3 kernel, stride 1")]
+    fn winograd_refuses_a_strided_layer() {
+        use crate::ops::conv2d::{conv2d_cpu_with, CpuConv};
+        let d = Device::Cpu;
+        let x = Tensor::zeros(&[1, 2, 8, 8], &d);
+        let w = Tensor::zeros(&[2, 2, 3, 3], &d);
+        conv2d_cpu_with(&x, &w, Conv2dParams::new(2, 1), CpuConv::Winograd);
     }
 
     #[test]

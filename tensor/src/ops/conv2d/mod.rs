@@ -27,6 +27,7 @@
 mod cpu;
 mod gpu;
 pub mod im2col;
+pub mod winograd;
 
 use crate::{Storage, Tensor};
 
@@ -138,6 +139,67 @@ impl ConvGeometry {
     }
 }
 
+/// How the CPU computes a convolution's forward pass and input gradient
+/// (the weight gradient always runs on im2col + GEMM).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CpuConv {
+    /// im2col (or col2im) and one GEMM per image or group of images.
+    Im2col,
+    /// Winograd F(2x2, 3x3), for 3x3 stride-1 layers ([`winograd`]).
+    Winograd,
+}
+
+impl CpuConv {
+    /// The algorithm [`Tensor::conv2d`] and
+    /// [`Tensor::conv2d_backward_input`] use for a layer: Winograd where
+    /// [`winograd::chosen`] says it pays, else im2col.
+    pub fn for_layer(g: &ConvGeometry) -> CpuConv {
+        if winograd::chosen(g) {
+            CpuConv::Winograd
+        } else {
+            CpuConv::Im2col
+        }
+    }
+}
+
+/// [`Tensor::conv2d`] on the CPU with the algorithm named, whatever
+/// [`CpuConv::for_layer`] would choose: for benchmarks and tests that
+/// compare the two. Panics for a GPU tensor or when Winograd does not
+/// [`winograd::applies`] to the layer.
+pub fn conv2d_cpu_with(x: &Tensor, w: &Tensor, params: Conv2dParams, algorithm: CpuConv) -> Tensor {
+    let g = ConvGeometry::new(x.shape(), w.shape(), params, "conv2d");
+    check_cpu_algorithm(&g, algorithm);
+    let y = cpu::forward(x, w, &g, algorithm);
+    Tensor::cpu(y, &[g.n, g.o, g.oh, g.ow])
+}
+
+/// [`Tensor::conv2d_backward_input`] on the CPU with the algorithm named
+/// (see [`conv2d_cpu_with`]).
+pub fn conv2d_backward_input_cpu_with(
+    dy: &Tensor,
+    w: &Tensor,
+    input_shape: &[usize],
+    params: Conv2dParams,
+    algorithm: CpuConv,
+) -> Tensor {
+    let g = ConvGeometry::new(input_shape, w.shape(), params, "conv2d_backward_input");
+    dy.check_grad_shape(&g, "conv2d_backward_input");
+    check_cpu_algorithm(&g, algorithm);
+    Tensor::cpu(cpu::backward_input(dy, w, &g, algorithm), input_shape)
+}
+
+fn check_cpu_algorithm(g: &ConvGeometry, algorithm: CpuConv) {
+    assert!(
+        algorithm == CpuConv::Im2col || winograd::applies(g),
+        "conv2d: Winograd F(2x2, 3x3) needs a 3x3 kernel, stride 1 and padding at most 2, \
+         got {}x{} stride {:?} padding {:?}",
+        g.kh,
+        g.kw,
+        g.params.stride,
+        g.params.padding
+    );
+}
+
 impl Tensor {
     /// The convolution of `self` (`[N, C, H, W]`) with `weight`
     /// (`[O, C, KH, KW]`): a `[N, O, OH, OW]` tensor.
@@ -146,7 +208,10 @@ impl Tensor {
         let g = ConvGeometry::new(self.shape(), weight.shape(), params, "conv2d");
         let shape = [g.n, g.o, g.oh, g.ow];
         match self.storage() {
-            Storage::Cpu(_) => Tensor::cpu(cpu::forward(self, weight, &g), &shape),
+            Storage::Cpu(_) => {
+                let algorithm = CpuConv::for_layer(&g);
+                Tensor::cpu(cpu::forward(self, weight, &g, algorithm), &shape)
+            }
             Storage::Gpu(_) => Tensor::gpu(gpu::forward(self, weight, &g), &shape),
         }
     }
@@ -164,7 +229,13 @@ impl Tensor {
         let g = ConvGeometry::new(input_shape, weight.shape(), params, "conv2d_backward_input");
         self.check_grad_shape(&g, "conv2d_backward_input");
         match self.storage() {
-            Storage::Cpu(_) => Tensor::cpu(cpu::backward_input(self, weight, &g), input_shape),
+            Storage::Cpu(_) => {
+                let algorithm = CpuConv::for_layer(&g);
+                Tensor::cpu(
+                    cpu::backward_input(self, weight, &g, algorithm),
+                    input_shape,
+                )
+            }
             Storage::Gpu(_) => Tensor::gpu(gpu::backward_input(self, weight, &g), input_shape),
         }
     }
