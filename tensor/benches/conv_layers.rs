@@ -4,31 +4,34 @@
 //!
 //! Run: `cargo bench -p tensor --bench conv_layers` (all threads;
 //! `-- --batch N` and `-- --width W` pick one batch size or base width,
-//! default batch 256 at widths 16 and 64). Each figure is the median of
-//! three timings of at least half a second, in milliseconds per call, for
-//! the forward pass and the input gradient (the weight gradient runs on
-//! im2col in both). `chosen` is what the library picks for the layer.
+//! default batch 256 at widths 16 and 64). Each figure is the fastest of
+//! five timings of at least 0.3 s, in milliseconds per call, for
+//! the forward pass, the input gradient and the weight gradient. `chosen`
+//! is what the library picks for the layer.
 
 use std::time::Instant;
-use tensor::ops::conv2d::{conv2d_backward_input_cpu_with, conv2d_cpu_with, ConvGeometry, CpuConv};
+use tensor::ops::conv2d::{
+    conv2d_backward_input_cpu_with, conv2d_backward_weight_cpu_with, conv2d_cpu_with, ConvGeometry,
+    CpuConv,
+};
 use tensor::{Conv2dParams, Device, Tensor};
 
-/// Median milliseconds per call of `f` over three timings.
+/// The fastest of five timings of `f` (each at least 0.3 s), in
+/// milliseconds per call: on a shared machine the other tenants only ever
+/// slow a timing down, so the minimum is the steadiest figure to compare.
 fn millis(mut f: impl FnMut()) -> f64 {
     f();
-    let mut times: Vec<f64> = (0..3)
+    (0..5)
         .map(|_| {
             let start = Instant::now();
             let mut iters = 0u32;
-            while start.elapsed().as_secs_f64() < 0.5 {
+            while start.elapsed().as_secs_f64() < 0.3 {
                 f();
                 iters += 1;
             }
             start.elapsed().as_secs_f64() * 1e3 / iters as f64
         })
-        .collect();
-    times.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    times[1]
+        .fold(f64::INFINITY, f64::min)
 }
 
 fn option(args: &[String], name: &str) -> Option<usize> {
@@ -51,8 +54,18 @@ fn main() {
         rayon::current_num_threads()
     );
     println!(
-        "{:>8} {:>6} | {:>8} {:>8} {:>6} | {:>8} {:>8} {:>6} | chosen",
-        "channels", "plane", "fwd i2c", "fwd wino", "ratio", "dx i2c", "dx wino", "ratio"
+        "{:>8} {:>6} | {:>8} {:>8} {:>6} | {:>8} {:>8} {:>6} | {:>8} {:>8} {:>6} | chosen",
+        "channels",
+        "plane",
+        "fwd i2c",
+        "fwd wino",
+        "ratio",
+        "dx i2c",
+        "dx wino",
+        "ratio",
+        "dw i2c",
+        "dw wino",
+        "ratio"
     );
     for width in widths {
         for (stage, hw) in [28usize, 14, 7, 4].into_iter().enumerate() {
@@ -67,14 +80,23 @@ fn main() {
                     drop(std::hint::black_box(dx))
                 })
             };
+            let weight_grad = |a| {
+                millis(|| {
+                    let dw = conv2d_backward_weight_cpu_with(&dy, &x, w.shape(), p, a);
+                    drop(std::hint::black_box(dw))
+                })
+            };
             let (fi, fw) = (forward(CpuConv::Im2col), forward(CpuConv::Winograd));
             let (bi, bw) = (input_grad(CpuConv::Im2col), input_grad(CpuConv::Winograd));
+            let (wi, ww) = (weight_grad(CpuConv::Im2col), weight_grad(CpuConv::Winograd));
             let g = ConvGeometry::new(x.shape(), w.shape(), p, "bench");
             println!(
-                "{c:>8} {:>6} | {fi:8.2} {fw:8.2} {:6.2} | {bi:8.2} {bw:8.2} {:6.2} | {:?}",
+                "{c:>8} {:>6} | {fi:8.2} {fw:8.2} {:6.2} | {bi:8.2} {bw:8.2} {:6.2} | \
+                 {wi:8.2} {ww:8.2} {:6.2} | {:?}",
                 format!("{hw}x{hw}"),
                 fi / fw,
                 bi / bw,
+                wi / ww,
                 CpuConv::for_layer(&g)
             );
         }

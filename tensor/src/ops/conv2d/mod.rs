@@ -139,8 +139,7 @@ impl ConvGeometry {
     }
 }
 
-/// How the CPU computes a convolution's forward pass and input gradient
-/// (the weight gradient always runs on im2col + GEMM).
+/// How the CPU computes a convolution and its two gradients.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CpuConv {
     /// im2col (or col2im) and one GEMM per image or group of images.
@@ -150,9 +149,8 @@ pub enum CpuConv {
 }
 
 impl CpuConv {
-    /// The algorithm [`Tensor::conv2d`] and
-    /// [`Tensor::conv2d_backward_input`] use for a layer: Winograd where
-    /// [`winograd::chosen`] says it pays, else im2col.
+    /// The algorithm [`Tensor::conv2d`] and its two gradients use for a
+    /// layer: Winograd where [`winograd::chosen`] says it pays, else im2col.
     pub fn for_layer(g: &ConvGeometry) -> CpuConv {
         if winograd::chosen(g) {
             CpuConv::Winograd
@@ -186,6 +184,21 @@ pub fn conv2d_backward_input_cpu_with(
     dy.check_grad_shape(&g, "conv2d_backward_input");
     check_cpu_algorithm(&g, algorithm);
     Tensor::cpu(cpu::backward_input(dy, w, &g, algorithm), input_shape)
+}
+
+/// [`Tensor::conv2d_backward_weight`] on the CPU with the algorithm named
+/// (see [`conv2d_cpu_with`]).
+pub fn conv2d_backward_weight_cpu_with(
+    dy: &Tensor,
+    x: &Tensor,
+    weight_shape: &[usize],
+    params: Conv2dParams,
+    algorithm: CpuConv,
+) -> Tensor {
+    let g = ConvGeometry::new(x.shape(), weight_shape, params, "conv2d_backward_weight");
+    dy.check_grad_shape(&g, "conv2d_backward_weight");
+    check_cpu_algorithm(&g, algorithm);
+    Tensor::cpu(cpu::backward_weight(dy, x, &g, algorithm), weight_shape)
 }
 
 fn check_cpu_algorithm(g: &ConvGeometry, algorithm: CpuConv) {
@@ -258,7 +271,13 @@ impl Tensor {
         );
         self.check_grad_shape(&g, "conv2d_backward_weight");
         match self.storage() {
-            Storage::Cpu(_) => Tensor::cpu(cpu::backward_weight(self, input, &g), weight_shape),
+            Storage::Cpu(_) => {
+                let algorithm = CpuConv::for_layer(&g);
+                Tensor::cpu(
+                    cpu::backward_weight(self, input, &g, algorithm),
+                    weight_shape,
+                )
+            }
             Storage::Gpu(_) => gpu::backward_weight(self, input, &g),
         }
     }

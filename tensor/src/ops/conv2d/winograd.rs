@@ -47,6 +47,11 @@
 //! `w'[c, o, a, b] = w[o, c, 2 - a, 2 - b]` (the kernel turned half a turn,
 //! input and output channels swapped), so the same code computes it.
 //!
+//! **The weight gradient** runs the forward chain
+//! `w -> U -> M = U·V -> Y` backwards: `dM = A dY Aᵀ` per output-gradient
+//! tile, `dU[ξ] = Σ_tiles dM[ξ]·V[ξ]ᵀ` (16 GEMMs whose inner dimension is
+//! the number of tiles), and `dw = Gᵀ dU G` once at the end.
+//!
 //! Where it pays: the transforms are memory-bound passes over `4·C` values
 //! per output position in and `4·O` out, against im2col's `9·C`; the GEMMs
 //! have `C` as their inner dimension instead of `9·C`, which hurts when `C`
@@ -77,7 +82,7 @@ const MIN_CHANNELS_SMALL_PLANE: usize = 256;
 
 /// Images are batched so that one group's GEMMs have at least this many
 /// columns (tiles).
-const GROUP_TILES: usize = 256;
+const GROUP_TILES: usize = 64;
 
 /// Whether Winograd F(2x2, 3x3) computes this convolution at all: a 3x3
 /// kernel, stride 1, and padding at most 2 (so that the input gradient,
@@ -105,7 +110,7 @@ fn setting() -> Option<bool> {
     })
 }
 
-/// Whether the CPU runs this convolution (forward and input gradient) with
+/// Whether the CPU runs this convolution (forward and both gradients) with
 /// Winograd, unless `BYOL_CPU_CONV` says otherwise: it [`applies`], both
 /// channel counts reach `MIN_CHANNELS`, and small planes have at least
 /// `MIN_CHANNELS_SMALL_PLANE` (the rule that fits the `conv_layers`
@@ -180,6 +185,13 @@ impl Winograd {
         Winograd::with(gd, u)
     }
 
+    /// The weight gradient of the convolution of geometry `g` (no weights
+    /// to transform: see [`Winograd::add_weight_gradient`]).
+    pub fn weight_gradient(g: &ConvGeometry) -> Winograd {
+        assert!(applies(g), "winograd: not a 3x3 stride-1 layer: {g:?}");
+        Winograd::with(*g, Vec::new())
+    }
+
     fn with(g: ConvGeometry, u: Vec<f32>) -> Winograd {
         Winograd {
             tiles: [g.oh.div_ceil(2), g.ow.div_ceil(2)],
@@ -222,6 +234,10 @@ impl Winograd {
     /// (`[count, O, OH, OW]`). `parallel` lets the GEMMs use every thread.
     pub fn run_group(&self, xs: &[f32], ys: &mut [f32], scratch: &mut [f32], parallel: bool) {
         let g = &self.g;
+        assert!(
+            !self.u.is_empty(),
+            "winograd: prepared for the weight gradient only"
+        );
         let image = g.c * g.h * g.w;
         let count = xs.len() / image;
         debug_assert!(count <= self.group_size() && ys.len() == count * g.o * g.oh * g.ow);
@@ -250,6 +266,122 @@ impl Winograd {
         let plane_out = g.o * g.oh * g.ow;
         for (j, y) in ys.chunks_exact_mut(plane_out).enumerate() {
             self.transform_output(m, cols, j * t, y);
+        }
+    }
+
+    /// Adds the share of a group of images to the weight gradient, in the
+    /// transformed domain: `dUᵀ[ξ] += V[ξ] · dM[ξ]ᵀ` (`[C, O]` for each of
+    /// the 16 `ξ`, in `dut`), with `V` the images' transformed input tiles
+    /// (as in the forward pass) and `dM = A dY Aᵀ` each output-gradient
+    /// tile carried back through the output transform. `xs` holds the
+    /// group's `[C, H, W]` images, `dys` their `[O, OH, OW]` output
+    /// gradients. [`Winograd::finish_weight_gradient`] turns the sum into
+    /// `dW`.
+    ///
+    /// Why this is the gradient: the forward pass is the chain
+    /// `w -> U = G w Gᵀ -> M = U·V -> Y = Aᵀ M A`, linear in `w`, so the
+    /// gradient runs the chain's transposes backwards:
+    /// `dM = A dY Aᵀ`, `dU = dM·Vᵀ`, `dw = Gᵀ dU G`.
+    pub fn add_weight_gradient(
+        &self,
+        xs: &[f32],
+        dys: &[f32],
+        dut: &mut [f32],
+        scratch: &mut [f32],
+        parallel: bool,
+    ) {
+        let g = &self.g;
+        let image = g.c * g.h * g.w;
+        let count = xs.len() / image;
+        let t = self.tiles_per_image();
+        let cols = count * t;
+        let [ph, pw] = self.plane();
+        let (plane, rest) = scratch.split_at_mut(ph * pw);
+        let (v, rest) = rest.split_at_mut(16 * g.c * cols);
+        let dm = &mut rest[..16 * g.o * cols];
+        plane.fill(0.0);
+        for (j, x) in xs.chunks_exact(image).enumerate() {
+            self.transform_input(x, plane, v, cols, j * t);
+        }
+        for (j, dy) in dys.chunks_exact(g.o * g.oh * g.ow).enumerate() {
+            self.transform_output_adjoint(dy, dm, cols, j * t);
+        }
+        for xi in 0..16 {
+            matmul_into(
+                g.c,
+                g.o,
+                cols,
+                MatRef::row_major(&v[xi * g.c * cols..(xi + 1) * g.c * cols], cols),
+                MatRef::transposed(&dm[xi * g.o * cols..(xi + 1) * g.o * cols], cols),
+                &mut dut[xi * g.c * g.o..(xi + 1) * g.c * g.o],
+                true,
+                parallel,
+            );
+        }
+    }
+
+    /// `dW[o, c] = Gᵀ dU[o, c] G` (`[O, C, 3, 3]`) from the summed `dUᵀ`
+    /// of [`Winograd::add_weight_gradient`].
+    pub fn finish_weight_gradient(&self, dut: &[f32]) -> Vec<f32> {
+        let g = &self.g;
+        let mut dw = vec![0.0f32; g.o * g.c * 9];
+        for (oc, k) in dw.chunks_exact_mut(9).enumerate() {
+            let (o, c) = (oc / g.c, oc % g.c);
+            let du = |r: usize, s: usize| dut[((r * 4 + s) * g.c + c) * g.o + o];
+            // Gᵀ dU: combine rows, column by column; then columns.
+            let cols = [0, 1, 2, 3].map(|s| g_transpose([du(0, s), du(1, s), du(2, s), du(3, s)]));
+            for a in 0..3 {
+                let row = g_transpose([cols[0][a], cols[1][a], cols[2][a], cols[3][a]]);
+                k[a * 3..a * 3 + 3].copy_from_slice(&row);
+            }
+        }
+        dw
+    }
+
+    /// `dM[ξ][o, col0 + tile] = (A dY_{o,t} Aᵀ)[ξ]` for every output
+    /// channel and tile of one image's output gradient `dy` (`[O, OH, OW]`),
+    /// the transpose of [`Winograd::transform_output`]: outputs past the
+    /// plane count as zero. Vectorised over a row of tiles: the two rows of
+    /// a tile row are split into even and odd columns, `A` combines the
+    /// rows, then the columns.
+    fn transform_output_adjoint(&self, dy: &[f32], dm: &mut [f32], cols: usize, col0: usize) {
+        let g = &self.g;
+        let [th, tw] = self.tiles;
+        // Even and odd columns of the tile row's two output rows, then the
+        // four rows of A·dY for each.
+        let mut split = vec![0.0f32; 4 * tw];
+        let mut rows = vec![0.0f32; 8 * tw];
+        for (o, dyo) in dy.chunks_exact(g.oh * g.ow).enumerate() {
+            for ty in 0..th {
+                split.fill(0.0);
+                for i in 0..2.min(g.oh - 2 * ty) {
+                    let row = &dyo[(2 * ty + i) * g.ow..(2 * ty + i + 1) * g.ow];
+                    let (even, odd) = split[2 * i * tw..(2 * i + 2) * tw].split_at_mut(tw);
+                    for (j, value) in row.iter().enumerate() {
+                        if j % 2 == 0 {
+                            even[j / 2] = *value;
+                        } else {
+                            odd[j / 2] = *value;
+                        }
+                    }
+                }
+                let (e0, rest) = split.split_at(tw);
+                let (o0, rest) = rest.split_at(tw);
+                let (e1, o1) = rest.split_at(tw);
+                for (r, pair) in rows.chunks_exact_mut(2 * tw).enumerate() {
+                    let (er, or) = pair.split_at_mut(tw);
+                    a_combine(r, e0, e1, er);
+                    a_combine(r, o0, o1, or);
+                }
+                let at = o * cols + col0 + ty * tw;
+                for (r, pair) in rows.chunks_exact(2 * tw).enumerate() {
+                    let (er, or) = pair.split_at(tw);
+                    for s in 0..4 {
+                        let dst = (r * 4 + s) * g.o * cols + at;
+                        a_combine(s, er, or, &mut dm[dst..dst + tw]);
+                    }
+                }
+            }
         }
     }
 
@@ -381,6 +513,23 @@ impl Winograd {
 /// `G g` for one column `g` of 3 values.
 fn g_times([g0, g1, g2]: [f32; 3]) -> [f32; 4] {
     [g0, 0.5 * (g0 + g1 + g2), 0.5 * (g0 - g1 + g2), g2]
+}
+
+/// `Gᵀ u` for one column `u` of 4 values.
+fn g_transpose([u0, u1, u2, u3]: [f32; 4]) -> [f32; 3] {
+    [u0 + 0.5 * (u1 + u2), 0.5 * (u1 - u2), 0.5 * (u1 + u2) + u3]
+}
+
+/// Row `k` of `A·[a; b]`, elementwise over the slices (`A` is `Aᵀ`
+/// transposed, 4x2): `a`, `a + b`, `a - b`, `-b` for `k = 0, 1, 2, 3`.
+fn a_combine(k: usize, a: &[f32], b: &[f32], out: &mut [f32]) {
+    let pairs = out.iter_mut().zip(a.iter().zip(b));
+    match k {
+        0 => pairs.for_each(|(o, (a, _))| *o = *a),
+        1 => pairs.for_each(|(o, (a, b))| *o = a + b),
+        2 => pairs.for_each(|(o, (a, b))| *o = a - b),
+        _ => pairs.for_each(|(o, (_, b))| *o = -b),
+    }
 }
 
 /// `G k Gᵀ` (4x4, row-major) of the 3x3 kernel `k(a, b)`.
@@ -540,6 +689,64 @@ mod tests {
             assert!(
                 (lhs - rhs).abs() <= 1e-4 * lhs.abs().max(1.0),
                 "{shape:?} padding {p}: <dy, y> {lhs} vs <dx, x> {rhs}"
+            );
+        }
+    }
+
+    /// The weight gradient's defining sum, in f64:
+    /// `dw[o, c, a, b] = Σ_{n,i,j} dy[n, o, i, j] · x[n, c, i + a - p, j + b - p]`.
+    fn direct_weight_gradient(x: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
+        let mut dw = vec![0.0f64; g.o * g.c * 9];
+        let [ph, pw] = g.params.padding;
+        for n in 0..g.n {
+            for o in 0..g.o {
+                for i in 0..g.oh {
+                    for j in 0..g.ow {
+                        let d = dy[((n * g.o + o) * g.oh + i) * g.ow + j] as f64;
+                        for c in 0..g.c {
+                            for a in 0..3 {
+                                for b in 0..3 {
+                                    let (r, q) = (i + a, j + b);
+                                    if r < ph || q < pw || r - ph >= g.h || q - pw >= g.w {
+                                        continue;
+                                    }
+                                    let xv = x[((n * g.c + c) * g.h + r - ph) * g.w + q - pw];
+                                    dw[((o * g.c + c) * 3 + a) * 3 + b] += d * xv as f64;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        dw.into_iter().map(|v| v as f32).collect()
+    }
+
+    #[test]
+    fn the_weight_gradient_matches_the_defining_sum() {
+        // Odd planes (dropped outputs must carry no gradient), each
+        // padding, and a batch of two groups (7x7: 16 images a group).
+        for (shape, o, p) in [
+            ([2, 3, 8, 8], 5, 1),
+            ([3, 4, 7, 5], 2, 1),
+            ([2, 2, 9, 6], 3, 0),
+            ([2, 5, 5, 8], 3, 2),
+            ([19, 2, 7, 7], 3, 1),
+        ] {
+            let g = ConvGeometry::new(&shape, &[o, shape[1], 3, 3], Conv2dParams::new(1, p), "t");
+            let x = random(g.n * g.c * g.h * g.w, 6);
+            let dy = random(g.n * g.o * g.oh * g.ow, 7);
+            let wg = Winograd::weight_gradient(&g);
+            let mut dut = vec![0.0f32; 16 * g.c * g.o];
+            let mut scratch = vec![f32::NAN; wg.scratch_len()];
+            let (image, out, group) = (g.c * g.h * g.w, g.o * g.oh * g.ow, wg.group_size());
+            for (xg, dyg) in x.chunks(group * image).zip(dy.chunks(group * out)) {
+                wg.add_weight_gradient(xg, dyg, &mut dut, &mut scratch, false);
+            }
+            close(
+                &wg.finish_weight_gradient(&dut),
+                &direct_weight_gradient(&x, &dy, &g),
+                &format!("dw of {shape:?}, padding {p}"),
             );
         }
     }
