@@ -373,14 +373,14 @@ fn sum_over_groups(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use crate::ops::conv2d::{Conv2dParams, ConvGeometry};
     use crate::{Device, Tensor};
     use approx::assert_abs_diff_eq;
 
     /// The defining sum, written out: returns y and, for a given dy, the
     /// gradients dx and dw.
-    fn reference(
+    pub(in crate::ops::conv2d) fn reference(
         x: &[f32],
         w: &[f32],
         dy: &[f32],

@@ -281,9 +281,7 @@ pub fn backward_weight(gy: &Tensor, x: &Tensor, g: &ConvGeometry) -> Tensor {
             extra: &geometry_words(g),
         };
         tiled(d, gathered(xb, 0), b, &dwt, 0, false, kernel);
-        return Tensor::gpu(dwt, &[k, g.o])
-            .t()
-            .reshape(&[g.o, g.c, g.kh, g.kw]);
+        return untranspose(dwt, g);
     }
     let run = run_length(ctx, g);
     let col = GpuBuffer::new(ctx, run * k * p);
@@ -306,7 +304,12 @@ pub fn backward_weight(gy: &Tensor, x: &Tensor, g: &ConvGeometry) -> Tensor {
         let b = GpuMat::row_major(dy.gpu_buffer("conv2d_backward_weight"), g.o);
         gemm(d, a, b, &dwt, 0, n0 > 0);
     }
-    Tensor::gpu(dwt, &[k, g.o])
+    untranspose(dwt, g)
+}
+
+/// `dW` (`[O, C, KH, KW]`) from the accumulated `dWᵀ` (`[C·KH·KW, O]`).
+fn untranspose(dwt: GpuBuffer, g: &ConvGeometry) -> Tensor {
+    Tensor::gpu(dwt, &[g.col_rows(), g.o])
         .t()
         .reshape(&[g.o, g.c, g.kh, g.kw])
 }

@@ -549,33 +549,11 @@ mod tests {
     use super::*;
     use crate::ops::conv2d::Conv2dParams;
 
-    /// The defining sum of the forward convolution, in f64.
-    fn direct(x: &[f32], w: &[f32], g: &ConvGeometry) -> Vec<f32> {
-        let mut y = vec![0.0f32; g.n * g.o * g.oh * g.ow];
-        let [ph, pw] = g.params.padding;
-        for n in 0..g.n {
-            for o in 0..g.o {
-                for i in 0..g.oh {
-                    for j in 0..g.ow {
-                        let mut s = 0.0f64;
-                        for c in 0..g.c {
-                            for a in 0..3 {
-                                for b in 0..3 {
-                                    let (r, q) = (i + a, j + b);
-                                    if r < ph || q < pw || r - ph >= g.h || q - pw >= g.w {
-                                        continue;
-                                    }
-                                    let xv = x[((n * g.c + c) * g.h + r - ph) * g.w + q - pw];
-                                    s += xv as f64 * w[((o * g.c + c) * 3 + a) * 3 + b] as f64;
-                                }
-                            }
-                        }
-                        y[((n * g.o + o) * g.oh + i) * g.ow + j] = s as f32;
-                    }
-                }
-            }
-        }
-        y
+    /// The forward convolution and, for the output gradient `dy`, the
+    /// weight gradient, by their defining sums (the CPU tests' reference).
+    fn direct(x: &[f32], w: &[f32], dy: &[f32], g: &ConvGeometry) -> (Vec<f32>, Vec<f32>) {
+        let (y, _, dw) = crate::ops::conv2d::cpu::tests::reference(x, w, dy, g);
+        (y, dw)
     }
 
     fn random(len: usize, seed: u64) -> Vec<f32> {
@@ -656,9 +634,10 @@ mod tests {
             let g = ConvGeometry::new(&shape, &[o, shape[1], 3, 3], Conv2dParams::new(1, p), "t");
             let x = random(g.n * g.c * g.h * g.w, 1);
             let w = random(g.o * g.c * 9, 2);
+            let dy = vec![0.0; g.n * g.o * g.oh * g.ow];
             close(
                 &run(&Winograd::forward(&g, &w), &x),
-                &direct(&x, &w, &g),
+                &direct(&x, &w, &dy, &g).0,
                 &format!("y of {shape:?}, padding {p}"),
             );
         }
@@ -679,7 +658,7 @@ mod tests {
             let x = random(g.n * g.c * g.h * g.w, 3);
             let w = random(g.o * g.c * 9, 4);
             let dy = random(g.n * g.o * g.oh * g.ow, 5);
-            let y = direct(&x, &w, &g);
+            let y = direct(&x, &w, &dy, &g).0;
             let dx = run(&Winograd::input_gradient(&g, &w), &dy);
             assert_eq!(dx.len(), x.len());
             let dot = |a: &[f32], b: &[f32]| -> f64 {
@@ -691,35 +670,6 @@ mod tests {
                 "{shape:?} padding {p}: <dy, y> {lhs} vs <dx, x> {rhs}"
             );
         }
-    }
-
-    /// The weight gradient's defining sum, in f64:
-    /// `dw[o, c, a, b] = Σ_{n,i,j} dy[n, o, i, j] · x[n, c, i + a - p, j + b - p]`.
-    fn direct_weight_gradient(x: &[f32], dy: &[f32], g: &ConvGeometry) -> Vec<f32> {
-        let mut dw = vec![0.0f64; g.o * g.c * 9];
-        let [ph, pw] = g.params.padding;
-        for n in 0..g.n {
-            for o in 0..g.o {
-                for i in 0..g.oh {
-                    for j in 0..g.ow {
-                        let d = dy[((n * g.o + o) * g.oh + i) * g.ow + j] as f64;
-                        for c in 0..g.c {
-                            for a in 0..3 {
-                                for b in 0..3 {
-                                    let (r, q) = (i + a, j + b);
-                                    if r < ph || q < pw || r - ph >= g.h || q - pw >= g.w {
-                                        continue;
-                                    }
-                                    let xv = x[((n * g.c + c) * g.h + r - ph) * g.w + q - pw];
-                                    dw[((o * g.c + c) * 3 + a) * 3 + b] += d * xv as f64;
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        dw.into_iter().map(|v| v as f32).collect()
     }
 
     #[test]
@@ -745,7 +695,7 @@ mod tests {
             }
             close(
                 &wg.finish_weight_gradient(&dut),
-                &direct_weight_gradient(&x, &dy, &g),
+                &direct(&x, &vec![0.0; g.o * g.c * 9], &dy, &g).1,
                 &format!("dw of {shape:?}, padding {p}"),
             );
         }
