@@ -29,7 +29,9 @@
 //!
 //! * **CPU**: ndarray for views and broadcasting, rayon to spread work over
 //!   cores, and the `gemm` crate (AVX-512 kernels chosen at run time) for
-//!   matrix products and for convolutions lowered to products (im2col).
+//!   matrix products and for convolutions lowered to products (im2col, or
+//!   Winograd F(2x2, 3x3) for wide 3x3 stride-1 layers:
+//!   [`ops::conv2d::winograd`]).
 //! * **GPU**: wgpu compute shaders written in WGSL, on Vulkan, Metal or
 //!   DX12, and on machines without a GPU through a software Vulkan driver
 //!   (Mesa's llvmpipe). Ops are recorded and submitted in batches; the only
