@@ -82,6 +82,9 @@ impl DeviceArgs {
         let (Some(config), None, "auto") = (config, local_rank, self.requested().as_str()) else {
             return self.open_for(local_rank);
         };
+        // `open_for` checks the backends' settings through
+        // `Device::from_name`; the candidates below are made directly.
+        tensor::ops::conv2d::winograd::check_setting().map_err(tensor::DeviceError::Setting)?;
         let hardware = tensor::backend::gpu::adapters_summary()
             .iter()
             .filter(|a| a.hardware)

@@ -38,6 +38,9 @@ pub enum DeviceError {
     OpenFailed(String),
     /// A device name that is not `cpu`, `gpu`, `gpu:N` or `auto`.
     UnknownName(String),
+    /// An environment variable that tunes a backend holds a value it does
+    /// not know (the message names the variable and the choices).
+    Setting(String),
     /// `gpu:N` where the machine has fewer than `N + 1` adapters.
     NoAdapterAt {
         /// The number asked for.
@@ -66,6 +69,7 @@ impl fmt::Display for DeviceError {
                 "unknown device '{name}': expected cpu, gpu, gpu:N (the Nth adapter of `byol \
                  devices`, from 0) or auto (in --device or BYOL_DEVICE)"
             ),
+            DeviceError::Setting(why) => write!(f, "{why}"),
             DeviceError::NoAdapterAt { index, found } => write!(
                 f,
                 "no GPU adapter number {index}: this machine has {found} (numbered from 0; \
@@ -166,7 +170,12 @@ impl Device {
 
     /// `cpu`, `gpu`, `gpu:N` (adapter number `N`, see [`Device::gpu_at`])
     /// or `auto` (case-insensitive).
+    ///
+    /// Also checks the CPU backend's `BYOL_CPU_CONV` setting, so that a
+    /// mistyped value is an error here rather than a panic in the first
+    /// convolution.
     pub fn from_name(name: &str) -> Result<Device, DeviceError> {
+        crate::ops::conv2d::winograd::check_setting().map_err(DeviceError::Setting)?;
         let lower = name.trim().to_ascii_lowercase();
         match lower.as_str() {
             "cpu" => Ok(Device::Cpu),
@@ -179,12 +188,11 @@ impl Device {
         }
     }
 
-    /// The device `BYOL_DEVICE` names, `auto` when it is unset.
+    /// The device `BYOL_DEVICE` names, `auto` when it is unset (checked
+    /// as [`Device::from_name`]).
     pub fn from_env() -> Result<Device, DeviceError> {
-        match std::env::var("BYOL_DEVICE") {
-            Ok(name) => Device::from_name(&name),
-            Err(_) => Ok(Device::auto()),
-        }
+        let name = std::env::var("BYOL_DEVICE").unwrap_or_else(|_| "auto".into());
+        Device::from_name(&name)
     }
 
     /// A short name for messages and logs (`"cpu"` or `"gpu"`).

@@ -95,19 +95,34 @@ pub fn applies(g: &ConvGeometry) -> bool {
         && g.params.padding[1] <= 2
 }
 
-/// What `BYOL_CPU_CONV` asks for, read once: `Some(true)` for winograd,
-/// `Some(false)` for im2col, `None` to choose by shape.
-fn setting() -> Option<bool> {
-    static SETTING: OnceLock<Option<bool>> = OnceLock::new();
-    *SETTING.get_or_init(|| match std::env::var("BYOL_CPU_CONV").ok().as_deref() {
-        None | Some("") | Some("auto") => None,
-        Some("winograd") => Some(true),
-        Some("im2col") => Some(false),
-        Some(v) => panic!(
+/// What a value of `BYOL_CPU_CONV` asks for: `Some(true)` for winograd,
+/// `Some(false)` for im2col, `None` (unset, empty or `auto`) to choose by
+/// shape; an unknown value is an error naming the variable and the choices.
+fn parse_setting(value: Option<&str>) -> Result<Option<bool>, String> {
+    match value.map(str::trim) {
+        None | Some("") | Some("auto") => Ok(None),
+        Some("winograd") => Ok(Some(true)),
+        Some("im2col") => Ok(Some(false)),
+        Some(v) => Err(format!(
             "BYOL_CPU_CONV={v:?}: expected 'winograd', 'im2col' or 'auto' (or unset it to \
              choose by layer shape)"
-        ),
-    })
+        )),
+    }
+}
+
+/// `BYOL_CPU_CONV`, read once.
+fn setting() -> &'static Result<Option<bool>, String> {
+    static SETTING: OnceLock<Result<Option<bool>, String>> = OnceLock::new();
+    SETTING.get_or_init(|| parse_setting(std::env::var("BYOL_CPU_CONV").ok().as_deref()))
+}
+
+/// Whether `BYOL_CPU_CONV` holds a value this module knows; the error names
+/// the variable and the choices. [`crate::Device::from_name`] checks it, so
+/// a program that opens its device that way reports a typo before any
+/// work (a convolution run without that check panics with the same
+/// message).
+pub fn check_setting() -> Result<(), String> {
+    setting().as_ref().map(|_| ()).map_err(Clone::clone)
 }
 
 /// Whether the CPU runs this convolution (forward and both gradients) with
@@ -116,7 +131,8 @@ fn setting() -> Option<bool> {
 /// `MIN_CHANNELS_SMALL_PLANE` (the rule that fits the `conv_layers`
 /// benchmark's layer-by-layer timings of a ResNet-18 at widths 16 and 64).
 pub fn chosen(g: &ConvGeometry) -> bool {
-    applies(g) && setting().unwrap_or_else(|| pays(g))
+    let forced = setting().as_ref().unwrap_or_else(|why| panic!("{why}"));
+    applies(g) && forced.unwrap_or_else(|| pays(g))
 }
 
 /// The shape rule of [`chosen`].
@@ -718,6 +734,17 @@ mod tests {
         for (c, side) in [(64, 28), (128, 14), (256, 7), (512, 4)] {
             assert!(pays(&g(c, side)), "{c} channels, {side}x{side}");
         }
+    }
+
+    #[test]
+    fn the_setting_accepts_the_three_choices_and_names_a_typo() {
+        assert_eq!(parse_setting(None), Ok(None));
+        assert_eq!(parse_setting(Some(" ")), Ok(None));
+        assert_eq!(parse_setting(Some("auto")), Ok(None));
+        assert_eq!(parse_setting(Some("winograd")), Ok(Some(true)));
+        assert_eq!(parse_setting(Some("im2col ")), Ok(Some(false)));
+        let why = parse_setting(Some("wingrad")).unwrap_err();
+        assert!(why.starts_with("BYOL_CPU_CONV=\"wingrad\": expected 'winograd', 'im2col'"));
     }
 
     #[test]
