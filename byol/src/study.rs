@@ -500,20 +500,22 @@ pub struct FeaturePair<'a> {
 }
 
 /// One few-labels measurement: the test accuracy of `method` fitted on
-/// `per_class` labelled train images of each class, draw `draw`.
-/// `features` are the BYOL encoder's or the pixels' (for the two
-/// logistic methods); `encoder` the BYOL encoder (fine-tuned, or its
-/// architecture from scratch, on a copy).
+/// `per_class` labelled train images of each class, drawn with `seed`
+/// (the same seed draws the same images for every method; it also seeds
+/// the fine-tuning and the from-scratch weights). `features` are the BYOL
+/// encoder's or the pixels' (for the two logistic methods); `encoder` the
+/// BYOL encoder (fine-tuned, or its architecture from scratch, on a copy)
+/// with `finetuning`'s settings. A study passes its plan's settings and
+/// [`draw_seed`]; `byol demo` the defaults.
 pub fn few_label_accuracy(
-    plan: &StudyPlan,
+    finetuning: &FinetuneSettings,
+    seed: u64,
     splits: &LabelledSplits,
     method: FewLabelMethod,
     per_class: usize,
-    draw: usize,
     features: Option<FeaturePair<'_>>,
     encoder: &ResNet,
 ) -> Result<f32> {
-    let seed = draw_seed(plan, draw);
     let labels = dataset_labels(&splits.train, "train")?;
     match method {
         FewLabelMethod::ByolLogistic | FewLabelMethod::PixelsLogistic => {
@@ -539,9 +541,9 @@ pub fn few_label_accuracy(
             };
             let config = FinetuneConfig {
                 fraction: per_class_fraction(labels, splits.classes, per_class)?,
-                epochs: plan.finetune.epochs,
-                batch_size: plan.finetune.batch_size,
-                lr: plan.finetune.lr,
+                epochs: finetuning.epochs,
+                batch_size: finetuning.batch_size,
+                lr: finetuning.lr,
                 seed,
                 ..FinetuneConfig::default()
             };

@@ -4,7 +4,8 @@
 
 use crate::error::CliError;
 use byol::metrics::read_metrics;
-use charts::{line_chart, Series};
+use byol::study::FewLabelMethod;
+use charts::{bar_chart, line_chart, BarSeries, Canvas, Series};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -12,6 +13,43 @@ use std::path::{Path, PathBuf};
 pub const BLUE: [u8; 3] = [31, 119, 180];
 /// The second series' colour.
 pub const ORANGE: [u8; 3] = [255, 127, 14];
+/// The third series' colour.
+pub const RED: [u8; 3] = [214, 39, 40];
+/// The colour of baselines (raw pixels).
+pub const GRAY: [u8; 3] = [128, 128, 128];
+
+/// The few-labels bar chart of `study` and `demo`: one group of bars per
+/// number of labels per class (`per_class`), one bar per method of
+/// `methods` (`means[m][g]`: method `m`'s mean accuracy in percent at
+/// group `g`, NaN where not measured), each method in the same colour in
+/// both commands.
+pub fn few_labels_chart(
+    per_class: &[usize],
+    methods: &[FewLabelMethod],
+    means: Vec<Vec<f32>>,
+) -> Canvas {
+    let bars: Vec<BarSeries> = methods
+        .iter()
+        .zip(means)
+        .map(|(m, values)| BarSeries {
+            name: m.describe().into(),
+            values,
+            color: match m {
+                FewLabelMethod::ByolLogistic => BLUE,
+                FewLabelMethod::ByolFinetuned => ORANGE,
+                FewLabelMethod::Scratch => RED,
+                FewLabelMethod::PixelsLogistic => GRAY,
+            },
+        })
+        .collect();
+    let groups: Vec<String> = per_class.iter().map(|k| format!("{k} per class")).collect();
+    bar_chart(
+        "Few labels: mean test accuracy over the draws",
+        "top-1 accuracy (%)",
+        &groups,
+        &bars,
+    )
+}
 
 /// Draws `plots/loss.png` (loss per step and per epoch), `plots/knn.png`
 /// (when the kNN monitor ran; each of `knn_baselines`, e.g. raw pixels'

@@ -473,15 +473,10 @@ fn config_files_layer_under_flags() {
 fn demo_and_ablate_write_their_tables_and_plots() {
     let dir = temp("demo");
     let demo = dir.join("demo");
+    #[rustfmt::skip]
     let out = ok(&[
-        "demo",
-        "--limit",
-        "200",
-        "--epochs",
-        "1",
-        "--quiet",
-        "--out",
-        s(&demo),
+        "demo", "--limit", "200", "--epochs", "1", "--quiet",
+        "--labels-per-class", "1,2", "--draws", "2", "--out", s(&demo),
     ]);
     assert!(out.contains("random-init ResNet-18"), "{out}");
     assert!(out.contains("BYOL-pretrained ResNet-18"), "{out}");
@@ -491,10 +486,41 @@ fn demo_and_ablate_write_their_tables_and_plots() {
         "plots/loss.png",
         "plots/knn.png",
         "plots/pca.png",
+        "plots/few-labels.png",
         "checkpoints/epoch-0001.json",
     ] {
         assert!(demo.join(f).exists(), "demo: {f} missing");
     }
+    // The few-labels comparison: a row per K, a verdict per K against
+    // both baselines, and in results.json every (K, method) cell with one
+    // accuracy per draw.
+    assert!(out.contains("same ResNet from scratch"), "{out}");
+    for k in ["with 1 label per class", "with 2 labels per class"] {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(k))
+            .unwrap_or_else(|| panic!("{out}"));
+        assert!(
+            line.contains("trained from scratch") && line.contains("raw pixels"),
+            "{line}"
+        );
+    }
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(demo.join("results.json")).unwrap()).unwrap();
+    let cells = v["few_labels"]["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 2 * 4, "{cells:?}");
+    for c in cells {
+        let acc = c["accuracies"].as_array().unwrap();
+        assert_eq!(acc.len(), 2, "{c}");
+        assert!(
+            acc.iter()
+                .all(|a| (0.0..=1.0).contains(&a.as_f64().unwrap())),
+            "{c}"
+        );
+    }
+    assert_eq!(v["few_labels"]["complete"], true);
+    let md = std::fs::read_to_string(demo.join("results.md")).unwrap();
+    assert!(md.contains("## Few labels (2 draws each)"), "{md}");
     let ablate = dir.join("ablate");
     let out = ok(&[
         "ablate",
@@ -1020,6 +1046,22 @@ fn bad_input_is_named_without_a_panic() {
         &["batch_size 1"],
     );
     fails(&["pretrain", "--epochs", "many"], &["--epochs"]);
+    // The demo's few-labels flags are checked before it trains.
+    fails(
+        &["demo", "--draws", "0", "--out", s(&dir.join("d"))],
+        &["--draws 0"],
+    );
+    fails(
+        &[
+            "demo",
+            "--labels-per-class",
+            "0,10",
+            "--out",
+            s(&dir.join("d")),
+        ],
+        &["--labels-per-class [0, 10]", "--no-few-labels"],
+    );
+    assert!(!dir.join("d").exists(), "a refused demo wrote its folder");
     fails(&["eval", "--checkpoint", "no/such/run"], &["no/such/run"]);
     fails(&["eval"], &["--checkpoint", "--weights"]);
     fails(

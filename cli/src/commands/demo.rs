@@ -7,7 +7,13 @@
 //!    frozen features, with the train split's labels, on the test split);
 //! 4. prints the comparison (with raw pixels for context) and writes the
 //!    plots: loss, kNN per epoch, and a 2-D PCA of the test embeddings of
-//!    both encoders, coloured by class.
+//!    both encoders, coloured by class;
+//! 5. asks what BYOL buys when labels are few (the question of the paper's
+//!    Table 2): with 1 and 10 labelled images per class, over a few draws
+//!    of them, a logistic regression on the BYOL features and the BYOL
+//!    encoder fine-tuned, against the same ResNet trained from scratch on
+//!    those labels and a logistic regression on the raw pixels, and plots
+//!    it (`plots/few-labels.png`).
 //!
 //! The settings are sized for a 2-core laptop CPU: see [`demo_config`].
 
@@ -15,14 +21,20 @@ use crate::args::DeviceArgs;
 use crate::commands::pretrain::pretrain_into;
 use crate::commands::{percent, CmdResult, Outcome};
 use crate::error::CliError;
+use crate::interrupt;
+use crate::report::few_labels_chart;
 use crate::report::{self, Table};
 use augment::{DataSource, Split};
-use byol::eval::{pca_2d, LabelledSplits, Scores};
+use byol::eval::{pca_2d, pixel_features, LabelledSplits, Scores, Spread};
+use byol::study::{few_label_accuracy, FeaturePair, FewLabelMethod, FinetuneSettings};
 use byol::TrainConfig;
 use charts::{scatter_panels, ScatterPanel};
 use clap::Args;
+use models::ResNet;
 use serde_json::json;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 use tensor::Tensor;
 
@@ -30,7 +42,7 @@ use tensor::Tensor;
 #[derive(Args, Clone, Debug)]
 #[command(after_help = "Example:
   cargo run --release -p cli -- demo
-About 5 minutes on 2 CPU cores; the results and plots go to runs/demo.")]
+About 7 minutes on 2 CPU cores; the results and plots go to runs/demo.")]
 pub struct DemoArgs {
     /// Passes of BYOL over the 6,000 training images.
     #[arg(long, default_value_t = 40)]
@@ -45,6 +57,20 @@ pub struct DemoArgs {
     /// Seed of the weights, the order and the views.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// The few-labels comparison's numbers of labelled images per class.
+    #[arg(
+        long,
+        value_name = "K,..",
+        value_delimiter = ',',
+        default_value = "1,10"
+    )]
+    pub labels_per_class: Vec<usize>,
+    /// Draws of the labelled images for each K (the table gives mean ± sd).
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub draws: usize,
+    /// Skip the few-labels comparison.
+    #[arg(long)]
+    pub no_few_labels: bool,
     /// The run folder to create.
     #[arg(long, value_name = "DIR", default_value = "runs/demo")]
     pub out: PathBuf,
@@ -88,6 +114,9 @@ pub fn embedded_splits(limit: Option<usize>) -> Result<(DataSource, LabelledSpli
 /// Runs `byol demo`.
 pub fn run(args: DemoArgs) -> CmdResult {
     let start = Instant::now();
+    if !args.no_few_labels {
+        check_few_label_flags(&args.labels_per_class, args.draws)?;
+    }
     let (source, data) = embedded_splits(args.limit)?;
     let config = TrainConfig {
         width: args.width,
@@ -169,14 +198,34 @@ pub fn run(args: DemoArgs) -> CmdResult {
     let pca_path = args.out.join("plots").join("pca.png");
     pca.save_png(&pca_path)?;
     plots.push(pca_path);
+    let mut markdown = table.markdown();
+    let few = if args.no_few_labels {
+        None
+    } else {
+        let few = few_labels(&args, &data, &trainer.nets().online.encoder, &device)?;
+        let table = few.table();
+        out!("\n{}\n", table.text());
+        out!("{}", few.verdict());
+        markdown += &format!(
+            "\n## Few labels ({} draws each)\n\n{}",
+            args.draws,
+            table.markdown()
+        );
+        let chart = few_labels_chart(&few.per_class, &FEW_LABEL_METHODS, few.means());
+        let path = args.out.join("plots").join("few-labels.png");
+        chart.save_png(&path)?;
+        plots.push(path);
+        Some(few)
+    };
     let minutes = start.elapsed().as_secs_f32() / 60.0;
-    report::write_text(&args.out.join("results.md"), &table.markdown())?;
+    report::write_text(&args.out.join("results.md"), &markdown)?;
     report::write_json(
         &args.out.join("results.json"),
         &json!({
             "raw_pixels": {"knn": pixels.knn, "linear": pixels.linear},
             "random_init": {"knn": random.knn, "linear": random.linear},
             "byol": {"knn": trained.knn, "linear": trained.linear},
+            "few_labels": few.as_ref().map(FewLabels::json),
             "epochs": trainer.config.epochs,
             "train_images": data.train.len(),
             "test_images": data.test.len(),
@@ -193,7 +242,220 @@ pub fn run(args: DemoArgs) -> CmdResult {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    Ok(Outcome::Done)
+    Ok(match few {
+        Some(f) if f.stopped => Outcome::Interrupted,
+        _ => Outcome::Done,
+    })
+}
+
+/// The methods the demo compares with few labels, in its table's order.
+const FEW_LABEL_METHODS: [FewLabelMethod; 4] = FewLabelMethod::ALL;
+
+/// Refuses a few-labels request that cannot run, before any training.
+fn check_few_label_flags(per_class: &[usize], draws: usize) -> Result<(), CliError> {
+    if per_class.is_empty() || per_class.contains(&0) {
+        return Err(CliError::flag(format!(
+            "--labels-per-class {per_class:?}: give one or more numbers of at least 1 \
+             (e.g. --labels-per-class 1,10), or --no-few-labels"
+        )));
+    }
+    if draws == 0 {
+        return Err(CliError::flag(
+            "--draws 0: at least one draw of the labelled images is needed (e.g. --draws 3)",
+        ));
+    }
+    Ok(())
+}
+
+/// The few-labels comparison's accuracies: `accuracy[k][m]` holds one
+/// value per finished draw for `per_class[k]` and method
+/// `FEW_LABEL_METHODS[m]`.
+struct FewLabels {
+    per_class: Vec<usize>,
+    accuracy: Vec<Vec<Vec<f32>>>,
+    draws: usize,
+    /// Whether Ctrl-C stopped it before every draw was made.
+    stopped: bool,
+}
+
+impl FewLabels {
+    /// The summary of one cell, if any draw of it is done.
+    fn spread(&self, k: usize, m: usize) -> Option<Spread> {
+        Spread::of(self.accuracy[k][m].clone()).ok()
+    }
+
+    /// Mean ± sd of each cell, K by K.
+    fn table(&self) -> Table {
+        let mut header = vec!["labels per class".to_string()];
+        header.extend(FEW_LABEL_METHODS.iter().map(|m| m.describe().to_string()));
+        let rows = (0..self.per_class.len())
+            .map(|k| {
+                let mut line = vec![self.per_class[k].to_string()];
+                for m in 0..FEW_LABEL_METHODS.len() {
+                    line.push(match self.spread(k, m) {
+                        Some(s) if s.values.len() < self.draws => format!(
+                            "{:.1}% ± {:.1} ({} of {} draws)",
+                            s.mean() * 100.0,
+                            s.std() * 100.0,
+                            s.values.len(),
+                            self.draws
+                        ),
+                        Some(s) => format!("{:.1}% ± {:.1}", s.mean() * 100.0, s.std() * 100.0),
+                        None => "not measured".into(),
+                    });
+                }
+                line
+            })
+            .collect();
+        Table { header, rows }
+    }
+
+    /// Mean accuracy in percent, method by method (NaN where not measured),
+    /// as the bar chart takes it.
+    fn means(&self) -> Vec<Vec<f32>> {
+        (0..FEW_LABEL_METHODS.len())
+            .map(|m| {
+                (0..self.per_class.len())
+                    .map(|k| self.spread(k, m).map_or(f32::NAN, |s| s.mean() * 100.0))
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// What the comparison says, K by K: BYOL's better way (logistic or
+    /// fine-tuned) against training from scratch and against the pixels,
+    /// with the gap in points, whichever way it goes.
+    fn verdict(&self) -> String {
+        let mean = |k: usize, m: FewLabelMethod| {
+            let at = FEW_LABEL_METHODS.iter().position(|x| *x == m)?;
+            Some(self.spread(k, at)?.mean() * 100.0)
+        };
+        let mut lines = Vec::new();
+        for (k, per_class) in self.per_class.iter().enumerate() {
+            let byol = [FewLabelMethod::ByolLogistic, FewLabelMethod::ByolFinetuned]
+                .into_iter()
+                .filter_map(|m| Some((mean(k, m)?, m)))
+                .max_by(|a, b| a.0.total_cmp(&b.0));
+            let (Some((best, how)), Some(scratch), Some(pixels)) = (
+                byol,
+                mean(k, FewLabelMethod::Scratch),
+                mean(k, FewLabelMethod::PixelsLogistic),
+            ) else {
+                continue;
+            };
+            let versus = |other: f32, what: &str| {
+                let gap = best - other;
+                if gap >= 0.0 {
+                    format!("{gap:.1} points above {what} ({other:.1}%)")
+                } else {
+                    format!("{:.1} points below {what} ({other:.1}%)", -gap)
+                }
+            };
+            lines.push(format!(
+                "with {per_class} label{} per class, BYOL ({}) reached {best:.1}%: {}, {}.",
+                if *per_class == 1 { "" } else { "s" },
+                how.describe(),
+                versus(
+                    scratch,
+                    "the same ResNet trained from scratch on those labels"
+                ),
+                versus(pixels, "logistic regression on the raw pixels"),
+            ));
+        }
+        lines.join("\n")
+    }
+
+    /// The comparison for `results.json`: each cell's draws, mean and sd.
+    fn json(&self) -> serde_json::Value {
+        let cells: Vec<serde_json::Value> = self
+            .per_class
+            .iter()
+            .enumerate()
+            .flat_map(|(k, per_class)| {
+                FEW_LABEL_METHODS
+                    .iter()
+                    .enumerate()
+                    .map(move |(m, method)| {
+                        let s = self.spread(k, m);
+                        json!({
+                            "labels_per_class": per_class,
+                            "method": method.key(),
+                            "accuracies": self.accuracy[k][m],
+                            "mean": s.as_ref().map(Spread::mean),
+                            "std": s.as_ref().map(Spread::std),
+                        })
+                    })
+            })
+            .collect();
+        json!({"draws": self.draws, "complete": !self.stopped, "cells": cells})
+    }
+}
+
+/// Measures the few-labels comparison of the demo's BYOL `encoder`: for
+/// each K and draw, every method of [`FEW_LABEL_METHODS`] on the same
+/// labelled images (draw `d` is drawn with seed `seed + d`). Ctrl-C stops
+/// it between two measurements, keeping what is done.
+fn few_labels(
+    args: &DemoArgs,
+    data: &LabelledSplits,
+    encoder: &ResNet,
+    device: &tensor::Device,
+) -> Result<FewLabels, CliError> {
+    say!(
+        "few labels: {} labelled images per class, {} draws each (logistic regression on BYOL \
+         features and on pixels, BYOL fine-tuned, the same ResNet from scratch)...",
+        args.labels_per_class
+            .iter()
+            .map(usize::to_string)
+            .collect::<Vec<_>>()
+            .join(" and "),
+        args.draws
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    interrupt::watch(stop.clone());
+    let byol = data.features(encoder, device)?;
+    let pixels = (
+        pixel_features(&data.train, &data.norm, device)?,
+        pixel_features(&data.test, &data.norm, device)?,
+    );
+    let settings = FinetuneSettings::default();
+    let mut few = FewLabels {
+        per_class: args.labels_per_class.clone(),
+        accuracy: vec![vec![Vec::new(); FEW_LABEL_METHODS.len()]; args.labels_per_class.len()],
+        draws: args.draws,
+        stopped: false,
+    };
+    for (k, &per_class) in args.labels_per_class.iter().enumerate() {
+        for draw in 0..args.draws {
+            for (m, &method) in FEW_LABEL_METHODS.iter().enumerate() {
+                if stop.load(Ordering::SeqCst) {
+                    say!("few labels: stopped; the table below holds the draws made so far");
+                    few.stopped = true;
+                    return Ok(few);
+                }
+                let features = match method {
+                    FewLabelMethod::ByolLogistic => Some(&byol),
+                    FewLabelMethod::PixelsLogistic => Some(&pixels),
+                    _ => None,
+                }
+                .map(|(train, test)| FeaturePair { train, test });
+                let seed = args.seed + draw as u64;
+                let accuracy = few_label_accuracy(
+                    &settings, seed, data, method, per_class, features, encoder,
+                )?;
+                if !args.quiet {
+                    say!(
+                        "  {per_class} per class, draw {}: {} {}",
+                        draw + 1,
+                        method.describe(),
+                        percent(accuracy)
+                    );
+                }
+                few.accuracy[k][m].push(accuracy);
+            }
+        }
+    }
+    Ok(few)
 }
 
 fn results_table(pixels: &Scores, random: &Scores, trained: &Scores) -> Table {

@@ -19,8 +19,9 @@ use crate::interrupt;
 use augment::Split;
 use byol::eval::{pixel_features, LabelledSplits};
 use byol::study::{
-    self, curve_key, epochs_key, few_key, few_label_accuracy, final_key, probe_scores, row_path,
-    Cells, FeaturePair, FewLabelMethod, FinetuneSettings, ProbeScores, Row, StudyPlan, PIXELS_KEY,
+    self, curve_key, draw_seed, epochs_key, few_key, few_label_accuracy, final_key, probe_scores,
+    row_path, Cells, FeaturePair, FewLabelMethod, FinetuneSettings, ProbeScores, Row, StudyPlan,
+    PIXELS_KEY,
 };
 use byol::{TrainConfig, Trainer};
 use clap::Args;
@@ -494,8 +495,15 @@ fn few_labels(
                     _ => None,
                 }
                 .map(|(train, test)| FeaturePair { train, test });
-                let accuracy =
-                    few_label_accuracy(plan, &ctx.splits, method, k, draw, features, encoder)?;
+                let accuracy = few_label_accuracy(
+                    &plan.finetune,
+                    draw_seed(plan, draw),
+                    &ctx.splits,
+                    method,
+                    k,
+                    features,
+                    encoder,
+                )?;
                 ctx.cells.put(&key, &accuracy)?;
                 say!(
                     "{k} labels per class, draw {}: {} {}",

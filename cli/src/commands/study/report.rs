@@ -6,7 +6,7 @@
 use super::Context;
 use crate::commands::percent;
 use crate::error::CliError;
-use crate::report::{write_text, Table, BLUE, ORANGE};
+use crate::report::{few_labels_chart, write_text, Table, BLUE, GRAY, ORANGE};
 use byol::eval::Spread;
 use byol::metrics::{read_metrics, EpochRecord};
 use byol::study::{
@@ -15,9 +15,6 @@ use byol::study::{
 };
 use charts::{bar_chart, line_chart, BarSeries, Series};
 use std::path::PathBuf;
-
-const GRAY: [u8; 3] = [128, 128, 128];
-const RED: [u8; 3] = [214, 39, 40];
 
 /// Writes `results.md` and the plots; returns the files written.
 pub fn write(ctx: &Context, rows: &[Row]) -> Result<Vec<PathBuf>, CliError> {
@@ -261,29 +258,7 @@ pub fn write(ctx: &Context, rows: &[Row]) -> Result<Vec<PathBuf>, CliError> {
         }
         md += &table.markdown();
         if means.iter().flatten().any(|v| v.is_finite()) {
-            let colors = [BLUE, ORANGE, RED, GRAY];
-            let bars: Vec<BarSeries> = FewLabelMethod::ALL
-                .iter()
-                .zip(means)
-                .zip(colors)
-                .map(|((m, values), color)| BarSeries {
-                    name: m.describe().into(),
-                    values,
-                    color,
-                })
-                .collect();
-            let groups: Vec<String> = ctx
-                .plan
-                .labels_per_class
-                .iter()
-                .map(|k| format!("{k} per class"))
-                .collect();
-            let chart = bar_chart(
-                "Few labels: mean test accuracy over the draws",
-                "top-1 accuracy (%)",
-                &groups,
-                &bars,
-            );
+            let chart = few_labels_chart(&ctx.plan.labels_per_class, &FewLabelMethod::ALL, means);
             let path = plots.join("few-labels.png");
             chart.save_png(&path)?;
             md += "\n![few labels](plots/few-labels.png)\n";
