@@ -60,7 +60,7 @@ pub struct DemoArgs {
     /// The few-labels comparison's numbers of labelled images per class.
     #[arg(
         long,
-        value_name = "K,..",
+        value_name = "K,...",
         value_delimiter = ',',
         default_value = "1,10"
     )]
@@ -69,7 +69,7 @@ pub struct DemoArgs {
     #[arg(long, value_name = "N", default_value_t = 5)]
     pub draws: usize,
     /// Skip the few-labels comparison.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "labels_per_class")]
     pub no_few_labels: bool,
     /// The run folder to create.
     #[arg(long, value_name = "DIR", default_value = "runs/demo")]
