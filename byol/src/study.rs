@@ -114,17 +114,7 @@ impl StudyPlan {
     /// no draws, or a K of 0.
     pub fn validate(&self) -> Result<()> {
         self.base.validate()?;
-        if !self.labels_per_class.is_empty() && self.draws == 0 {
-            return Err(ByolError::Config(
-                "0 draws: the few-labels part needs at least one draw of the labelled images"
-                    .into(),
-            ));
-        }
-        if self.labels_per_class.contains(&0) {
-            return Err(ByolError::Config(
-                "0 labels per class: every K must be at least 1".into(),
-            ));
-        }
+        check_few_labels(&self.labels_per_class, self.draws)?;
         let f = &self.finetune;
         FinetuneConfig {
             epochs: f.epochs,
@@ -397,6 +387,23 @@ pub fn final_key(row: &Row) -> String {
 /// run folder.
 pub fn epochs_key(row: &Row) -> String {
     format!("epochs-{}", row.folder)
+}
+
+/// Errors for a few-labels request that cannot run: a K of 0, or no
+/// draws when there is any K (an empty `labels_per_class` asks for
+/// nothing and passes).
+pub fn check_few_labels(labels_per_class: &[usize], draws: usize) -> Result<()> {
+    if !labels_per_class.is_empty() && draws == 0 {
+        return Err(ByolError::Config(
+            "0 draws: the few-labels part needs at least one draw of the labelled images".into(),
+        ));
+    }
+    if labels_per_class.contains(&0) {
+        return Err(ByolError::Config(
+            "0 labels per class: every K must be at least 1".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// The key of raw pixels' scores.

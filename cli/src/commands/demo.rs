@@ -26,7 +26,9 @@ use crate::report::few_labels_chart;
 use crate::report::{self, Table};
 use augment::{DataSource, Split};
 use byol::eval::{pca_2d, pixel_features, LabelledSplits, Scores, Spread};
-use byol::study::{few_label_accuracy, FeaturePair, FewLabelMethod, FinetuneSettings};
+use byol::study::{
+    check_few_labels, few_label_accuracy, FeaturePair, FewLabelMethod, FinetuneSettings,
+};
 use byol::TrainConfig;
 use charts::{scatter_panels, ScatterPanel};
 use clap::Args;
@@ -211,7 +213,7 @@ pub fn run(args: DemoArgs) -> CmdResult {
             args.draws,
             table.markdown()
         );
-        let chart = few_labels_chart(&few.per_class, &FEW_LABEL_METHODS, few.means());
+        let chart = few_labels_chart(&few.per_class, &FewLabelMethod::ALL, few.means());
         let path = args.out.join("plots").join("few-labels.png");
         chart.save_png(&path)?;
         plots.push(path);
@@ -248,28 +250,18 @@ pub fn run(args: DemoArgs) -> CmdResult {
     })
 }
 
-/// The methods the demo compares with few labels, in its table's order.
-const FEW_LABEL_METHODS: [FewLabelMethod; 4] = FewLabelMethod::ALL;
-
 /// Refuses a few-labels request that cannot run, before any training.
 fn check_few_label_flags(per_class: &[usize], draws: usize) -> Result<(), CliError> {
-    if per_class.is_empty() || per_class.contains(&0) {
-        return Err(CliError::flag(format!(
-            "--labels-per-class {per_class:?}: give one or more numbers of at least 1 \
-             (e.g. --labels-per-class 1,10), or --no-few-labels"
-        )));
-    }
-    if draws == 0 {
-        return Err(CliError::flag(
-            "--draws 0: at least one draw of the labelled images is needed (e.g. --draws 3)",
-        ));
-    }
-    Ok(())
+    check_few_labels(per_class, draws).map_err(|e| {
+        CliError::flag(format!(
+            "--labels-per-class {per_class:?} --draws {draws}: {e} (or --no-few-labels)"
+        ))
+    })
 }
 
 /// The few-labels comparison's accuracies: `accuracy[k][m]` holds one
 /// value per finished draw for `per_class[k]` and method
-/// `FEW_LABEL_METHODS[m]`.
+/// `FewLabelMethod::ALL[m]`.
 struct FewLabels {
     per_class: Vec<usize>,
     accuracy: Vec<Vec<Vec<f32>>>,
@@ -287,11 +279,11 @@ impl FewLabels {
     /// Mean ± sd of each cell, K by K.
     fn table(&self) -> Table {
         let mut header = vec!["labels per class".to_string()];
-        header.extend(FEW_LABEL_METHODS.iter().map(|m| m.describe().to_string()));
+        header.extend(FewLabelMethod::ALL.iter().map(|m| m.describe().to_string()));
         let rows = (0..self.per_class.len())
             .map(|k| {
                 let mut line = vec![self.per_class[k].to_string()];
-                for m in 0..FEW_LABEL_METHODS.len() {
+                for m in 0..FewLabelMethod::ALL.len() {
                     line.push(match self.spread(k, m) {
                         Some(s) if s.values.len() < self.draws => format!(
                             "{:.1}% ± {:.1} ({} of {} draws)",
@@ -313,7 +305,7 @@ impl FewLabels {
     /// Mean accuracy in percent, method by method (NaN where not measured),
     /// as the bar chart takes it.
     fn means(&self) -> Vec<Vec<f32>> {
-        (0..FEW_LABEL_METHODS.len())
+        (0..FewLabelMethod::ALL.len())
             .map(|m| {
                 (0..self.per_class.len())
                     .map(|k| self.spread(k, m).map_or(f32::NAN, |s| s.mean() * 100.0))
@@ -327,7 +319,7 @@ impl FewLabels {
     /// with the gap in points, whichever way it goes.
     fn verdict(&self) -> String {
         let mean = |k: usize, m: FewLabelMethod| {
-            let at = FEW_LABEL_METHODS.iter().position(|x| *x == m)?;
+            let at = FewLabelMethod::ALL.iter().position(|x| *x == m)?;
             Some(self.spread(k, at)?.mean() * 100.0)
         };
         let mut lines = Vec::new();
@@ -372,7 +364,7 @@ impl FewLabels {
             .iter()
             .enumerate()
             .flat_map(|(k, per_class)| {
-                FEW_LABEL_METHODS
+                FewLabelMethod::ALL
                     .iter()
                     .enumerate()
                     .map(move |(m, method)| {
@@ -392,7 +384,7 @@ impl FewLabels {
 }
 
 /// Measures the few-labels comparison of the demo's BYOL `encoder`: for
-/// each K and draw, every method of [`FEW_LABEL_METHODS`] on the same
+/// each K and draw, every method of [`FewLabelMethod::ALL`] on the same
 /// labelled images (draw `d` is drawn with seed `seed + d`). Ctrl-C stops
 /// it between two measurements, keeping what is done.
 fn few_labels(
@@ -421,13 +413,13 @@ fn few_labels(
     let settings = FinetuneSettings::default();
     let mut few = FewLabels {
         per_class: args.labels_per_class.clone(),
-        accuracy: vec![vec![Vec::new(); FEW_LABEL_METHODS.len()]; args.labels_per_class.len()],
+        accuracy: vec![vec![Vec::new(); FewLabelMethod::ALL.len()]; args.labels_per_class.len()],
         draws: args.draws,
         stopped: false,
     };
     for (k, &per_class) in args.labels_per_class.iter().enumerate() {
         for draw in 0..args.draws {
-            for (m, &method) in FEW_LABEL_METHODS.iter().enumerate() {
+            for (m, &method) in FewLabelMethod::ALL.iter().enumerate() {
                 if stop.load(Ordering::SeqCst) {
                     say!("few labels: stopped; the table below holds the draws made so far");
                     few.stopped = true;
