@@ -200,7 +200,14 @@ pub fn backward_input(gy: &Tensor, w: &Tensor, g: &ConvGeometry, algorithm: CpuC
     let (k, p) = (g.col_rows(), g.positions());
     let image = g.c * g.h * g.w;
     let group = group_size(g);
-    let mut out = vec![0.0f32; g.n * image];
+    // Zeroed once, by writing: col2im below adds onto it. (`vec![0.0; n]`
+    // would be `calloc`, which hands out fresh pages unwritten, so that
+    // col2im's first `+=` reads each page before writing it and faults it
+    // twice, a read mapping then a copy on write, which measured slower
+    // than the arithmetic itself; and with the allocator keeping freed
+    // memory, `calloc` clears it with a pass of its own.)
+    let mut out = Vec::with_capacity(g.n * image);
+    out.resize(g.n * image, 0.0f32);
     if out.is_empty() {
         return out;
     }
@@ -226,12 +233,6 @@ pub fn backward_input(gy: &Tensor, w: &Tensor, g: &ConvGeometry, algorithm: CpuC
                 matmul_into(k, p, g.o, wt, dy, dx, false, parallel);
             } else {
                 matmul_into(k, p, g.o, wt, dy, scratch, false, parallel);
-                // The output buffer is freshly allocated and its pages not
-                // yet mapped. Writing zeros first maps each page once for
-                // writing; letting col2im's `+=` read it first would fault
-                // every page twice (a read mapping, then a copy on write),
-                // which measured slower than the arithmetic itself.
-                dx.fill(0.0);
                 col2im(scratch, p, g, dx);
             }
             return;
@@ -242,7 +243,6 @@ pub fn backward_input(gy: &Tensor, w: &Tensor, g: &ConvGeometry, algorithm: CpuC
         gather_group(dys, g, staging);
         let dym = MatRef::row_major(staging, width);
         matmul_into(k, width, g.o, wt, dym, cols, false, parallel);
-        dx.fill(0.0);
         for (j, dxj) in dx.chunks_exact_mut(image).enumerate() {
             col2im(&mut cols[j * p..], width, g, dxj);
         }

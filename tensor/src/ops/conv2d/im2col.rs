@@ -21,6 +21,21 @@
 //! by zeroing the positions whose source fell outside the image: the ends
 //! of the plane, and the `|b - p_w|` columns at one side of each row, whose
 //! shifted index wrapped into the neighbouring row.
+//!
+//! **Strided layers through phase planes.** With stride `s`, output column
+//! `j` of tap `b` reads input column `s·j + b - p_w`, a gather of every
+//! `s`-th value: one short strided loop per output row and tap. Writing
+//! `b - p_w = s·dc + pc` (with `0 ≤ pc < s`), that input column is column
+//! `j + dc` of the *phase plane* `pc`, which holds the input columns
+//! `pc, pc + s, pc + 2s, ...` (and likewise for rows). So the image is
+//! first split once into its `s²` phase planes (for stride 2: even and odd
+//! rows times even and odd columns), each the output's size when the
+//! output has `⌈H/s⌉ x ⌈W/s⌉` positions, as in every strided layer of a
+//! ResNet; a phase plane's positions past the image's edge are padding and
+//! hold zero. Every tap's row of `col` is then a shifted copy of one phase
+//! plane by `(dr, dc)`, done as on the same-size path: one long copy and a
+//! few zeros. The strided reads happen once per input value instead of
+//! once per tap.
 
 use super::ConvGeometry;
 
@@ -54,36 +69,54 @@ fn same_size_stride1(g: &ConvGeometry) -> bool {
         && g.params.padding[1] < g.w
 }
 
-/// For kernel tap `(a, b)` on the same-size stride-1 path: the flat shift
-/// `d`, the range `lo..hi` of flat output indices `q` whose `q + d` lies in
-/// the plane, and the column shift `dc = b - p_w`.
-fn shift(g: &ConvGeometry, a: usize, b: usize) -> (isize, usize, usize, isize) {
-    let hw = (g.h * g.w) as isize;
-    let dr = a as isize - g.params.padding[0] as isize;
-    let dc = b as isize - g.params.padding[1] as isize;
-    let d = dr * g.w as isize + dc;
+/// For a shift by `(dr, dc)` of an `h x w` plane (`dst[q] = src[q + d]`
+/// with flat indices `q = i·w + j`): the flat shift `d = dr·w + dc` and the
+/// range `lo..hi` of destination indices whose `q + d` lies in the plane.
+fn shift(h: usize, w: usize, dr: isize, dc: isize) -> (isize, usize, usize) {
+    let hw = (h * w) as isize;
+    let d = dr * w as isize + dc;
     let lo = (-d).clamp(0, hw) as usize;
     let hi = (hw - d).clamp(lo as isize, hw) as usize;
-    (d, lo, hi, dc)
+    (d, lo, hi)
 }
 
-/// Zeroes, in one row of `col` laid out as the `H x W` output plane, the
-/// columns whose source column `j + dc` is outside `0..W`.
+/// The shift `(dr, dc)` of kernel tap `(a, b)` on the same-size stride-1
+/// path: `(a - p_h, b - p_w)`.
+fn tap_shift(g: &ConvGeometry, a: usize, b: usize) -> (isize, isize) {
+    (
+        a as isize - g.params.padding[0] as isize,
+        b as isize - g.params.padding[1] as isize,
+    )
+}
+
+/// Zeroes, in an `h x w` plane laid out row after row, the columns whose
+/// source column `j + dc` is outside `0..w`.
 ///
-/// Column by column with a stride-`W` loop: these are one or two values
+/// Column by column with a stride-`w` loop: these are one or two values
 /// per line, and a slice `fill` per line became a `memset` call per value.
-fn zero_wrapped_columns(row: &mut [f32], g: &ConvGeometry, dc: isize) {
-    let w = g.w;
+fn zero_wrapped_columns(row: &mut [f32], w: usize, dc: isize) {
     let cols = if dc > 0 {
-        w - dc as usize..w
+        w - (dc as usize).min(w)..w
     } else {
-        0..(-dc) as usize
+        0..(dc.unsigned_abs()).min(w)
     };
     for j in cols {
         for v in row[j..].iter_mut().step_by(w) {
             *v = 0.0;
         }
     }
+}
+
+/// `dst[i, j] = src[i + dr, j + dc]` for two `h x w` planes, zero where
+/// that falls outside `src`: one long copy, then the ends and the wrapped
+/// columns zeroed (see the module docs).
+fn shifted_copy(src: &[f32], h: usize, w: usize, (dr, dc): (isize, isize), dst: &mut [f32]) {
+    let (d, lo, hi) = shift(h, w, dr, dc);
+    dst[..lo].fill(0.0);
+    dst[hi..h * w].fill(0.0);
+    let from = (lo as isize + d) as usize;
+    dst[lo..hi].copy_from_slice(&src[from..from + (hi - lo)]);
+    zero_wrapped_columns(&mut dst[..h * w], w, dc);
 }
 
 /// Fills `col` (`[C·KH·KW, OH·OW]`, rows `ld` elements apart) from one
@@ -95,6 +128,8 @@ fn zero_wrapped_columns(row: &mut [f32], g: &ConvGeometry, dc: isize) {
 pub fn im2col(x: &[f32], g: &ConvGeometry, col: &mut [f32], ld: usize) {
     if same_size_stride1(g) {
         im2col_same_size(x, g, col, ld);
+    } else if phase_planes_fit(g) {
+        im2col_phases(x, g, col, ld);
     } else {
         im2col_general(x, g, col, ld);
     }
@@ -109,12 +144,86 @@ fn im2col_same_size(x: &[f32], g: &ConvGeometry, col: &mut [f32], ld: usize) {
             for b in 0..g.kw {
                 let row_index = (c * g.kh + a) * g.kw + b;
                 let row = &mut col[row_index * ld..row_index * ld + hw];
-                let (d, lo, hi, dc) = shift(g, a, b);
-                row[..lo].fill(0.0);
-                row[hi..].fill(0.0);
-                let from = (lo as isize + d) as usize;
-                row[lo..hi].copy_from_slice(&plane[from..from + (hi - lo)]);
-                zero_wrapped_columns(row, g, dc);
+                shifted_copy(plane, g.h, g.w, tap_shift(g, a, b), row);
+            }
+        }
+    }
+}
+
+/// Kernel offset `t` at stride `s` and padding `p`, as a phase and a shift:
+/// `t - p = s·shift + phase` with `0 ≤ phase < s`, so input index
+/// `s·i + t - p` is index `i + shift` of phase plane `phase`.
+fn phase_of(t: usize, s: usize, p: usize) -> (usize, isize) {
+    let offset = t as isize - p as isize;
+    let s = s as isize;
+    (offset.rem_euclid(s) as usize, offset.div_euclid(s))
+}
+
+/// Whether the phase-plane path applies and pays (see the module docs): a
+/// stride above 1, an output of `⌈H/s_h⌉ x ⌈W/s_w⌉` positions (the size of a
+/// phase plane), no tap shifted a whole plane away, and a kernel at least
+/// as large as the stride along each axis with more taps than phases (so
+/// every phase plane is used, and some by several taps). A 1x1 stride-2
+/// shortcut reads each of its values once anyway: splitting it would only
+/// add a copy.
+fn phase_planes_fit(g: &ConvGeometry) -> bool {
+    let [sh, sw] = g.params.stride;
+    let [ph, pw] = g.params.padding;
+    let within = |k: usize, s: usize, p: usize, n: usize| {
+        (0..k).all(|t| phase_of(t, s, p).1.unsigned_abs() < n)
+    };
+    (sh, sw) != (1, 1)
+        && g.kh >= sh
+        && g.kw >= sw
+        && g.kh * g.kw > sh * sw
+        && g.oh == g.h.div_ceil(sh)
+        && g.ow == g.w.div_ceil(sw)
+        && within(g.kh, sh, ph, g.oh)
+        && within(g.kw, sw, pw, g.ow)
+}
+
+/// Splits one `H x W` plane into its `s_h·s_w` phase planes of
+/// `OH x OW` values each, phase `(pr, pc)` at `(pr·s_w + pc)·OH·OW`:
+/// `phases[pr, pc][i, j] = plane[s_h·i + pr, s_w·j + pc]`, zero past the
+/// plane's edge.
+fn split_phases(plane: &[f32], g: &ConvGeometry, phases: &mut [f32]) {
+    let [sh, sw] = g.params.stride;
+    let size = g.oh * g.ow;
+    for pr in 0..sh {
+        for pc in 0..sw {
+            let out = &mut phases[(pr * sw + pc) * size..(pr * sw + pc + 1) * size];
+            for (i, dst) in out.chunks_exact_mut(g.ow).enumerate() {
+                let r = sh * i + pr;
+                if r >= g.h {
+                    dst.fill(0.0);
+                    continue;
+                }
+                let src = &plane[r * g.w..(r + 1) * g.w];
+                for (j, v) in dst.iter_mut().enumerate() {
+                    *v = src.get(sw * j + pc).copied().unwrap_or(0.0);
+                }
+            }
+        }
+    }
+}
+
+/// [`im2col`] on the phase-plane path: each image channel split into its
+/// phase planes once, then one shifted copy per tap.
+fn im2col_phases(x: &[f32], g: &ConvGeometry, col: &mut [f32], ld: usize) {
+    let [sh, sw] = g.params.stride;
+    let [ph, pw] = g.params.padding;
+    let (hw, size) = (g.h * g.w, g.oh * g.ow);
+    let mut phases = vec![0.0f32; sh * sw * size];
+    for c in 0..g.c {
+        split_phases(&x[c * hw..(c + 1) * hw], g, &mut phases);
+        for a in 0..g.kh {
+            let (pr, dr) = phase_of(a, sh, ph);
+            for b in 0..g.kw {
+                let (pc, dc) = phase_of(b, sw, pw);
+                let row_index = (c * g.kh + a) * g.kw + b;
+                let row = &mut col[row_index * ld..row_index * ld + size];
+                let phase = &phases[(pr * sw + pc) * size..(pr * sw + pc + 1) * size];
+                shifted_copy(phase, g.oh, g.ow, (dr, dc), row);
             }
         }
     }
@@ -165,8 +274,23 @@ fn im2col_general(x: &[f32], g: &ConvGeometry, col: &mut [f32], ld: usize) {
 pub fn col2im(col: &mut [f32], ld: usize, g: &ConvGeometry, x: &mut [f32]) {
     if same_size_stride1(g) {
         col2im_same_size(col, ld, g, x);
+    } else if phase_planes_fit(g) {
+        col2im_phases(col, ld, g, x);
     } else {
         col2im_general(col, ld, g, x);
+    }
+}
+
+/// The adjoint of [`shifted_copy`]: `dst[i + dr, j + dc] += src[i, j]`
+/// for two `h x w` planes, dropping what falls outside `dst`. `src` is
+/// scratch: its wrapped columns are zeroed so that the rest is one
+/// contiguous add.
+fn add_shifted(src: &mut [f32], h: usize, w: usize, (dr, dc): (isize, isize), dst: &mut [f32]) {
+    let (d, lo, hi) = shift(h, w, dr, dc);
+    zero_wrapped_columns(&mut src[..h * w], w, dc);
+    let to = (lo as isize + d) as usize;
+    for (out, &v) in dst[to..to + (hi - lo)].iter_mut().zip(&src[lo..hi]) {
+        *out += v;
     }
 }
 
@@ -179,11 +303,58 @@ fn col2im_same_size(col: &mut [f32], ld: usize, g: &ConvGeometry, x: &mut [f32])
             for b in 0..g.kw {
                 let row_index = (c * g.kh + a) * g.kw + b;
                 let row = &mut col[row_index * ld..row_index * ld + hw];
-                let (d, lo, hi, dc) = shift(g, a, b);
-                zero_wrapped_columns(row, g, dc);
-                let to = (lo as isize + d) as usize;
-                for (dst, &v) in plane[to..to + (hi - lo)].iter_mut().zip(&row[lo..hi]) {
-                    *dst += v;
+                add_shifted(row, g.h, g.w, tap_shift(g, a, b), plane);
+            }
+        }
+    }
+}
+
+/// [`col2im`] on the phase-plane path: each tap's row added, shifted, onto
+/// its phase plane, then the phase planes added back into the image
+/// (positions of a phase plane past the image's edge are padding and are
+/// dropped). Every input value belongs to one phase plane and receives its
+/// contributions in the general path's order, so the result is bit for
+/// bit the same.
+fn col2im_phases(col: &mut [f32], ld: usize, g: &ConvGeometry, x: &mut [f32]) {
+    let [sh, sw] = g.params.stride;
+    let [ph, pw] = g.params.padding;
+    let (hw, size) = (g.h * g.w, g.oh * g.ow);
+    let mut phases = vec![0.0f32; sh * sw * size];
+    for c in 0..g.c {
+        phases.fill(0.0);
+        for a in 0..g.kh {
+            let (pr, dr) = phase_of(a, sh, ph);
+            for b in 0..g.kw {
+                let (pc, dc) = phase_of(b, sw, pw);
+                let row_index = (c * g.kh + a) * g.kw + b;
+                let row = &mut col[row_index * ld..row_index * ld + size];
+                let phase = &mut phases[(pr * sw + pc) * size..(pr * sw + pc + 1) * size];
+                add_shifted(row, g.oh, g.ow, (dr, dc), phase);
+            }
+        }
+        merge_phases(&phases, g, &mut x[c * hw..(c + 1) * hw]);
+    }
+}
+
+/// The adjoint of [`split_phases`]: adds each phase plane's values back
+/// onto the input positions they stand for, `plane[s_h·i + pr, s_w·j + pc]
+/// += phases[pr, pc][i, j]`, skipping positions past the plane's edge.
+fn merge_phases(phases: &[f32], g: &ConvGeometry, plane: &mut [f32]) {
+    let [sh, sw] = g.params.stride;
+    let size = g.oh * g.ow;
+    for pr in 0..sh {
+        for pc in 0..sw {
+            let phase = &phases[(pr * sw + pc) * size..(pr * sw + pc + 1) * size];
+            for (i, src) in phase.chunks_exact(g.ow).enumerate() {
+                let r = sh * i + pr;
+                if r >= g.h {
+                    break;
+                }
+                let dst = &mut plane[r * g.w..(r + 1) * g.w];
+                for (j, &v) in src.iter().enumerate() {
+                    if let Some(out) = dst.get_mut(sw * j + pc) {
+                        *out += v;
+                    }
                 }
             }
         }
@@ -229,6 +400,60 @@ mod tests {
 
     fn seq(len: usize) -> Vec<f32> {
         (0..len).map(|i| ((i * 7919) % 101) as f32 - 50.0).collect()
+    }
+
+    /// The phase-plane path against the general one, both ways, bit for
+    /// bit: the
+    /// strided 3x3 layers of a ResNet on even and odd planes, a 7x7
+    /// stride-2 stem, stride 3, and a stride along one axis only; rows
+    /// packed tight and with a gap.
+    #[test]
+    fn phase_plane_path_matches_the_general_path() {
+        let cases = [
+            ([2, 3, 28, 28], [4, 3, 3, 3], [2, 2], [1, 1]),
+            ([1, 2, 7, 7], [3, 2, 3, 3], [2, 2], [1, 1]),
+            ([1, 2, 4, 4], [3, 2, 3, 3], [2, 2], [1, 1]),
+            ([1, 2, 11, 13], [2, 2, 7, 7], [2, 2], [3, 3]),
+            ([1, 2, 9, 9], [2, 2, 5, 5], [3, 3], [2, 2]),
+            ([1, 2, 6, 5], [2, 2, 3, 3], [2, 1], [1, 1]),
+        ];
+        for (x_shape, w_shape, stride, padding) in cases {
+            let params = Conv2dParams { stride, padding };
+            let g = ConvGeometry::new(&x_shape, &w_shape, params, "test");
+            assert!(phase_planes_fit(&g), "{x_shape:?} {w_shape:?} {params:?}");
+            let x = seq(g.c * g.h * g.w);
+            for ld in [g.positions(), g.positions() + 3] {
+                let len = (g.col_rows() - 1) * ld + g.positions();
+                let (mut fast, mut general) = (vec![-7.0; len], vec![-7.0; len]);
+                im2col_phases(&x, &g, &mut fast, ld);
+                im2col_general(&x, &g, &mut general, ld);
+                assert_eq!(
+                    fast, general,
+                    "im2col {x_shape:?} {w_shape:?} {params:?} ld {ld}"
+                );
+
+                let mut col = seq(len);
+                let image = g.c * g.h * g.w;
+                let (mut fast, mut general) = (vec![0.0; image], vec![0.0; image]);
+                col2im_general(&col, ld, &g, &mut general);
+                col2im_phases(&mut col, ld, &g, &mut fast);
+                assert_eq!(
+                    fast, general,
+                    "col2im {x_shape:?} {w_shape:?} {params:?} ld {ld}"
+                );
+            }
+        }
+        // The general path: an output smaller than the phase planes, a 1x1
+        // stride-2 shortcut and a 3x3 stride-3 kernel (a tap per phase).
+        for (w_shape, stride, pad) in [
+            ([1, 1, 3, 3], 2, 0),
+            ([1, 1, 1, 1], 2, 0),
+            ([1, 1, 3, 3], 3, 1),
+        ] {
+            let params = Conv2dParams::new(stride, pad);
+            let g = ConvGeometry::new(&[1, 1, 7, 7], &w_shape, params, "test");
+            assert!(!phase_planes_fit(&g), "{w_shape:?} {params:?}");
+        }
     }
 
     /// The same-size fast path against the general one, which the
