@@ -150,6 +150,19 @@ impl Spread {
     }
 }
 
+impl Spread {
+    /// A table cell: `44.6% ± 4.9`, with `(3 of 5 draws)` added when
+    /// fewer than the `planned` draws are in (a study or demo stopped
+    /// part-way).
+    pub fn cell(&self, planned: usize) -> String {
+        let mut cell = format!("{:.1}% ± {:.1}", 100.0 * self.mean(), 100.0 * self.std());
+        if self.values.len() < planned {
+            cell += &format!(" ({} of {planned} draws)", self.values.len());
+        }
+        cell
+    }
+}
+
 impl fmt::Display for Spread {
     /// `81.2% ± 0.4 (5 draws, 80.6-81.9%)`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -214,6 +227,8 @@ mod tests {
         assert!((s.std() - 0.02).abs() < 1e-6);
         assert_eq!(s.range(), (0.80, 0.84));
         assert_eq!(s.to_string(), "82.0% ± 2.0 (3 draws, 80.0-84.0%)");
+        assert_eq!(s.cell(3), "82.0% ± 2.0");
+        assert_eq!(s.cell(5), "82.0% ± 2.0 (3 of 5 draws)");
         assert_eq!(Spread::of(vec![0.5]).unwrap().std(), 0.0);
         assert!(Spread::of(vec![]).is_err());
         assert!(Spread::of(vec![0.5, f32::NAN])

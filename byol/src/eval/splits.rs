@@ -122,11 +122,19 @@ impl LabelledSplits {
         Ok((scores, f_test))
     }
 
+    /// The normalised pixels of both splits as features, `[N, C·H·W]`
+    /// each, on `device`: the baseline with no encoder.
+    pub fn pixels(&self, device: &Device) -> Result<(Tensor, Tensor)> {
+        Ok((
+            pixel_features(&self.train, &self.norm, device)?,
+            pixel_features(&self.test, &self.norm, device)?,
+        ))
+    }
+
     /// Both scores of the normalised pixels themselves: the baseline with
     /// no encoder.
     pub fn score_pixels(&self, device: &Device) -> Result<Scores> {
-        let f_train = pixel_features(&self.train, &self.norm, device)?;
-        let f_test = pixel_features(&self.test, &self.norm, device)?;
+        let (f_train, f_test) = self.pixels(device)?;
         self.score_features(&f_train, &f_test)
     }
 

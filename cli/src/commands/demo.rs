@@ -25,7 +25,7 @@ use crate::interrupt;
 use crate::report::few_labels_chart;
 use crate::report::{self, Table};
 use augment::{DataSource, Split};
-use byol::eval::{pca_2d, pixel_features, LabelledSplits, Scores, Spread};
+use byol::eval::{pca_2d, LabelledSplits, Scores, Spread};
 use byol::study::{
     check_few_labels, few_label_accuracy, FeaturePair, FewLabelMethod, FinetuneSettings,
 };
@@ -130,7 +130,9 @@ pub fn run(args: DemoArgs) -> CmdResult {
         .open_for_training(Some(&config), &data.train, None, true)?;
     say!("device: {}", device.describe());
 
-    let pixels = data.score_pixels(&device)?;
+    // The pixels as features: scored here, and the few-labels baseline.
+    let pixel_features = data.pixels(&device)?;
+    let pixels = data.score_features(&pixel_features.0, &pixel_features.1)?;
     say!(
         "raw pixels: kNN {}, linear probe {}",
         percent(pixels.knn),
@@ -204,7 +206,13 @@ pub fn run(args: DemoArgs) -> CmdResult {
     let few = if args.no_few_labels {
         None
     } else {
-        let few = few_labels(&args, &data, &trainer.nets().online.encoder, &device)?;
+        let few = few_labels(
+            &args,
+            &data,
+            &trainer.nets().online.encoder,
+            &pixel_features,
+            &device,
+        )?;
         let table = few.table();
         out!("\n{}\n", table.text());
         out!("{}", few.verdict());
@@ -285,14 +293,7 @@ impl FewLabels {
                 let mut line = vec![self.per_class[k].to_string()];
                 for m in 0..FewLabelMethod::ALL.len() {
                     line.push(match self.spread(k, m) {
-                        Some(s) if s.values.len() < self.draws => format!(
-                            "{:.1}% ± {:.1} ({} of {} draws)",
-                            s.mean() * 100.0,
-                            s.std() * 100.0,
-                            s.values.len(),
-                            self.draws
-                        ),
-                        Some(s) => format!("{:.1}% ± {:.1}", s.mean() * 100.0, s.std() * 100.0),
+                        Some(s) => s.cell(self.draws),
                         None => "not measured".into(),
                     });
                 }
@@ -385,12 +386,14 @@ impl FewLabels {
 
 /// Measures the few-labels comparison of the demo's BYOL `encoder`: for
 /// each K and draw, every method of [`FewLabelMethod::ALL`] on the same
-/// labelled images (draw `d` is drawn with seed `seed + d`). Ctrl-C stops
-/// it between two measurements, keeping what is done.
+/// labelled images (draw `d` is drawn with seed `seed + d`), with `pixels`
+/// (the train and test splits' pixel features) as the baseline. Ctrl-C
+/// stops it between two measurements, keeping what is done.
 fn few_labels(
     args: &DemoArgs,
     data: &LabelledSplits,
     encoder: &ResNet,
+    pixels: &(Tensor, Tensor),
     device: &tensor::Device,
 ) -> Result<FewLabels, CliError> {
     say!(
@@ -406,10 +409,6 @@ fn few_labels(
     let stop = Arc::new(AtomicBool::new(false));
     interrupt::watch(stop.clone());
     let byol = data.features(encoder, device)?;
-    let pixels = (
-        pixel_features(&data.train, &data.norm, device)?,
-        pixel_features(&data.test, &data.norm, device)?,
-    );
     let settings = FinetuneSettings::default();
     let mut few = FewLabels {
         per_class: args.labels_per_class.clone(),
@@ -427,7 +426,7 @@ fn few_labels(
                 }
                 let features = match method {
                     FewLabelMethod::ByolLogistic => Some(&byol),
-                    FewLabelMethod::PixelsLogistic => Some(&pixels),
+                    FewLabelMethod::PixelsLogistic => Some(pixels),
                     _ => None,
                 }
                 .map(|(train, test)| FeaturePair { train, test });

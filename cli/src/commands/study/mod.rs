@@ -17,7 +17,7 @@ use crate::commands::{percent, CmdResult, Outcome};
 use crate::error::CliError;
 use crate::interrupt;
 use augment::Split;
-use byol::eval::{pixel_features, LabelledSplits};
+use byol::eval::LabelledSplits;
 use byol::study::{
     self, curve_key, draw_seed, epochs_key, few_key, few_label_accuracy, final_key, probe_scores,
     row_path, Cells, FeaturePair, FewLabelMethod, FinetuneSettings, ProbeScores, Row, StudyPlan,
@@ -114,7 +114,7 @@ pub fn run(args: StudyArgs) -> CmdResult {
     // 1. Raw pixels: the baseline every representation is held to.
     let pixels = ctx.cells.get_or(PIXELS_KEY, || {
         say!("measuring raw pixels (kNN and logistic probe)...");
-        let (f_train, f_test) = pixel_pair(&ctx)?;
+        let (f_train, f_test) = ctx.splits.pixels(&ctx.device)?;
         probe_scores(&ctx.splits, &f_train, &f_test)
     })?;
     say!("raw pixels: {}", scores_line(&pixels));
@@ -350,14 +350,6 @@ fn scores_line(s: &ProbeScores) -> String {
     )
 }
 
-/// The normalised pixels of both splits.
-fn pixel_pair(ctx: &Context) -> byol::Result<(Tensor, Tensor)> {
-    Ok((
-        pixel_features(&ctx.splits.train, &ctx.splits.norm, &ctx.device)?,
-        pixel_features(&ctx.splits.test, &ctx.splits.norm, &ctx.device)?,
-    ))
-}
-
 /// Trains `row` to its end in its run folder, starting it or resuming it
 /// (a finished row just loads). With `curve`, every epoch's online encoder
 /// is scored on the whole splits as a learning-curve cell (epoch 0 before
@@ -488,7 +480,7 @@ fn few_labels(
                     }
                     FewLabelMethod::PixelsLogistic => {
                         if pixels.is_none() {
-                            pixels = Some(pixel_pair(ctx)?);
+                            pixels = Some(ctx.splits.pixels(&ctx.device)?);
                         }
                         pixels.as_ref()
                     }

@@ -238,14 +238,9 @@ pub fn write(ctx: &Context, rows: &[Row]) -> Result<Vec<PathBuf>, CliError> {
                 for d in 0..ctx.plan.draws {
                     values.extend(ctx.cells.get::<f32>(&few_key(k, *method, d))?);
                 }
-                let done = values.len();
                 match Spread::of(values) {
                     Ok(s) => {
-                        let mut cell = format!("{:.1} ± {:.1}", s.mean() * 100.0, s.std() * 100.0);
-                        if done < ctx.plan.draws {
-                            cell += &format!(" ({done} of {} draws)", ctx.plan.draws);
-                        }
-                        line.push(cell);
+                        line.push(s.cell(ctx.plan.draws));
                         means[m].push(s.mean() * 100.0);
                     }
                     Err(_) => {
