@@ -211,22 +211,31 @@ fn split_phases(plane: &[f32], g: &ConvGeometry, phases: &mut [f32]) {
 /// phase planes once, then one shifted copy per tap.
 fn im2col_phases(x: &[f32], g: &ConvGeometry, col: &mut [f32], ld: usize) {
     let [sh, sw] = g.params.stride;
-    let [ph, pw] = g.params.padding;
     let (hw, size) = (g.h * g.w, g.oh * g.ow);
     let mut phases = vec![0.0f32; sh * sw * size];
     for c in 0..g.c {
         split_phases(&x[c * hw..(c + 1) * hw], g, &mut phases);
-        for a in 0..g.kh {
-            let (pr, dr) = phase_of(a, sh, ph);
-            for b in 0..g.kw {
-                let (pc, dc) = phase_of(b, sw, pw);
-                let row_index = (c * g.kh + a) * g.kw + b;
-                let row = &mut col[row_index * ld..row_index * ld + size];
-                let phase = &phases[(pr * sw + pc) * size..(pr * sw + pc + 1) * size];
-                shifted_copy(phase, g.oh, g.ow, (dr, dc), row);
-            }
+        for (tap, phase, shift) in phase_taps(g) {
+            let row_index = c * g.kh * g.kw + tap;
+            let row = &mut col[row_index * ld..row_index * ld + size];
+            let phase = &phases[phase * size..(phase + 1) * size];
+            shifted_copy(phase, g.oh, g.ow, shift, row);
         }
     }
+}
+
+/// Every kernel tap `a·KW + b` on the phase-plane path, with the phase
+/// plane it reads (`pr·s_w + pc`) and its shift `(dr, dc)` there.
+fn phase_taps(g: &ConvGeometry) -> impl Iterator<Item = (usize, usize, (isize, isize))> + '_ {
+    let [sh, sw] = g.params.stride;
+    let [ph, pw] = g.params.padding;
+    (0..g.kh).flat_map(move |a| {
+        let (pr, dr) = phase_of(a, sh, ph);
+        (0..g.kw).map(move |b| {
+            let (pc, dc) = phase_of(b, sw, pw);
+            (a * g.kw + b, pr * sw + pc, (dr, dc))
+        })
+    })
 }
 
 /// [`im2col`] for any geometry: one slice per output row.
@@ -317,20 +326,15 @@ fn col2im_same_size(col: &mut [f32], ld: usize, g: &ConvGeometry, x: &mut [f32])
 /// bit the same.
 fn col2im_phases(col: &mut [f32], ld: usize, g: &ConvGeometry, x: &mut [f32]) {
     let [sh, sw] = g.params.stride;
-    let [ph, pw] = g.params.padding;
     let (hw, size) = (g.h * g.w, g.oh * g.ow);
     let mut phases = vec![0.0f32; sh * sw * size];
     for c in 0..g.c {
         phases.fill(0.0);
-        for a in 0..g.kh {
-            let (pr, dr) = phase_of(a, sh, ph);
-            for b in 0..g.kw {
-                let (pc, dc) = phase_of(b, sw, pw);
-                let row_index = (c * g.kh + a) * g.kw + b;
-                let row = &mut col[row_index * ld..row_index * ld + size];
-                let phase = &mut phases[(pr * sw + pc) * size..(pr * sw + pc + 1) * size];
-                add_shifted(row, g.oh, g.ow, (dr, dc), phase);
-            }
+        for (tap, phase, shift) in phase_taps(g) {
+            let row_index = c * g.kh * g.kw + tap;
+            let row = &mut col[row_index * ld..row_index * ld + size];
+            let phase = &mut phases[phase * size..(phase + 1) * size];
+            add_shifted(row, g.oh, g.ow, shift, phase);
         }
         merge_phases(&phases, g, &mut x[c * hw..(c + 1) * hw]);
     }
