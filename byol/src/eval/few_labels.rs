@@ -148,9 +148,7 @@ impl Spread {
             .fold(f32::NEG_INFINITY, f32::max);
         (lo, hi)
     }
-}
 
-impl Spread {
     /// A table cell: `44.6% ± 4.9`, with `(3 of 5 draws)` added when
     /// fewer than the `planned` draws are in (a study or demo stopped
     /// part-way).
