@@ -1,6 +1,28 @@
-//! CPU batch-norm kernels. A tensor `[N, C, rest..]` is a run of N·C
-//! contiguous planes of `L = Π rest` values; channel `c` owns planes
-//! `c, C + c, 2C + c, ...`.
+//! CPU batch-norm kernels. A tensor `[N, C, rest..]` is N rows of `C·L`
+//! values (`L = Π rest`): channel `c` owns columns `c·L..(c+1)·L` of every
+//! row, a plane of `L` values per image (`L = 1` for the `[N, C]` inputs of
+//! the projector and predictor).
+//!
+//! **Sums by column.** A channel's statistics are sums over its columns of
+//! every row. They are computed column-wise: a slab of consecutive
+//! channels' columns, each row of it added into one accumulator per column
+//! ([`channel_sums`]), so the inner loop runs along contiguous memory and
+//! vectorises whatever the plane size. (Reducing plane by plane, as this
+//! module first did, pays a horizontal sum and an `f64` merge for every
+//! plane: at `L = 16` or `L = 1` that overhead was the whole cost, 8 ms for
+//! the statistics of a `[512, 4096]` layer.) A slab is sized to stay in the
+//! L2 cache, so the variance's second pass over it, after the mean, reads
+//! the cache and not memory.
+//!
+//! **Precision.** Rows are added in `f32` in blocks of [`ROW_BLOCK`], each
+//! block's column sums then added into `f64`, and a channel's columns are
+//! summed in `f64`: an `f32` rounding error grows with at most `ROW_BLOCK`
+//! terms. The variance is the mean of squared deviations from the mean (two
+//! passes, no `E[x²] - E[x]²` cancellation).
+//!
+//! **Elementwise passes** (the normalisation and `dx`) go row by row: with
+//! `L = 1` the inner loop runs across channels, each with its own
+//! coefficients, else along each plane with the channel's coefficients.
 
 use crate::backend::cpu::fill_pieces;
 use crate::Tensor;
@@ -12,76 +34,167 @@ fn dims(x: &Tensor) -> (usize, usize, usize) {
     (s[0], s[1], s[2..].iter().product())
 }
 
-/// Independent partial sums per reduction: a sum kept in one accumulator
-/// is a chain of dependent additions the compiler may not reorder (float
-/// addition is not associative), so it cannot vectorise; eight lanes are
-/// two SSE registers (the baseline x86-64 code is built for) or one AVX
-/// register of separate sums, added together at the end.
-const LANES: usize = 8;
+/// Rows added in `f32` before their column sums go into the `f64` totals.
+const ROW_BLOCK: usize = 64;
 
-/// `(Σ f(a_i, b_i), Σ g(a_i, b_i))` over two equally long slices, in `LANES`
-/// interleaved partial sums.
-#[inline(always)]
-fn lane_sums2(
+/// Bytes of one input a reduction slab may span (its rows times its
+/// columns): small enough to stay in a core's L2 cache between the two
+/// passes of the variance.
+const SLAB_BYTES: usize = 256 * 1024;
+
+/// Channels per reduction slab for `N` rows of planes of `L` values: as
+/// many as fit in [`SLAB_BYTES`], at least one.
+fn channels_per_slab(n: usize, c: usize, l: usize) -> usize {
+    let columns = SLAB_BYTES / (4 * n.max(1));
+    (columns / l.max(1)).clamp(1, c.max(1))
+}
+
+/// Per channel, `(Σ f(a, b, m_c).0, Σ f(a, b, m_c).1)` over the channel's
+/// values `a` and the values `b` at the same places (all rows, all its
+/// columns), with `m_c = m[c]`; `a` and `b` are `[N, C·L]`. Without `TWO`
+/// only the first sum is made (the second is 0).
+///
+/// Slabs of channels run in parallel; within one, rows are added four at
+/// a time into `f32` column accumulators (one load and store of the
+/// accumulator per four rows), flushed into `f64` every [`ROW_BLOCK`] rows.
+fn channel_sums<const TWO: bool>(
     a: &[f32],
     b: &[f32],
-    f: impl Fn(f32, f32) -> f32,
-    g: impl Fn(f32, f32) -> f32,
-) -> (f32, f32) {
-    let (mut sf, mut sg) = ([0.0f32; LANES], [0.0f32; LANES]);
-    let (ac, bc) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let (ar, br) = (ac.remainder(), bc.remainder());
-    for (x, y) in ac.zip(bc) {
-        for k in 0..LANES {
-            sf[k] += f(x[k], y[k]);
-            sg[k] += g(x[k], y[k]);
+    (n, c, l): (usize, usize, usize),
+    m: &[f32],
+    f: impl Fn(f32, f32, f32) -> (f32, f32) + Sync,
+) -> Vec<(f64, f64)> {
+    let per = channels_per_slab(n, c, l);
+    let row = c * l;
+    let slab = |first: usize| -> Vec<(f64, f64)> {
+        let end = (first + per).min(c);
+        let (lo, hi) = (first * l, end * l);
+        let w = hi - lo;
+        // The subtrahend of every column: its channel's m.
+        let mc: Vec<f32> = (first..end)
+            .flat_map(|ch| std::iter::repeat_n(m[ch], l))
+            .collect();
+        let (mut t1, mut t2) = (vec![0.0f64; w], vec![0.0f64; w]);
+        let (mut s1, mut s2) = (vec![0.0f32; w], vec![0.0f32; w]);
+        let cols = |r: usize| {
+            (
+                &a[r * row + lo..r * row + hi],
+                &b[r * row + lo..r * row + hi],
+            )
+        };
+        for block in (0..n).step_by(ROW_BLOCK) {
+            let block_end = (block + ROW_BLOCK).min(n);
+            s1.fill(0.0);
+            s2.fill(0.0);
+            let mut r = block;
+            while r + 4 <= block_end {
+                let [(a0, b0), (a1, b1), (a2, b2), (a3, b3)] = [0, 1, 2, 3].map(|i| cols(r + i));
+                for j in 0..w {
+                    let mj = mc[j];
+                    let (p0, q0) = f(a0[j], b0[j], mj);
+                    let (p1, q1) = f(a1[j], b1[j], mj);
+                    let (p2, q2) = f(a2[j], b2[j], mj);
+                    let (p3, q3) = f(a3[j], b3[j], mj);
+                    s1[j] += (p0 + p1) + (p2 + p3);
+                    if TWO {
+                        s2[j] += (q0 + q1) + (q2 + q3);
+                    }
+                }
+                r += 4;
+            }
+            for r in r..block_end {
+                let (ar, br) = cols(r);
+                for j in 0..w {
+                    let (p, q) = f(ar[j], br[j], mc[j]);
+                    s1[j] += p;
+                    if TWO {
+                        s2[j] += q;
+                    }
+                }
+            }
+            for j in 0..w {
+                t1[j] += s1[j] as f64;
+                if TWO {
+                    t2[j] += s2[j] as f64;
+                }
+            }
         }
+        (0..end - first)
+            .map(|k| {
+                let cols = k * l..(k + 1) * l;
+                (t1[cols.clone()].iter().sum(), t2[cols].iter().sum())
+            })
+            .collect()
+    };
+    let firsts: Vec<usize> = (0..c).step_by(per).collect();
+    if crate::backend::cpu::go_parallel(a.len()) {
+        firsts.into_par_iter().flat_map_iter(slab).collect()
+    } else {
+        firsts.into_iter().flat_map(slab).collect()
     }
-    let (mut tf, mut tg) = (sf.iter().sum::<f32>(), sg.iter().sum::<f32>());
-    for (&x, &y) in ar.iter().zip(br) {
-        tf += f(x, y);
-        tg += g(x, y);
-    }
-    (tf, tg)
 }
 
-/// `Σ f(a_i)` in `LANES` interleaved partial sums.
-#[inline(always)]
-fn lane_sum(a: &[f32], f: impl Fn(f32) -> f32) -> f32 {
-    lane_sums2(a, a, |x, _| f(x), |_, _| 0.0).0
-}
-
-/// Per-channel mean and biased variance.
-///
-/// Each plane (one image's `L` values of the channel) is reduced while it
-/// sits in the L1 cache: its mean, then the sum of squared deviations from
-/// that mean (two passes over the plane, one over memory; no `E[x²] - E[x]²`
-/// cancellation). The planes' `(count, mean, M2)` triples are then merged
-/// in `f64` with Chan et al.'s pairwise update
-/// `M2 = M2_a + M2_b + δ² · n_a n_b / (n_a + n_b)`, `δ = mean_b - mean_a`.
-/// With planes of a single value (`[N, C]` inputs) that update is just
-/// Welford's algorithm.
+/// Per-channel mean and biased variance: the mean from the column sums,
+/// then the mean of squared deviations from it (see the module docs).
 pub fn channel_stats(x: &Tensor) -> (Vec<f32>, Vec<f32>) {
     let (n, c, l) = dims(x);
     let xs = x.cpu_slice("channel_stats");
-    let stats: Vec<(f32, f32)> = (0..c)
-        .into_par_iter()
-        .map(|ch| {
-            let (mut count, mut mean, mut m2) = (0.0f64, 0.0f64, 0.0f64);
-            for b in 0..n {
-                let plane = &xs[(b * c + ch) * l..(b * c + ch + 1) * l];
-                let plane_mean = lane_sum(plane, |v| v) / l as f32;
-                let plane_m2 = lane_sum(plane, |v| (v - plane_mean) * (v - plane_mean));
-                let (nb, total) = (l as f64, count + l as f64);
-                let delta = plane_mean as f64 - mean;
-                mean += delta * nb / total;
-                m2 += plane_m2 as f64 + delta * delta * count * nb / total;
-                count = total;
+    let count = (n * l).max(1) as f64;
+    let zeros = vec![0.0f32; c];
+    let sums = channel_sums::<false>(xs, xs, (n, c, l), &zeros, |v, _, _| (v, 0.0));
+    let mean: Vec<f32> = sums.iter().map(|s| (s.0 / count) as f32).collect();
+    let squares = channel_sums::<false>(xs, xs, (n, c, l), &mean, |v, _, mu| {
+        let d = v - mu;
+        (d * d, 0.0)
+    });
+    let var = squares.iter().map(|s| (s.0 / count) as f32).collect();
+    (mean, var)
+}
+
+/// A fresh `[N, C·L]` buffer with `out = f(a, b, [p0, p1, p2, p3])` at
+/// every place, `a` and `b` the inputs at that place and `p0..p3` its
+/// channel's entries of `params`, in pieces of whole rows (in parallel when
+/// large).
+fn map_by_channel(
+    a: &[f32],
+    b: &[f32],
+    (c, l): (usize, usize),
+    params: [&[f32]; 4],
+    f: impl Fn(f32, f32, [f32; 4]) -> f32 + Sync,
+) -> Vec<f32> {
+    let row = c * l;
+    if row == 0 {
+        return Vec::new();
+    }
+    let rows_per_piece = (16 * 1024 / row).max(1);
+    let [p0, p1, p2, p3] = params;
+    // SAFETY: every row of every piece is written: with L = 1 by the zip
+    // of the row with the inputs and parameters (all C long), else plane by
+    // plane by the zip of each plane with the inputs (all L long).
+    unsafe {
+        fill_pieces(a.len(), row * rows_per_piece, |piece, out| {
+            let at = piece * row * rows_per_piece;
+            for (r, out_row) in out.chunks_mut(row).enumerate() {
+                let (ar, br) = (&a[at + r * row..][..row], &b[at + r * row..][..row]);
+                if l == 1 {
+                    let ps = p0.iter().zip(p1).zip(p2.iter().zip(p3));
+                    for ((o, (&x, &y)), ((&k0, &k1), (&k2, &k3))) in
+                        out_row.iter_mut().zip(ar.iter().zip(br)).zip(ps)
+                    {
+                        o.write(f(x, y, [k0, k1, k2, k3]));
+                    }
+                    continue;
+                }
+                for (ch, plane) in out_row.chunks_mut(l).enumerate() {
+                    let k = [p0[ch], p1[ch], p2[ch], p3[ch]];
+                    let (ap, bp) = (&ar[ch * l..(ch + 1) * l], &br[ch * l..(ch + 1) * l]);
+                    for (o, (&x, &y)) in plane.iter_mut().zip(ap.iter().zip(bp)) {
+                        o.write(f(x, y, k));
+                    }
+                }
             }
-            (mean as f32, (m2 / count.max(1.0)) as f32)
         })
-        .collect();
-    stats.into_iter().unzip()
+    }
 }
 
 /// `y = x · scale[c] + shift[c]` with `scale = w / sqrt(var + eps)` and
@@ -124,21 +237,20 @@ fn normalize_then(
     let scale: Vec<f32> = (0..c).map(|ch| w[ch] / (var[ch] + eps).sqrt()).collect();
     let shift: Vec<f32> = (0..c).map(|ch| b[ch] - mean[ch] * scale[ch]).collect();
     let xs = x.cpu_slice(op);
-    // SAFETY: each plane is zipped with the input plane of the same length,
-    // so every element is written.
-    unsafe {
-        fill_pieces(xs.len(), l, |plane, out| {
-            let (s, t) = (scale[plane % c], shift[plane % c]);
-            for (y, &v) in out.iter_mut().zip(&xs[plane * l..(plane + 1) * l]) {
-                y.write(then(v * s + t));
-            }
-        })
-    }
+    let p = [&scale[..], &shift, &shift, &shift];
+    map_by_channel(xs, xs, (c, l), p, |v, _, [s, t, _, _]| then(v * s + t))
 }
 
-/// `(dx, dγ, dβ)` in two passes: per channel the sums `Σ dy` and
-/// `Σ dy·(x - μ)` (channels in parallel, each plane in `LANES` partial
-/// sums, planes added in `f64`), then `dx` plane by plane.
+/// `(dx, dγ, dβ)` in two passes: per channel the sums `dβ = Σ dy` and
+/// `dγ = r · Σ dy·(x - μ)` (column sums, see the module docs), then
+///
+/// `dx = γ·r/M · (M·dy - dβ - x̂·dγ)`, `x̂ = (x - μ)·r`, `M = N·L`,
+///
+/// computed as `dx = k·(dy - (x - μ)·k_x - k_1)` with the per-channel
+/// `k = γ·r`, `k_x = r·dγ/M` and `k_1 = dβ/M`. (Folding `μ` into a
+/// constant term, `a·dy + b·x + d`, saves a subtraction but cancels `b·x`
+/// against `b·μ` when the mean is large beside the spread: that form moved
+/// the 200-step LARS run of `byol/tests/trajectory.rs` off PyTorch's.)
 pub fn batch_norm_backward(
     dy: &Tensor,
     x: &Tensor,
@@ -150,37 +262,21 @@ pub fn batch_norm_backward(
     let op = "batch_norm_backward";
     let (gs, xs) = (dy.cpu_slice(op), x.cpu_slice(op));
     let (mean, r, w) = (mean.cpu_slice(op), inv_std.cpu_slice(op), w.cpu_slice(op));
-    let sums: Vec<(f32, f32)> = (0..c)
-        .into_par_iter()
-        .map(|ch| {
-            let mu = mean[ch];
-            let (mut sdy, mut sdyx) = (0.0f64, 0.0f64);
-            for b in 0..n {
-                let at = (b * c + ch) * l;
-                let (g, xp) = (&gs[at..at + l], &xs[at..at + l]);
-                let (a, bsum) = lane_sums2(g, xp, |gv, _| gv, |gv, xv| gv * (xv - mu));
-                sdy += a as f64;
-                sdyx += bsum as f64;
-            }
-            (sdy as f32, (sdyx * r[ch] as f64) as f32)
-        })
+    let sums = channel_sums::<true>(gs, xs, (n, c, l), mean, |g, v, mu| (g, g * (v - mu)));
+    let dbeta: Vec<f32> = sums.iter().map(|s| s.0 as f32).collect();
+    let dgamma: Vec<f32> = sums
+        .iter()
+        .zip(r)
+        .map(|(s, &rc)| (s.1 * rc as f64) as f32)
         .collect();
-    let (dbeta, dgamma): (Vec<f32>, Vec<f32>) = sums.into_iter().unzip();
     let m = (n * l) as f32;
-    // SAFETY: each plane is zipped with input planes of the same length, so
-    // every element is written.
-    let dx = unsafe {
-        fill_pieces(xs.len(), l, |plane, out| {
-            let ch = plane % c;
-            let at = plane * l;
-            let coeff = w[ch] * r[ch] / m;
-            let (db, dg, mu, rr) = (dbeta[ch], dgamma[ch], mean[ch], r[ch]);
-            for ((o, &gv), &xv) in out.iter_mut().zip(&gs[at..at + l]).zip(&xs[at..at + l]) {
-                let x_hat = (xv - mu) * rr;
-                o.write(coeff * (m * gv - db - x_hat * dg));
-            }
-        })
-    };
+    let k: Vec<f32> = (0..c).map(|ch| w[ch] * r[ch]).collect();
+    let k_x: Vec<f32> = (0..c).map(|ch| r[ch] * dgamma[ch] / m).collect();
+    let k_1: Vec<f32> = dbeta.iter().map(|&db| db / m).collect();
+    let p = [&k[..], mean, &k_x, &k_1];
+    let dx = map_by_channel(gs, xs, (c, l), p, |g, v, [k, mu, kx, k1]| {
+        k * (g - (v - mu) * kx - k1)
+    });
     (dx, dgamma, dbeta)
 }
 
@@ -271,6 +367,50 @@ mod tests {
             assert_eq!(fused.0.to_vec(), apart.0.to_vec(), "dx {shape:?}");
             assert_eq!(fused.1.to_vec(), apart.1.to_vec(), "dgamma {shape:?}");
             assert_eq!(fused.2.to_vec(), apart.2.to_vec(), "dbeta {shape:?}");
+        }
+    }
+
+    /// Shapes that take every branch of the column sums: several slabs
+    /// (`[130, 4096]`: 504 channels a slab; `[70, 7, 30, 30]`: one), row
+    /// counts that leave a short block and rows outside the groups of four,
+    /// and inputs large enough to run on several threads; plus a mean far
+    /// from zero, which a one-pass `E[x²] - E[x]²` would cancel away. Checked
+    /// against sums in `f64` written out here, and the backward against the
+    /// composed formula.
+    #[test]
+    fn sums_by_column_cover_every_slab_block_and_thread() {
+        let d = Device::Cpu;
+        for (shape, offset) in [
+            (vec![130, 4096], 0.5),
+            (vec![70, 7, 30, 30], 0.5),
+            (vec![67, 5, 9, 11], 1000.0),
+            (vec![5, 3, 4, 4], -300.0),
+        ] {
+            let x = Tensor::randn(&shape, offset, 2.0, 21, &d);
+            let (n, c) = (shape[0], shape[1]);
+            let l: usize = shape[2..].iter().product();
+            let xs = x.to_vec();
+            let (mean, var) = x.channel_stats();
+            let (mean, var) = (mean.to_vec(), var.to_vec());
+            for ch in 0..c {
+                let values = (0..n).flat_map(|b| &xs[(b * c + ch) * l..(b * c + ch + 1) * l]);
+                let values: Vec<f64> = values.map(|&v| v as f64).collect();
+                let m = values.iter().sum::<f64>() / values.len() as f64;
+                let v = values.iter().map(|a| (a - m) * (a - m)).sum::<f64>() / values.len() as f64;
+                // f32 sums of values of size |offset| + 2.
+                let scale = 1.0 + offset.abs() as f64;
+                assert_relative_eq!(mean[ch] as f64, m, epsilon = 1e-6 * scale);
+                assert_relative_eq!(var[ch] as f64, v, max_relative = 1e-4);
+            }
+            let dy = Tensor::randn(&shape, 0.0, 1.0, 22, &d);
+            let w = Tensor::randn(&[c], 1.0, 0.3, 23, &d);
+            let (mean, var) = x.channel_stats();
+            let r = var.add_scalar(1e-5).rsqrt();
+            let got = dy.batch_norm_backward(&x, &mean, &r, &w);
+            let want = super::super::batch_norm_backward_composed(&dy, &x, &mean, &r, &w);
+            crate::testing::assert_close(&got.0, &want.0, 1e-4, 1e-3, "dx");
+            crate::testing::assert_close(&got.1, &want.1, 1e-3, 1e-3, "dgamma");
+            crate::testing::assert_close(&got.2, &want.2, 1e-3, 1e-3, "dbeta");
         }
     }
 
