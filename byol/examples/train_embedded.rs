@@ -76,7 +76,7 @@ fn train_and_evaluate(
     let config = TrainConfig {
         epochs,
         knn_every: 0,             // we evaluate below instead
-        ..TrainConfig::default()  // width 8, heads 256 -> 64, Adam, batch 128, tau 0.99
+        ..TrainConfig::default()  // width 8, heads 256 -> 64, Adam, batch 128, tau 0.9
     };
     let mut trainer = Trainer::new(config, train.clone(), norm.clone(), dev, run)?;
     let c = &trainer.config;

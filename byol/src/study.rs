@@ -597,13 +597,13 @@ mod tests {
         let p = plan();
         let rows = p.rows();
         let folders: Vec<&str> = rows.iter().map(|r| r.folder.as_str()).collect();
-        // The default tau_base is 0.99: the BYOL row is that one.
+        // The default tau_base is 0.9: the BYOL row is that one.
         assert_eq!(
             folders,
             [
                 "byol",
                 "tau-1",
-                "tau-0.9",
+                "tau-0.99",
                 "tau-0.996",
                 "tau-0",
                 "no-predictor"

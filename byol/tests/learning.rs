@@ -5,12 +5,14 @@
 //! random initialisation.
 //!
 //! The settings are `TrainConfig::default()`, the demo's, with half its
-//! epochs to fit the CI budget: 20 epochs of 46 steps (940 steps, about 4
-//! minutes in a release build on 2 cores, 5 in the test profile), seed 0.
-//! kNN accuracy first falls below the random initialisation's (62.3%
-//! here), bottoms out within a few epochs and then climbs past it (68.3%
-//! after 20 epochs, the BYOL row of `byol ablate`). PyTorch on the very same views behaves the same way
-//! (see the issue 7 notes). At 20 epochs the gain depends on the seed
+//! epochs to fit the CI budget and the moving average it had when this run
+//! was measured (τ_base 0.99 rising to 1; the default is now 0.9 held
+//! constant): 20 epochs of 46 steps (940 steps, about 4 minutes in a
+//! release build on 2 cores, 5 in the test profile), seed 0. kNN accuracy
+//! first falls below the random initialisation's (62.3% here), bottoms out
+//! within a few epochs and then climbs past it (68.3% after 20 epochs, the
+//! BYOL row of `byol ablate`). PyTorch on the very same views behaves the
+//! same way (see the issue 7 notes). At 20 epochs the gain depends on the seed
 //! (seed 1 ends 1 point below its initialisation), which is why the
 //! default is 40 epochs; seed 0 is the measured run this test replays
 //! (training on the CPU is deterministic).
@@ -19,6 +21,7 @@ use augment::{embedded, Dataset, Normalization, Split};
 use byol::eval::features::{dataset_labels, extract_features};
 use byol::eval::knn::knn_accuracy;
 use byol::metrics::MetricsLog;
+use byol::schedule::Schedule;
 use byol::{Progress, TrainConfig, Trainer};
 use models::ResNet;
 use tensor::Device;
@@ -49,9 +52,14 @@ fn pretraining_lowers_the_loss_and_beats_random_init_on_knn() {
     let norm = Normalization::fashion_mnist();
     let train = embedded::fashion_mnist_subset(Split::Train).unwrap();
     let test = embedded::fashion_mnist_subset(Split::Test).unwrap();
+    // The run measured when this test was written: the paper's moving
+    // average, τ_base 0.99 rising to 1 (the default is now a constant 0.9,
+    // measured at the demo's 40 epochs, not at this test's 20).
     let config = TrainConfig {
         epochs: 20,
         seed: 0,
+        tau: 0.99,
+        tau_schedule: Schedule::Cosine,
         knn_every: 0,
         checkpoint_every: 20,
         ..TrainConfig::default()

@@ -85,7 +85,7 @@ pub struct DemoArgs {
 
 /// The demo's BYOL settings: [`TrainConfig::default`] (a ResNet-18 of
 /// width 8, heads 256 -> 64, batch 128, Adam, crops of at least 20% of the
-/// 28x28 image, τ_base 0.99, the paper's augmentations without blur),
+/// 28x28 image, τ 0.9 held constant, the paper's augmentations without blur),
 /// measured to beat the random-init encoder on the embedded subset, with a
 /// checkpoint every 5 epochs.
 pub fn demo_config(epochs: usize, seed: u64) -> TrainConfig {
