@@ -5,6 +5,7 @@
 use augment::{embedded, Normalization, Split};
 use byol::metrics::MetricsLog;
 use byol::optim::OptimizerKind;
+use byol::schedule::Schedule;
 use byol::{ByolError, Progress, TrainConfig, Trainer};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -30,6 +31,10 @@ fn tiny() -> (TrainConfig, augment::Dataset) {
         lr: 0.5,
         warmup_epochs: 0.5,
         knn_every: 0,
+        // Both schedules moving with the step (the default holds τ
+        // constant), so that a resume which lost its place would show.
+        lr_schedule: Schedule::Cosine,
+        tau_schedule: Schedule::Cosine,
         ..TrainConfig::default()
     };
     (config, data)
@@ -193,10 +198,11 @@ fn a_non_finite_loss_stops_the_run_and_names_the_step() {
 }
 
 /// The learning rate and τ each follow their schedule: the paper's cosine
-/// ones by default, fixed at the peak and at τ_base when constant.
+/// ones (as [`tiny`] sets them), fixed at the peak and at τ_base when
+/// constant.
 #[test]
 fn constant_schedules_hold_the_learning_rate_and_tau() {
-    use byol::schedule::{scaled_lr, Schedule};
+    use byol::schedule::scaled_lr;
     let (config, data) = tiny();
     let norm = Normalization::fashion_mnist();
     let steps = |config: &TrainConfig, name: &str| {
