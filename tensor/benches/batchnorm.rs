@@ -8,25 +8,10 @@
 //! (`channel_stats`), the normalisation with ReLU, and the backward pass
 //! (`batch_norm_backward`).
 
-use std::time::Instant;
-use tensor::{Device, Tensor};
+mod common;
 
-/// The fastest of five timings of `f` (each at least 0.3 s), in
-/// milliseconds per call.
-fn millis(mut f: impl FnMut()) -> f64 {
-    f();
-    (0..5)
-        .map(|_| {
-            let start = Instant::now();
-            let mut iters = 0u32;
-            while start.elapsed().as_secs_f64() < 0.3 {
-                f();
-                iters += 1;
-            }
-            start.elapsed().as_secs_f64() * 1e3 / iters as f64
-        })
-        .fold(f64::INFINITY, f64::min)
-}
+use common::millis;
+use tensor::{Device, Tensor};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

@@ -9,30 +9,14 @@
 //! the forward pass, the input gradient and the weight gradient. `chosen`
 //! is what the library picks for the layer.
 
-use std::time::Instant;
+mod common;
+
+use common::millis;
 use tensor::ops::conv2d::{
     conv2d_backward_input_cpu_with, conv2d_backward_weight_cpu_with, conv2d_cpu_with, ConvGeometry,
     CpuConv,
 };
 use tensor::{Conv2dParams, Device, Tensor};
-
-/// The fastest of five timings of `f` (each at least 0.3 s), in
-/// milliseconds per call: on a shared machine the other tenants only ever
-/// slow a timing down, so the minimum is the steadiest figure to compare.
-fn millis(mut f: impl FnMut()) -> f64 {
-    f();
-    (0..5)
-        .map(|_| {
-            let start = Instant::now();
-            let mut iters = 0u32;
-            while start.elapsed().as_secs_f64() < 0.3 {
-                f();
-                iters += 1;
-            }
-            start.elapsed().as_secs_f64() * 1e3 / iters as f64
-        })
-        .fold(f64::INFINITY, f64::min)
-}
 
 fn option(args: &[String], name: &str) -> Option<usize> {
     let i = args.iter().position(|a| a == name)?;

@@ -171,11 +171,12 @@ impl Device {
     /// `cpu`, `gpu`, `gpu:N` (adapter number `N`, see [`Device::gpu_at`])
     /// or `auto` (case-insensitive).
     ///
-    /// Also checks the CPU backend's `BYOL_CPU_CONV` setting, so that a
-    /// mistyped value is an error here rather than a panic in the first
-    /// convolution.
+    /// Also checks the CPU backend's `BYOL_CPU_CONV` and `BYOL_CPU_SIMD`
+    /// settings, so that a mistyped value (or a vector level this CPU
+    /// lacks) is an error here rather than a panic in the first kernel.
     pub fn from_name(name: &str) -> Result<Device, DeviceError> {
         crate::ops::conv2d::winograd::check_setting().map_err(DeviceError::Setting)?;
+        crate::backend::cpu::simd::check_setting().map_err(DeviceError::Setting)?;
         let lower = name.trim().to_ascii_lowercase();
         match lower.as_str() {
             "cpu" => Ok(Device::Cpu),

@@ -1,4 +1,5 @@
-//! The CPU backend's shared pieces: the GEMM and the threading policy.
+//! The CPU backend's shared pieces: the GEMM, the threading policy and the
+//! run-time choice of vector instructions ([`simd`]).
 //!
 //! Work is spread over cores with rayon's global thread pool (its size is
 //! set by `RAYON_NUM_THREADS`, default one thread per core). Splitting a
@@ -7,6 +8,7 @@
 
 pub mod alloc;
 pub mod gemm;
+pub mod simd;
 
 /// Below this many elements an elementwise kernel runs on one thread: the
 /// cost of waking a second thread (a few microseconds) exceeds the work.
@@ -25,6 +27,9 @@ const PIECE: usize = 1 << 14;
 /// A fresh buffer of `len` elements, filled by `fill(index, piece)` for
 /// each of the consecutive pieces of `piece_len` elements (the last may be
 /// shorter) that cover it, in parallel when the buffer is large.
+///
+/// Each piece runs at the widest vector level of the CPU
+/// ([`simd::vectorised`]).
 ///
 /// The buffer is never zeroed first: `fill` must write every element of
 /// its piece (through `MaybeUninit::write`), which saves a whole pass over
@@ -47,12 +52,22 @@ pub unsafe fn fill_pieces(
         spare
             .par_chunks_mut(piece_len)
             .enumerate()
-            .for_each(|(i, piece)| fill(i, piece));
+            .for_each(|(i, piece)| {
+                simd::vectorised(
+                    #[inline(always)]
+                    || fill(i, piece),
+                )
+            });
     } else {
         spare
             .chunks_mut(piece_len)
             .enumerate()
-            .for_each(|(i, piece)| fill(i, piece));
+            .for_each(|(i, piece)| {
+                simd::vectorised(
+                    #[inline(always)]
+                    || fill(i, piece),
+                )
+            });
     }
     // SAFETY: the pieces cover `0..len` and the caller promised that `fill`
     // writes each element of each piece.
@@ -69,12 +84,17 @@ pub fn map(x: &[f32], f: impl Fn(f32) -> f32 + Sync) -> Vec<f32> {
     // SAFETY: each piece is zipped with the input slice of its own
     // length, so every element is written.
     unsafe {
-        fill_pieces(x.len(), PIECE, |i, out| {
-            let (at, end) = (i * PIECE, i * PIECE + out.len());
-            for (o, &v) in out.iter_mut().zip(&x[at..end]) {
-                o.write(f(v));
-            }
-        })
+        fill_pieces(
+            x.len(),
+            PIECE,
+            #[inline(always)]
+            |i, out| {
+                let (at, end) = (i * PIECE, i * PIECE + out.len());
+                for (o, &v) in out.iter_mut().zip(&x[at..end]) {
+                    o.write(f(v));
+                }
+            },
+        )
     }
 }
 
@@ -85,12 +105,17 @@ pub fn zip_map(x: &[f32], y: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<
     // SAFETY: each piece is zipped with input slices of its own length,
     // so every element is written.
     unsafe {
-        fill_pieces(x.len(), PIECE, |i, out| {
-            let (at, end) = (i * PIECE, i * PIECE + out.len());
-            for ((o, &a), &b) in out.iter_mut().zip(&x[at..end]).zip(&y[at..end]) {
-                o.write(f(a, b));
-            }
-        })
+        fill_pieces(
+            x.len(),
+            PIECE,
+            #[inline(always)]
+            |i, out| {
+                let (at, end) = (i * PIECE, i * PIECE + out.len());
+                for ((o, &a), &b) in out.iter_mut().zip(&x[at..end]).zip(&y[at..end]) {
+                    o.write(f(a, b));
+                }
+            },
+        )
     }
 }
 

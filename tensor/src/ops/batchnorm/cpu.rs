@@ -25,6 +25,7 @@
 //! coefficients, else along each plane with the channel's coefficients.
 
 use crate::backend::cpu::fill_pieces;
+use crate::backend::cpu::simd::vectorised;
 use crate::Tensor;
 use rayon::prelude::*;
 
@@ -56,7 +57,8 @@ fn channels_per_slab(n: usize, c: usize, l: usize) -> usize {
 ///
 /// Slabs of channels run in parallel; within one, rows are added four at
 /// a time into `f32` column accumulators (one load and store of the
-/// accumulator per four rows), flushed into `f64` every [`ROW_BLOCK`] rows.
+/// accumulator per four rows), flushed into `f64` every [`ROW_BLOCK`] rows,
+/// at the widest vector level of the CPU.
 fn channel_sums<const TWO: bool>(
     a: &[f32],
     b: &[f32],
@@ -65,66 +67,12 @@ fn channel_sums<const TWO: bool>(
     f: impl Fn(f32, f32, f32) -> (f32, f32) + Sync,
 ) -> Vec<(f64, f64)> {
     let per = channels_per_slab(n, c, l);
-    let row = c * l;
-    let slab = |first: usize| -> Vec<(f64, f64)> {
-        let end = (first + per).min(c);
-        let (lo, hi) = (first * l, end * l);
-        let w = hi - lo;
-        // The subtrahend of every column: its channel's m.
-        let mc: Vec<f32> = (first..end)
-            .flat_map(|ch| std::iter::repeat_n(m[ch], l))
-            .collect();
-        let (mut t1, mut t2) = (vec![0.0f64; w], vec![0.0f64; w]);
-        let (mut s1, mut s2) = (vec![0.0f32; w], vec![0.0f32; w]);
-        let cols = |r: usize| {
-            (
-                &a[r * row + lo..r * row + hi],
-                &b[r * row + lo..r * row + hi],
-            )
-        };
-        for block in (0..n).step_by(ROW_BLOCK) {
-            let block_end = (block + ROW_BLOCK).min(n);
-            s1.fill(0.0);
-            s2.fill(0.0);
-            let mut r = block;
-            while r + 4 <= block_end {
-                let [(a0, b0), (a1, b1), (a2, b2), (a3, b3)] = [0, 1, 2, 3].map(|i| cols(r + i));
-                for j in 0..w {
-                    let mj = mc[j];
-                    let (p0, q0) = f(a0[j], b0[j], mj);
-                    let (p1, q1) = f(a1[j], b1[j], mj);
-                    let (p2, q2) = f(a2[j], b2[j], mj);
-                    let (p3, q3) = f(a3[j], b3[j], mj);
-                    s1[j] += (p0 + p1) + (p2 + p3);
-                    if TWO {
-                        s2[j] += (q0 + q1) + (q2 + q3);
-                    }
-                }
-                r += 4;
-            }
-            for r in r..block_end {
-                let (ar, br) = cols(r);
-                for j in 0..w {
-                    let (p, q) = f(ar[j], br[j], mc[j]);
-                    s1[j] += p;
-                    if TWO {
-                        s2[j] += q;
-                    }
-                }
-            }
-            for j in 0..w {
-                t1[j] += s1[j] as f64;
-                if TWO {
-                    t2[j] += s2[j] as f64;
-                }
-            }
-        }
-        (0..end - first)
-            .map(|k| {
-                let cols = k * l..(k + 1) * l;
-                (t1[cols.clone()].iter().sum(), t2[cols].iter().sum())
-            })
-            .collect()
+    let slab = |first: usize| {
+        let channels = first..(first + per).min(c);
+        vectorised(
+            #[inline(always)]
+            || slab_sums::<TWO>(a, b, (n, c, l), m, channels, &f),
+        )
     };
     let firsts: Vec<usize> = (0..c).step_by(per).collect();
     if crate::backend::cpu::go_parallel(a.len()) {
@@ -132,6 +80,79 @@ fn channel_sums<const TWO: bool>(
     } else {
         firsts.into_iter().flat_map(slab).collect()
     }
+}
+
+/// [`channel_sums`] for one slab of consecutive `channels`. Always inlined,
+/// so that the copy [`vectorised`] picks compiles the loops with its
+/// instructions (a closure this size was not inlined there).
+#[inline(always)]
+fn slab_sums<const TWO: bool>(
+    a: &[f32],
+    b: &[f32],
+    (n, c, l): (usize, usize, usize),
+    m: &[f32],
+    channels: std::ops::Range<usize>,
+    f: &impl Fn(f32, f32, f32) -> (f32, f32),
+) -> Vec<(f64, f64)> {
+    let (first, end) = (channels.start, channels.end);
+    let row = c * l;
+    let (lo, hi) = (first * l, end * l);
+    let w = hi - lo;
+    // The subtrahend of every column: its channel's m.
+    let mc: Vec<f32> = (first..end)
+        .flat_map(|ch| std::iter::repeat_n(m[ch], l))
+        .collect();
+    let (mut t1, mut t2) = (vec![0.0f64; w], vec![0.0f64; w]);
+    let (mut s1, mut s2) = (vec![0.0f32; w], vec![0.0f32; w]);
+    let cols = |r: usize| {
+        (
+            &a[r * row + lo..r * row + hi],
+            &b[r * row + lo..r * row + hi],
+        )
+    };
+    for block in (0..n).step_by(ROW_BLOCK) {
+        let block_end = (block + ROW_BLOCK).min(n);
+        s1.fill(0.0);
+        s2.fill(0.0);
+        let mut r = block;
+        while r + 4 <= block_end {
+            let [(a0, b0), (a1, b1), (a2, b2), (a3, b3)] = [0, 1, 2, 3].map(|i| cols(r + i));
+            for j in 0..w {
+                let mj = mc[j];
+                let (p0, q0) = f(a0[j], b0[j], mj);
+                let (p1, q1) = f(a1[j], b1[j], mj);
+                let (p2, q2) = f(a2[j], b2[j], mj);
+                let (p3, q3) = f(a3[j], b3[j], mj);
+                s1[j] += (p0 + p1) + (p2 + p3);
+                if TWO {
+                    s2[j] += (q0 + q1) + (q2 + q3);
+                }
+            }
+            r += 4;
+        }
+        for r in r..block_end {
+            let (ar, br) = cols(r);
+            for j in 0..w {
+                let (p, q) = f(ar[j], br[j], mc[j]);
+                s1[j] += p;
+                if TWO {
+                    s2[j] += q;
+                }
+            }
+        }
+        for j in 0..w {
+            t1[j] += s1[j] as f64;
+            if TWO {
+                t2[j] += s2[j] as f64;
+            }
+        }
+    }
+    (0..end - first)
+        .map(|k| {
+            let cols = k * l..(k + 1) * l;
+            (t1[cols.clone()].iter().sum(), t2[cols].iter().sum())
+        })
+        .collect()
 }
 
 /// Per-channel mean and biased variance: the mean from the column sums,
@@ -172,28 +193,33 @@ fn map_by_channel(
     // of the row with the inputs and parameters (all C long), else plane by
     // plane by the zip of each plane with the inputs (all L long).
     unsafe {
-        fill_pieces(a.len(), row * rows_per_piece, |piece, out| {
-            let at = piece * row * rows_per_piece;
-            for (r, out_row) in out.chunks_mut(row).enumerate() {
-                let (ar, br) = (&a[at + r * row..][..row], &b[at + r * row..][..row]);
-                if l == 1 {
-                    let ps = p0.iter().zip(p1).zip(p2.iter().zip(p3));
-                    for ((o, (&x, &y)), ((&k0, &k1), (&k2, &k3))) in
-                        out_row.iter_mut().zip(ar.iter().zip(br)).zip(ps)
-                    {
-                        o.write(f(x, y, [k0, k1, k2, k3]));
+        fill_pieces(
+            a.len(),
+            row * rows_per_piece,
+            #[inline(always)]
+            |piece, out| {
+                let at = piece * row * rows_per_piece;
+                for (r, out_row) in out.chunks_mut(row).enumerate() {
+                    let (ar, br) = (&a[at + r * row..][..row], &b[at + r * row..][..row]);
+                    if l == 1 {
+                        let ps = p0.iter().zip(p1).zip(p2.iter().zip(p3));
+                        for ((o, (&x, &y)), ((&k0, &k1), (&k2, &k3))) in
+                            out_row.iter_mut().zip(ar.iter().zip(br)).zip(ps)
+                        {
+                            o.write(f(x, y, [k0, k1, k2, k3]));
+                        }
+                        continue;
                     }
-                    continue;
-                }
-                for (ch, plane) in out_row.chunks_mut(l).enumerate() {
-                    let k = [p0[ch], p1[ch], p2[ch], p3[ch]];
-                    let (ap, bp) = (&ar[ch * l..(ch + 1) * l], &br[ch * l..(ch + 1) * l]);
-                    for (o, (&x, &y)) in plane.iter_mut().zip(ap.iter().zip(bp)) {
-                        o.write(f(x, y, k));
+                    for (ch, plane) in out_row.chunks_mut(l).enumerate() {
+                        let k = [p0[ch], p1[ch], p2[ch], p3[ch]];
+                        let (ap, bp) = (&ar[ch * l..(ch + 1) * l], &br[ch * l..(ch + 1) * l]);
+                        for (o, (&x, &y)) in plane.iter_mut().zip(ap.iter().zip(bp)) {
+                            o.write(f(x, y, k));
+                        }
                     }
                 }
-            }
-        })
+            },
+        )
     }
 }
 
@@ -411,6 +437,35 @@ mod tests {
             crate::testing::assert_close(&got.0, &want.0, 1e-4, 1e-3, "dx");
             crate::testing::assert_close(&got.1, &want.1, 1e-3, 1e-3, "dgamma");
             crate::testing::assert_close(&got.2, &want.2, 1e-3, 1e-3, "dbeta");
+        }
+    }
+
+    /// Every vector level this CPU has gives the baseline's bits, for the
+    /// statistics (one and two sums), the normalisation and `dx`, on
+    /// planes of one value (vectorised across channels) and of many.
+    #[test]
+    fn every_vector_level_gives_the_baseline_bits() {
+        use crate::backend::cpu::simd::forced;
+        let d = Device::Cpu;
+        for shape in [vec![67, 300], vec![70, 7, 30, 30], vec![9, 5, 3, 3]] {
+            let c = shape[1];
+            let x = Tensor::randn(&shape, 0.3, 2.0, 31, &d);
+            let dy = Tensor::randn(&shape, 0.0, 1.0, 32, &d);
+            let w = Tensor::randn(&[c], 1.0, 0.3, 33, &d);
+            let b = Tensor::randn(&[c], 0.0, 0.3, 34, &d);
+            let runs = forced::at_every_level(|| {
+                let (mean, var) = x.channel_stats();
+                let y = x.normalize_scale_shift_relu(&mean, &var, &w, &b, 1e-5);
+                let r = var.add_scalar(1e-5).rsqrt();
+                let (dx, dg, db) = dy.batch_norm_backward(&x, &mean, &r, &w);
+                [mean, var, y, dx, dg, db].map(|t| t.to_vec())
+            });
+            for (isa, got) in &runs[1..] {
+                assert!(
+                    got == &runs[0].1,
+                    "{isa:?} differs from the baseline at {shape:?}"
+                );
+            }
         }
     }
 

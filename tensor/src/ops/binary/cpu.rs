@@ -7,6 +7,7 @@
 //! compiler vectorises (a `match` on the op inside the loop kept it scalar).
 
 use super::BinaryOp;
+use crate::backend::cpu::simd::vectorised;
 use crate::backend::cpu::{go_parallel, map, zip_map};
 use crate::Tensor;
 use ndarray::{ArrayViewMutD, IxDyn, Zip};
@@ -117,11 +118,16 @@ fn blockwise(
             rem /= lead[k];
         }
         let s = ss[at];
-        if small_is_b {
-            o.iter_mut().zip(x).for_each(|(o, &x)| *o = f(x, s));
-        } else {
-            o.iter_mut().zip(x).for_each(|(o, &x)| *o = f(s, x));
-        }
+        vectorised(
+            #[inline(always)]
+            || {
+                if small_is_b {
+                    o.iter_mut().zip(x).for_each(|(o, &x)| *o = f(x, s));
+                } else {
+                    o.iter_mut().zip(x).for_each(|(o, &x)| *o = f(s, x));
+                }
+            },
+        )
     };
     if go_parallel(out.len()) {
         use rayon::prelude::*;
@@ -241,6 +247,51 @@ mod tests {
         let dz = Tensor::from_vec(vec![1.5, f32::NAN, -2.0, 4.0], &[4], &d);
         let z = Tensor::from_vec(vec![0.5, 0.0, 3.0, -1.0], &[4], &d);
         assert_eq!(dz.where_positive(&z).to_vec(), vec![1.5, 0.0, -2.0, 0.0]);
+    }
+
+    /// Every vector level this CPU has gives the baseline's bits, for
+    /// every op on each path: equal shapes (large enough to run in
+    /// parallel pieces), a scalar, a per-channel operand on either side
+    /// (the blockwise runs) and a general broadcast; the inputs hold
+    /// zeros, negatives, a NaN and infinities.
+    #[test]
+    fn every_vector_level_gives_the_baseline_bits() {
+        use crate::backend::cpu::simd::forced;
+        let d = Device::Cpu;
+        let big = Tensor::randn(&[6, 8, 33, 33], 0.0, 2.0, 41, &d);
+        let mut special = Tensor::randn(&[6, 8, 33, 33], 0.0, 2.0, 42, &d).to_vec();
+        special[..5].copy_from_slice(&[0.0, -0.0, f32::NAN, f32::INFINITY, f32::NEG_INFINITY]);
+        let other = Tensor::from_vec(special, &[6, 8, 33, 33], &d);
+        let pairs = [
+            (big.clone(), other),
+            (big.clone(), Tensor::scalar(0.5, &d)),
+            (big.clone(), Tensor::randn(&[1, 8, 1, 1], 0.0, 1.0, 43, &d)),
+            (Tensor::randn(&[8, 1, 1], 0.0, 1.0, 44, &d), big.clone()),
+            (big, Tensor::randn(&[33], 0.0, 1.0, 45, &d)),
+        ];
+        let ops: [fn(&Tensor, &Tensor) -> Tensor; 11] = [
+            Tensor::add,
+            Tensor::sub,
+            Tensor::mul,
+            Tensor::div,
+            Tensor::maximum,
+            Tensor::minimum,
+            Tensor::gt,
+            Tensor::ge,
+            Tensor::eq,
+            Tensor::where_positive,
+            Tensor::add_relu,
+        ];
+        let bits = |t: Tensor| t.to_vec().iter().map(|v| v.to_bits()).collect::<Vec<u32>>();
+        let runs = forced::at_every_level(|| {
+            let all = pairs
+                .iter()
+                .flat_map(|(a, b)| ops.iter().map(move |op| op(a, b)));
+            all.map(bits).collect::<Vec<_>>()
+        });
+        for (isa, got) in &runs[1..] {
+            assert!(got == &runs[0].1, "{isa:?} differs from the baseline");
+        }
     }
 
     #[test]
