@@ -84,7 +84,7 @@ impl DeviceArgs {
         };
         // `open_for` checks the backends' settings through
         // `Device::from_name`; the candidates below are made directly.
-        tensor::ops::conv2d::winograd::check_setting().map_err(tensor::DeviceError::Setting)?;
+        Device::check_cpu_settings()?;
         let hardware = tensor::backend::gpu::adapters_summary()
             .iter()
             .filter(|a| a.hardware)

@@ -1094,30 +1094,38 @@ fn bad_input_is_named_without_a_panic() {
 
 #[test]
 fn a_mistyped_backend_setting_is_named_before_any_work() {
-    // BYOL_CPU_CONV picks the CPU's convolution algorithm; a typo must stop
-    // the command with the variable named, whether the device is named
-    // (BYOL_DEVICE=cpu) or chosen by `auto`, before the run folder exists.
+    // BYOL_CPU_CONV picks the CPU's convolution algorithm and BYOL_CPU_SIMD
+    // its vector instructions; a typo must stop the command with the
+    // variable named, whether the device is named (BYOL_DEVICE=cpu) or
+    // chosen by `auto`, before the run folder exists.
     let dir = temp("setting");
     let run = dir.join("r");
-    for device in [Some("cpu"), None] {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_byol"));
-        cmd.args(["pretrain", "--limit", "40", "--width", "2", "--epochs", "1"])
-            .args(["--out", s(&run)])
-            .env("BYOL_CPU_CONV", "wingrad");
-        match device {
-            Some(d) => cmd.env("BYOL_DEVICE", d),
-            None => cmd.env_remove("BYOL_DEVICE"),
-        };
-        let o = cmd.output().expect("the byol binary runs");
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(1), "device {device:?}\n{}", text(&o));
-        assert!(!err.contains("panicked"), "device {device:?}\n{}", text(&o));
-        assert!(
-            err.contains("BYOL_CPU_CONV=\"wingrad\"") && err.contains("'winograd', 'im2col'"),
-            "device {device:?}\n{}",
-            text(&o)
-        );
-        assert!(!run.exists(), "device {device:?}: the run folder was made");
+    let settings = [
+        ("BYOL_CPU_CONV", "wingrad", "'winograd', 'im2col'"),
+        ("BYOL_CPU_SIMD", "avx-512", "'baseline', 'avx2', 'avx512'"),
+    ];
+    for (var, value, choices) in settings {
+        for device in [Some("cpu"), None] {
+            let mut cmd = Command::new(env!("CARGO_BIN_EXE_byol"));
+            cmd.args(["pretrain", "--limit", "40", "--width", "2", "--epochs", "1"])
+                .args(["--out", s(&run)])
+                .env(var, value);
+            match device {
+                Some(d) => cmd.env("BYOL_DEVICE", d),
+                None => cmd.env_remove("BYOL_DEVICE"),
+            };
+            let o = cmd.output().expect("the byol binary runs");
+            let err = String::from_utf8_lossy(&o.stderr);
+            let case = format!("{var}, device {device:?}");
+            assert_eq!(o.status.code(), Some(1), "{case}\n{}", text(&o));
+            assert!(!err.contains("panicked"), "{case}\n{}", text(&o));
+            assert!(
+                err.contains(&format!("{var}=\"{value}\"")) && err.contains(choices),
+                "{case}\n{}",
+                text(&o)
+            );
+            assert!(!run.exists(), "{case}: the run folder was made");
+        }
     }
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -175,8 +175,7 @@ impl Device {
     /// settings, so that a mistyped value (or a vector level this CPU
     /// lacks) is an error here rather than a panic in the first kernel.
     pub fn from_name(name: &str) -> Result<Device, DeviceError> {
-        crate::ops::conv2d::winograd::check_setting().map_err(DeviceError::Setting)?;
-        crate::backend::cpu::simd::check_setting().map_err(DeviceError::Setting)?;
+        Device::check_cpu_settings()?;
         let lower = name.trim().to_ascii_lowercase();
         match lower.as_str() {
             "cpu" => Ok(Device::Cpu),
@@ -187,6 +186,15 @@ impl Device {
                 _ => Err(DeviceError::UnknownName(name.to_string())),
             },
         }
+    }
+
+    /// Checks the CPU backend's environment settings (`BYOL_CPU_CONV`,
+    /// `BYOL_CPU_SIMD`): an error names the variable, its value and the
+    /// choices. [`Device::from_name`] calls it; code that makes its devices
+    /// directly calls it before the first kernel.
+    pub fn check_cpu_settings() -> Result<(), DeviceError> {
+        crate::ops::conv2d::winograd::check_setting().map_err(DeviceError::Setting)?;
+        crate::backend::cpu::simd::check_setting().map_err(DeviceError::Setting)
     }
 
     /// The device `BYOL_DEVICE` names, `auto` when it is unset (checked
