@@ -133,8 +133,9 @@ pub struct Settings {
     /// each of brightness, contrast, saturation, hue) [default: 1]
     #[arg(long)]
     pub jitter: Option<f32>,
-    /// How the jitter changes brightness: additive (the paper's delta) or
-    /// multiplicative (torchvision's factor) [default: additive]
+    /// How the jitter changes brightness: multiplicative (torchvision's
+    /// factor; black stays black, measured better for small images) or
+    /// additive (the paper's delta) [default: multiplicative]
     #[arg(long, value_enum)]
     pub brightness: Option<BrightnessMode>,
     /// Seed of weights, shuffling and views [default: 0]
