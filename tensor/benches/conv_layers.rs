@@ -1,6 +1,8 @@
-//! The 3x3 stride-1 convolutions of a ResNet-18 on 28x28 images, layer by
-//! layer, with im2col + GEMM and with Winograd F(2x2, 3x3) side by side:
-//! the measurement behind [`tensor::ops::conv2d::CpuConv::for_layer`].
+//! The convolutions of a ResNet-18 on 28x28 images, layer by layer, with
+//! im2col + GEMM, Winograd F(2x2, 3x3) and the packed implicit GEMM
+//! (AVX-512) side by side: the 3x3 stride-1 layers, then the stride-2
+//! transitions (3x3, and the 1x1 shortcut): the measurement behind
+//! [`tensor::ops::conv2d::CpuConv::for_layer`].
 //!
 //! Run: `cargo bench -p tensor --bench conv_layers` (all threads;
 //! `-- --batch N` and `-- --width W` pick one batch size or base width,
@@ -33,25 +35,28 @@ fn main() {
     let widths = option(&args, "--width").map_or(vec![16, 64], |w| vec![w]);
     let dev = Device::Cpu;
     let p = Conv2dParams::new(1, 1);
+    let packed = tensor::ops::conv2d::packed::available();
+    let cell = |t: Option<f64>| t.map_or(format!("{:>8}", "-"), |t| format!("{t:8.2}"));
     println!(
-        "3x3 stride-1 layers of a ResNet-18 on 28x28, batch {batch}, {} threads (ms per call)",
-        rayon::current_num_threads()
+        "3x3 stride-1 layers of a ResNet-18 on 28x28, batch {batch}, {} threads (ms per call; \
+         packed needs AVX-512{})",
+        rayon::current_num_threads(),
+        if packed { "" } else { ", which this CPU lacks" }
     );
     println!(
-        "{:>8} {:>6} | {:>8} {:>8} {:>6} | {:>8} {:>8} {:>6} | {:>8} {:>8} {:>6} | chosen",
+        "{:>8} {:>6} | {:>8} {:>8} {:>8} | {:>8} {:>8} {:>8} | {:>8} {:>8} | chosen",
         "channels",
         "plane",
         "fwd i2c",
         "fwd wino",
-        "ratio",
+        "fwd pack",
         "dx i2c",
         "dx wino",
-        "ratio",
+        "dx pack",
         "dw i2c",
-        "dw wino",
-        "ratio"
+        "dw wino"
     );
-    for width in widths {
+    for &width in &widths {
         for (stage, hw) in [28usize, 14, 7, 4].into_iter().enumerate() {
             let c = width << stage;
             let x = Tensor::randn(&[batch, c, hw, hw], 0.0, 1.0, 1, &dev);
@@ -71,16 +76,52 @@ fn main() {
                 })
             };
             let (fi, fw) = (forward(CpuConv::Im2col), forward(CpuConv::Winograd));
+            let fp = packed.then(|| forward(CpuConv::Packed));
             let (bi, bw) = (input_grad(CpuConv::Im2col), input_grad(CpuConv::Winograd));
+            let bp = packed.then(|| input_grad(CpuConv::Packed));
             let (wi, ww) = (weight_grad(CpuConv::Im2col), weight_grad(CpuConv::Winograd));
             let g = ConvGeometry::new(x.shape(), w.shape(), p, "bench");
             println!(
-                "{c:>8} {:>6} | {fi:8.2} {fw:8.2} {:6.2} | {bi:8.2} {bw:8.2} {:6.2} | \
-                 {wi:8.2} {ww:8.2} {:6.2} | {:?}",
+                "{c:>8} {:>6} | {fi:8.2} {fw:8.2} {} | {bi:8.2} {bw:8.2} {} | {wi:8.2} {ww:8.2} | {:?}",
                 format!("{hw}x{hw}"),
-                fi / fw,
-                bi / bw,
-                wi / ww,
+                cell(fp),
+                cell(bp),
+                CpuConv::for_layer(&g)
+            );
+        }
+    }
+    // The stage transitions: 3x3 stride 2 from C channels on a plane twice
+    // as large to 2C, and the 1x1 stride-2 shortcut beside it (Winograd
+    // does not apply).
+    println!("stride-2 layers (input plane, channels in -> out), forward and input gradient");
+    println!(
+        "{:>16} {:>6} | {:>8} {:>8} | {:>8} | chosen",
+        "layer", "plane", "fwd i2c", "fwd pack", "dx i2c"
+    );
+    for &width in &widths {
+        for ((stage, hw), k) in [28usize, 14, 7]
+            .into_iter()
+            .enumerate()
+            .flat_map(|s| [(s, 3), (s, 1)])
+        {
+            let c = width << stage;
+            let p2 = Conv2dParams::new(2, k / 2);
+            let x = Tensor::randn(&[batch, c, hw, hw], 0.0, 1.0, 1, &dev);
+            let w = Tensor::randn(&[2 * c, c, k, k], 0.0, 0.05, 2, &dev);
+            let g = ConvGeometry::new(x.shape(), w.shape(), p2, "bench");
+            let dy = Tensor::randn(&[batch, 2 * c, g.oh, g.ow], 0.0, 1.0, 3, &dev);
+            let forward = |a| millis(|| drop(std::hint::black_box(conv2d_cpu_with(&x, &w, p2, a))));
+            let fi = forward(CpuConv::Im2col);
+            let fp = packed.then(|| forward(CpuConv::Packed));
+            let bi = millis(|| {
+                let dx = conv2d_backward_input_cpu_with(&dy, &w, x.shape(), p2, CpuConv::Im2col);
+                drop(std::hint::black_box(dx))
+            });
+            println!(
+                "{:>16} {:>6} | {fi:8.2} {} | {bi:8.2} | {:?}",
+                format!("{k}x{k} {c} -> {}", 2 * c),
+                format!("{hw}x{hw}"),
+                cell(fp),
                 CpuConv::for_layer(&g)
             );
         }

@@ -193,7 +193,7 @@ impl Device {
     /// choices. [`Device::from_name`] calls it; code that makes its devices
     /// directly calls it before the first kernel.
     pub fn check_cpu_settings() -> Result<(), DeviceError> {
-        crate::ops::conv2d::winograd::check_setting().map_err(DeviceError::Setting)?;
+        crate::ops::conv2d::check_setting().map_err(DeviceError::Setting)?;
         crate::backend::cpu::simd::check_setting().map_err(DeviceError::Setting)
     }
 

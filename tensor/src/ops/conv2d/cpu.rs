@@ -17,6 +17,7 @@
 //! layout).
 
 use super::im2col::{col2im, im2col};
+use super::packed;
 use super::winograd::Winograd;
 use super::{ConvGeometry, CpuConv};
 use crate::backend::cpu::gemm::{matmul_into, MatRef};
@@ -118,7 +119,8 @@ fn for_each_group(
 }
 
 /// `y_n = W · im2col(x_n)` for every image (a group's images in one
-/// product), or Winograd's `Aᵀ[U ⊙ V]A` where `algorithm` says so.
+/// product), or Winograd's `Aᵀ[U ⊙ V]A`, or the packed implicit GEMM, where
+/// `algorithm` says so.
 pub fn forward(x: &Tensor, w: &Tensor, g: &ConvGeometry, algorithm: CpuConv) -> Vec<f32> {
     let (xs, ws) = (x.cpu_slice("conv2d"), w.cpu_slice("conv2d"));
     let (k, p) = (g.col_rows(), g.positions());
@@ -127,6 +129,9 @@ pub fn forward(x: &Tensor, w: &Tensor, g: &ConvGeometry, algorithm: CpuConv) -> 
     let mut out = vec![0.0f32; g.n * g.o * p];
     if out.is_empty() {
         return out;
+    }
+    if algorithm == CpuConv::Packed {
+        return packed::forward(xs, ws, g);
     }
     if algorithm == CpuConv::Winograd {
         let wg = Winograd::forward(g, ws);
@@ -191,12 +196,18 @@ pub fn forward(x: &Tensor, w: &Tensor, g: &ConvGeometry, algorithm: CpuConv) -> 
 }
 
 /// `dx_n = col2im(Wᵀ · dy_n)` for every image (a group's images in one
-/// product), or with Winograd where `algorithm` says so.
+/// product), or with Winograd where `algorithm` says so, or (packed, stride
+/// 1) as the forward convolution of `dy` with the turned kernel.
 pub fn backward_input(gy: &Tensor, w: &Tensor, g: &ConvGeometry, algorithm: CpuConv) -> Vec<f32> {
     let (gys, ws) = (
         gy.cpu_slice("conv2d_backward_input"),
         w.cpu_slice("conv2d_backward_input"),
     );
+    if algorithm == CpuConv::Packed {
+        if let Some(dx) = packed::input_gradient(gys, ws, g) {
+            return dx;
+        }
+    }
     let (k, p) = (g.col_rows(), g.positions());
     let image = g.c * g.h * g.w;
     let group = group_size(g);

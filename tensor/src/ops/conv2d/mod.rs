@@ -27,6 +27,7 @@
 mod cpu;
 mod gpu;
 pub mod im2col;
+pub mod packed;
 pub mod winograd;
 
 use crate::{Storage, Tensor};
@@ -146,24 +147,85 @@ pub enum CpuConv {
     Im2col,
     /// Winograd F(2x2, 3x3), for 3x3 stride-1 layers ([`winograd`]).
     Winograd,
+    /// The implicit GEMM of [`packed`] (AVX-512): the forward pass, and the
+    /// input gradient of stride-1 layers; the weight gradient on im2col.
+    Packed,
 }
 
 impl CpuConv {
     /// The algorithm [`Tensor::conv2d`] and its two gradients use for a
-    /// layer: Winograd where [`winograd::chosen`] says it pays, else im2col.
+    /// layer: Winograd where it applies and [`winograd::pays`], else the
+    /// packed implicit GEMM where it applies and [`packed::pays`], else
+    /// im2col (the rules fit the `conv_layers` benchmark). `BYOL_CPU_CONV`
+    /// forces one on every layer it applies to (im2col elsewhere).
     pub fn for_layer(g: &ConvGeometry) -> CpuConv {
-        if winograd::chosen(g) {
+        let forced = setting().as_ref().unwrap_or_else(|why| panic!("{why}"));
+        let (winograd, packed) = match forced {
+            Some(CpuConv::Im2col) => (false, false),
+            Some(CpuConv::Winograd) => (winograd::applies(g), false),
+            Some(CpuConv::Packed) => (false, packed::applies(g)),
+            None => (
+                winograd::applies(g) && winograd::pays(g),
+                packed::applies(g) && packed::pays(g),
+            ),
+        };
+        if winograd {
             CpuConv::Winograd
+        } else if packed {
+            CpuConv::Packed
         } else {
             CpuConv::Im2col
         }
     }
 }
 
+/// What a value of `BYOL_CPU_CONV` asks for: `Some(algorithm)`, or `None`
+/// (unset, empty or `auto`) to choose by shape; an unknown value is an
+/// error naming the variable and the choices, and so is `packed` on a CPU
+/// (or a `BYOL_CPU_SIMD` level) without AVX-512.
+fn parse_setting(value: Option<&str>, avx512: bool) -> Result<Option<CpuConv>, String> {
+    match value.map(str::trim) {
+        None | Some("") | Some("auto") => Ok(None),
+        Some("winograd") => Ok(Some(CpuConv::Winograd)),
+        Some("im2col") => Ok(Some(CpuConv::Im2col)),
+        Some("packed") if avx512 => Ok(Some(CpuConv::Packed)),
+        Some("packed") => Err(
+            "BYOL_CPU_CONV=\"packed\": the packed convolution needs AVX-512, \
+             which this CPU (or the BYOL_CPU_SIMD level) does not give; ask for 'im2col', \
+             'winograd' or 'auto', or unset it"
+                .to_string(),
+        ),
+        Some(v) => Err(format!(
+            "BYOL_CPU_CONV={v:?}: expected 'winograd', 'im2col', 'packed' or 'auto' (or unset \
+             it to choose by layer shape)"
+        )),
+    }
+}
+
+/// `BYOL_CPU_CONV`, read and checked once.
+fn setting() -> &'static Result<Option<CpuConv>, String> {
+    static SETTING: std::sync::OnceLock<Result<Option<CpuConv>, String>> =
+        std::sync::OnceLock::new();
+    SETTING.get_or_init(|| {
+        let value = std::env::var("BYOL_CPU_CONV").ok();
+        let avx512 = crate::backend::cpu::simd::check_setting().is_ok() && packed::available();
+        parse_setting(value.as_deref(), avx512)
+    })
+}
+
+/// Whether `BYOL_CPU_CONV` holds a value this CPU can honour; the error
+/// names the variable and the choices. [`crate::Device::from_name`] checks
+/// it, so a program that opens its device that way reports a typo before
+/// any work (a convolution run without that check panics with the same
+/// message).
+pub fn check_setting() -> Result<(), String> {
+    setting().as_ref().map(|_| ()).map_err(Clone::clone)
+}
+
 /// [`Tensor::conv2d`] on the CPU with the algorithm named, whatever
 /// [`CpuConv::for_layer`] would choose: for benchmarks and tests that
-/// compare the two. Panics for a GPU tensor or when Winograd does not
-/// [`winograd::applies`] to the layer.
+/// compare them. Panics for a GPU tensor or when the algorithm does not
+/// apply to the layer ([`winograd::applies`], [`packed::applies`]).
 pub fn conv2d_cpu_with(x: &Tensor, w: &Tensor, params: Conv2dParams, algorithm: CpuConv) -> Tensor {
     let g = ConvGeometry::new(x.shape(), w.shape(), params, "conv2d");
     check_cpu_algorithm(&g, algorithm);
@@ -203,7 +265,15 @@ pub fn conv2d_backward_weight_cpu_with(
 
 fn check_cpu_algorithm(g: &ConvGeometry, algorithm: CpuConv) {
     assert!(
-        algorithm == CpuConv::Im2col || winograd::applies(g),
+        algorithm != CpuConv::Packed || packed::applies(g),
+        "conv2d: the packed convolution needs AVX-512 (BYOL_CPU_SIMD at 'avx512') and a \
+         layer that is not 1x1 stride 1, got {}x{} stride {:?}",
+        g.kh,
+        g.kw,
+        g.params.stride
+    );
+    assert!(
+        algorithm != CpuConv::Winograd || winograd::applies(g),
         "conv2d: Winograd F(2x2, 3x3) needs a 3x3 kernel, stride 1 and padding at most 2, \
          got {}x{} stride {:?} padding {:?}",
         g.kh,
@@ -293,5 +363,65 @@ impl Tensor {
             g.oh,
             g.ow
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_setting_accepts_the_four_choices_and_names_a_typo() {
+        assert_eq!(parse_setting(None, true), Ok(None));
+        assert_eq!(parse_setting(Some(" "), true), Ok(None));
+        assert_eq!(parse_setting(Some("auto"), false), Ok(None));
+        assert_eq!(
+            parse_setting(Some("winograd"), false),
+            Ok(Some(CpuConv::Winograd))
+        );
+        assert_eq!(
+            parse_setting(Some("im2col "), false),
+            Ok(Some(CpuConv::Im2col))
+        );
+        assert_eq!(
+            parse_setting(Some("packed"), true),
+            Ok(Some(CpuConv::Packed))
+        );
+        let why = parse_setting(Some("packed"), false).unwrap_err();
+        assert!(
+            why.contains("needs AVX-512") && why.contains("'auto'"),
+            "{why}"
+        );
+        let why = parse_setting(Some("wingrad"), true).unwrap_err();
+        assert!(
+            why.starts_with("BYOL_CPU_CONV=\"wingrad\": expected 'winograd', 'im2col', 'packed'")
+        );
+    }
+
+    /// Unforced, a 128-channel layer on 4x4 planes runs packed where the
+    /// CPU has AVX-512, a 16-channel one on 28x28 on im2col, a 64-channel
+    /// 14x14 one on Winograd.
+    #[test]
+    fn each_layer_gets_the_algorithm_its_shape_calls_for() {
+        if setting() != &Ok(None) {
+            eprintln!("skipped: BYOL_CPU_CONV is set");
+            return;
+        }
+        let g = |c: usize, side: usize| {
+            ConvGeometry::new(
+                &[2, c, side, side],
+                &[c, c, 3, 3],
+                Conv2dParams::new(1, 1),
+                "t",
+            )
+        };
+        let deep = if packed::available() {
+            CpuConv::Packed
+        } else {
+            CpuConv::Im2col
+        };
+        assert_eq!(CpuConv::for_layer(&g(128, 4)), deep);
+        assert_eq!(CpuConv::for_layer(&g(16, 28)), CpuConv::Im2col);
+        assert_eq!(CpuConv::for_layer(&g(64, 14)), CpuConv::Winograd);
     }
 }

@@ -55,15 +55,14 @@
 //! Where it pays: the transforms are memory-bound passes over `4·C` values
 //! per output position in and `4·O` out, against im2col's `9·C`; the GEMMs
 //! have `C` as their inner dimension instead of `9·C`, which hurts when `C`
-//! is small. [`chosen`] picks it by shape (see `MIN_CHANNELS` and `SMALL_PLANE`).
-//! `BYOL_CPU_CONV=im2col|winograd` overrides the choice for every 3x3
-//! stride-1 layer, for measuring one against the other.
+//! is small. [`super::CpuConv::for_layer`] picks it by shape ([`pays`]).
+//! `BYOL_CPU_CONV=winograd` forces it on every 3x3 stride-1 layer, for
+//! measuring one algorithm against another.
 //!
 //! (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2016.)
 
 use super::ConvGeometry;
 use crate::backend::cpu::gemm::{matmul_into, MatRef};
-use std::sync::OnceLock;
 
 /// Layers with fewer input or output channels than this run on
 /// im2col + GEMM: what the GEMMs save grows with `C·O` per position, what
@@ -95,48 +94,11 @@ pub fn applies(g: &ConvGeometry) -> bool {
         && g.params.padding[1] <= 2
 }
 
-/// What a value of `BYOL_CPU_CONV` asks for: `Some(true)` for winograd,
-/// `Some(false)` for im2col, `None` (unset, empty or `auto`) to choose by
-/// shape; an unknown value is an error naming the variable and the choices.
-fn parse_setting(value: Option<&str>) -> Result<Option<bool>, String> {
-    match value.map(str::trim) {
-        None | Some("") | Some("auto") => Ok(None),
-        Some("winograd") => Ok(Some(true)),
-        Some("im2col") => Ok(Some(false)),
-        Some(v) => Err(format!(
-            "BYOL_CPU_CONV={v:?}: expected 'winograd', 'im2col' or 'auto' (or unset it to \
-             choose by layer shape)"
-        )),
-    }
-}
-
-/// `BYOL_CPU_CONV`, read once.
-fn setting() -> &'static Result<Option<bool>, String> {
-    static SETTING: OnceLock<Result<Option<bool>, String>> = OnceLock::new();
-    SETTING.get_or_init(|| parse_setting(std::env::var("BYOL_CPU_CONV").ok().as_deref()))
-}
-
-/// Whether `BYOL_CPU_CONV` holds a value this module knows; the error names
-/// the variable and the choices. [`crate::Device::from_name`] checks it, so
-/// a program that opens its device that way reports a typo before any
-/// work (a convolution run without that check panics with the same
-/// message).
-pub fn check_setting() -> Result<(), String> {
-    setting().as_ref().map(|_| ()).map_err(Clone::clone)
-}
-
-/// Whether the CPU runs this convolution (forward and both gradients) with
-/// Winograd, unless `BYOL_CPU_CONV` says otherwise: it [`applies`], both
-/// channel counts reach `MIN_CHANNELS`, and small planes have at least
+/// Whether Winograd pays for a layer it [`applies`] to: both channel
+/// counts reach `MIN_CHANNELS`, and small planes have at least
 /// `MIN_CHANNELS_SMALL_PLANE` (the rule that fits the `conv_layers`
 /// benchmark's layer-by-layer timings of a ResNet-18 at widths 16 and 64).
-pub fn chosen(g: &ConvGeometry) -> bool {
-    let forced = setting().as_ref().unwrap_or_else(|why| panic!("{why}"));
-    applies(g) && forced.unwrap_or_else(|| pays(g))
-}
-
-/// The shape rule of [`chosen`].
-fn pays(g: &ConvGeometry) -> bool {
+pub fn pays(g: &ConvGeometry) -> bool {
     let channels = g.c.min(g.o);
     let side = g.oh.min(g.ow);
     channels >= MIN_CHANNELS && (side >= SMALL_PLANE || channels >= MIN_CHANNELS_SMALL_PLANE)
@@ -734,17 +696,6 @@ mod tests {
         for (c, side) in [(64, 28), (128, 14), (256, 7), (512, 4)] {
             assert!(pays(&g(c, side)), "{c} channels, {side}x{side}");
         }
-    }
-
-    #[test]
-    fn the_setting_accepts_the_three_choices_and_names_a_typo() {
-        assert_eq!(parse_setting(None), Ok(None));
-        assert_eq!(parse_setting(Some(" ")), Ok(None));
-        assert_eq!(parse_setting(Some("auto")), Ok(None));
-        assert_eq!(parse_setting(Some("winograd")), Ok(Some(true)));
-        assert_eq!(parse_setting(Some("im2col ")), Ok(Some(false)));
-        let why = parse_setting(Some("wingrad")).unwrap_err();
-        assert!(why.starts_with("BYOL_CPU_CONV=\"wingrad\": expected 'winograd', 'im2col'"));
     }
 
     #[test]

@@ -1,0 +1,478 @@
+//! The convolution as an implicit GEMM on AVX-512: the column matrix is
+//! never written out; its values are gathered from the images straight
+//! into the small packed panels the multiply kernel reads.
+//!
+//! **What it replaces.** The im2col path ([`super::cpu`]) copies every
+//! image into a column matrix (`C·KH·KW` rows, one column per output
+//! position), then the `gemm` crate copies that matrix once more into its
+//! packed panels before multiplying. On the deep layers of a ResNet on
+//! small images (7x7 and 4x4 planes) those two copies, many of them a few
+//! values long, and the copy of a group's product back into the images are
+//! a large share of the layer's time (the `conv_layers` benchmark). Here
+//! the panel is the only copy.
+//!
+//! **The product.** With `K = C·KH·KW`, `k = (c·KH + a)·KW + b`, and the
+//! output positions of the whole batch numbered `t = image·P + i·OW + j`:
+//!
+//! ```text
+//! y[image, o, i, j] = Σ_k  W[o, k] · X[k, t]
+//! X[k, t]           = x[image, c, s·i + a - p_h, s·j + b - p_w]   (0 outside the image)
+//! ```
+//!
+//! The positions go in panels of [`PANEL`] (four vectors of 16), which may
+//! span several images (a 4x4 plane has 16 positions: one panel holds four
+//! images). For each panel and each chunk of [`KC`] values of `k`, the
+//! panel `X[k0..k0+KC, t0..t0+64]` (32 KB, in the L1 cache) is gathered
+//! from the images: per `k` four masked gathers, lane `l` reading
+//! `base[l] + offset(c, a, b)`, where `base[l]` is the image and input
+//! position of output `t0 + l` and the mask says whether the tap falls
+//! inside the image (outside, the lane is 0, which is the padding). Then
+//! for each block of [`NR`] output channels the kernel multiplies the
+//! weights' packed `KC x 6` block into the panel: 24 vector accumulators
+//! (6 channels x 64 positions), one broadcast weight and four loads per
+//! `k`. The accumulators go to a staging block `[O, 64]`, added to it after
+//! the first chunk; when the panel's last chunk is done the block is copied
+//! out to the images.
+//!
+//! **Where it runs.** Only on a CPU with AVX-512 (and only at the
+//! `BYOL_CPU_SIMD` level `avx512`, the default there); elsewhere the
+//! im2col path runs. [`super::CpuConv::for_layer`] picks it by shape,
+//! from the `conv_layers` benchmark. The input gradient of a stride-1
+//! layer is a forward convolution of the output gradient (the kernel turned
+//! half a turn, its channels swapped), so it runs here too; the weight
+//! gradient stays on im2col.
+
+use super::ConvGeometry;
+use crate::backend::cpu::simd::{self, Isa};
+use rayon::prelude::*;
+
+/// Output positions per panel: four vectors of 16 `f32`.
+pub const PANEL: usize = 64;
+/// Output channels per kernel call (the panel's 4 vectors x 6 channels =
+/// 24 accumulators, of the 32 vector registers).
+pub const NR: usize = 6;
+/// Values of the inner dimension per panel chunk: `KC x PANEL` floats,
+/// 32 KB, stays in the L1 cache while every channel block reads it.
+pub const KC: usize = 128;
+
+/// Whether this CPU (and the `BYOL_CPU_SIMD` setting) runs the packed
+/// kernels.
+pub fn available() -> bool {
+    simd::active() == Isa::Avx512
+}
+
+/// Whether the packed forward pass computes this convolution: the CPU has
+/// AVX-512, the layer is not a 1x1 stride-1 product (that one is a plain
+/// GEMM on the images already), and the gather offsets of a panel's
+/// images fit in 32 bits.
+pub fn applies(g: &ConvGeometry) -> bool {
+    let image = g.c * g.h * g.w;
+    available() && !g.is_pointwise() && image.saturating_mul(PANEL + 1) < i32::MAX as usize
+}
+
+/// Whether the packed convolution is faster than im2col for a layer it
+/// [`applies`] to (where Winograd does not pay; see
+/// [`super::CpuConv::for_layer`]): output planes of at most 64 positions
+/// (8x8; a panel then spans whole images, where im2col's copies and the
+/// copy of a group's product back into the images cost most), a kernel
+/// larger than 1x1, at least 32 input channels and at most 128·128 weights
+/// per tap (beyond, the product dominates the copies). From the
+/// `conv_layers` benchmark on a ResNet-18 at widths 16 and 64, and the BYOL
+/// step: faster than im2col on such layers, forward and input gradient; on
+/// 1x1 stride-2 layers, larger planes and the wider stride-2 layers of
+/// width 64 even or slower.
+pub fn pays(g: &ConvGeometry) -> bool {
+    g.positions() <= 64 && g.kh * g.kw > 1 && g.c >= 32 && g.c * g.o <= 128 * 128
+}
+
+/// The weights in the order the kernel reads them: for each chunk of
+/// `KC` values of `k`, for each block of `NR` output channels, `kc` rows
+/// of `NR` (channels past `O` are zero).
+fn pack_weights(ws: &[f32], o: usize, k: usize) -> Vec<f32> {
+    let blocks = o.div_ceil(NR);
+    let mut packed = Vec::with_capacity(blocks * NR * k);
+    for k0 in (0..k).step_by(KC) {
+        let kc = (k - k0).min(KC);
+        for b in 0..blocks {
+            for kk in 0..kc {
+                for i in 0..NR {
+                    let oi = b * NR + i;
+                    packed.push(if oi < o { ws[oi * k + k0 + kk] } else { 0.0 });
+                }
+            }
+        }
+    }
+    packed
+}
+
+/// Where each lane of a panel reads and writes.
+struct Lanes {
+    /// Offset, from the panel's first image, of input position
+    /// `(s·i, s·j)` in channel 0 of the lane's image.
+    base: [i32; PANEL],
+    /// Offset in the output run of the lane's `y[image, 0, i, j]`.
+    out: [usize; PANEL],
+    /// Per kernel tap `(a, b)` and vector, the lanes whose tap falls inside
+    /// the image.
+    masks: Vec<[u16; PANEL / 16]>,
+    /// Lanes that are output positions (the batch's last panel may be
+    /// short).
+    count: usize,
+    /// Per vector, whether `base` rises by one from lane to lane (as on a
+    /// stride-1 layer whose output plane is as wide as its input): then
+    /// every tap reads 16 consecutive values, and a masked load replaces
+    /// the gather.
+    consecutive: [bool; PANEL / 16],
+}
+
+impl Lanes {
+    /// The lanes of the panel starting at position `t0` of a run of
+    /// `total` positions, relative to image `first` of the run.
+    fn new(g: &ConvGeometry, t0: usize, total: usize) -> (Lanes, usize) {
+        let p = g.positions();
+        let [s_h, s_w] = g.params.stride;
+        let [p_h, p_w] = g.params.padding;
+        let first = t0 / p;
+        let taps = g.kh * g.kw;
+        const _: () = assert!(PANEL == 64, "lane masks are u64");
+        let mut lanes = Lanes {
+            base: [0; PANEL],
+            out: [0; PANEL],
+            masks: vec![[0u16; PANEL / 16]; taps],
+            count: (total - t0).min(PANEL),
+            consecutive: [false; PANEL / 16],
+        };
+        // Per lane, which kernel rows `a` and columns `b` fall inside the
+        // image, as bit masks over the lanes; tap (a, b)'s mask is the AND.
+        let mut rows = vec![0u64; g.kh];
+        let mut cols = vec![0u64; g.kw];
+        let (mut image, mut i, mut j) = (first, (t0 % p) / g.ow, (t0 % p) % g.ow);
+        for l in 0..lanes.count {
+            let (row, col) = (s_h * i, s_w * j);
+            lanes.base[l] = ((image - first) * g.c * g.h * g.w + row * g.w + col) as i32;
+            lanes.out[l] = image * g.o * p + i * g.ow + j;
+            for (a, m) in rows.iter_mut().enumerate() {
+                if (row + a).checked_sub(p_h).is_some_and(|r| r < g.h) {
+                    *m |= 1 << l;
+                }
+            }
+            for (b, m) in cols.iter_mut().enumerate() {
+                if (col + b).checked_sub(p_w).is_some_and(|c| c < g.w) {
+                    *m |= 1 << l;
+                }
+            }
+            j += 1;
+            if j == g.ow {
+                (i, j) = (i + 1, 0);
+                if i == g.oh {
+                    (image, i) = (image + 1, 0);
+                }
+            }
+        }
+        for (a, row) in rows.iter().enumerate() {
+            for (b, col) in cols.iter().enumerate() {
+                let both = row & col;
+                for (v, mask) in lanes.masks[a * g.kw + b].iter_mut().enumerate() {
+                    *mask = (both >> (16 * v)) as u16;
+                }
+            }
+        }
+        for v in 0..PANEL / 16 {
+            let run = &lanes.base[16 * v..16 * (v + 1)];
+            lanes.consecutive[v] =
+                16 * (v + 1) <= lanes.count && run.windows(2).all(|pair| pair[1] == pair[0] + 1);
+        }
+        (lanes, first)
+    }
+}
+
+/// `y = conv(x, w)` for a run of whole images `xs` (`[n, C, H, W]`) into
+/// `y` (`[n, O, OH, OW]`), one thread; `packed` from [`pack_weights`].
+/// Compiled for AVX-512 so that the gathers and the kernel inline into it.
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f"))]
+unsafe fn run(xs: &[f32], packed: &[f32], g: &ConvGeometry, y: &mut [f32]) {
+    let (p, k, taps) = (g.positions(), g.col_rows(), g.kh * g.kw);
+    let image = g.c * g.h * g.w;
+    let total = y.len() / g.o;
+    let blocks = g.o.div_ceil(NR);
+    let mut panel = vec![0.0f32; KC * PANEL];
+    let mut staging = vec![0.0f32; blocks * NR * PANEL];
+    // offset(c, a, b) of every k: where tap (a, b) of channel c reads,
+    // from input position (s·i, s·j) of channel 0.
+    let offsets: Vec<i32> = (0..k)
+        .map(|kk| {
+            let (c, tap) = (kk / taps, kk % taps);
+            let (a, b) = (tap / g.kw, tap % g.kw);
+            (c * g.h * g.w) as i32
+                + (a as i32 - g.params.padding[0] as i32) * g.w as i32
+                + (b as i32 - g.params.padding[1] as i32)
+        })
+        .collect();
+    for t0 in (0..total).step_by(PANEL) {
+        let (lanes, first) = Lanes::new(g, t0, total);
+        let from = &xs[first * image..];
+        for k0 in (0..k).step_by(KC) {
+            let kc = (k - k0).min(KC);
+            for kk in 0..kc {
+                let tap = (k0 + kk) % taps;
+                let dst = &mut panel[kk * PANEL..(kk + 1) * PANEL];
+                // SAFETY: `applies` checked AVX-512; a lane reads only where
+                // its mask is set, which `Lanes::new` set only for taps
+                // inside an image of this run.
+                unsafe { gather(from, &lanes, offsets[k0 + kk], &lanes.masks[tap], dst) };
+            }
+            let weights = &packed[k0 * blocks * NR..];
+            for b in 0..blocks {
+                let w = &weights[b * kc * NR..(b + 1) * kc * NR];
+                let out = &mut staging[b * NR * PANEL..(b + 1) * NR * PANEL];
+                // SAFETY: AVX-512 checked; the slices hold kc·NR, kc·PANEL
+                // and NR·PANEL values.
+                unsafe { kernel(kc, w, &panel, out, k0 > 0) };
+            }
+        }
+        for o in 0..g.o {
+            let row = &staging[o * PANEL..o * PANEL + lanes.count];
+            for (l, &v) in row.iter().enumerate() {
+                y[lanes.out[l] + o * p] = v;
+            }
+        }
+    }
+}
+
+/// `dst[l] = src[base[l] + offset]` where the lane's mask bit is set, else
+/// 0: a masked load for a vector of consecutive lanes, else a gather.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn gather(src: &[f32], lanes: &Lanes, offset: i32, masks: &[u16; 4], dst: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let off = _mm512_set1_epi32(offset);
+    for (v, &mask) in masks.iter().enumerate() {
+        let got = if lanes.consecutive[v] {
+            // Masked-off lanes are not read (no fault), so the address may
+            // point before or past the image for them.
+            let at = src
+                .as_ptr()
+                .wrapping_offset((lanes.base[16 * v] + offset) as isize);
+            _mm512_maskz_loadu_ps(mask, at)
+        } else {
+            let idx = _mm512_add_epi32(
+                _mm512_loadu_si512(lanes.base.as_ptr().add(16 * v).cast()),
+                off,
+            );
+            _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), mask, idx, src.as_ptr().cast())
+        };
+        _mm512_storeu_ps(dst.as_mut_ptr().add(16 * v), got);
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn gather(_: &[f32], _: &Lanes, _: i32, _: &[u16; 4], _: &mut [f32]) {
+    unreachable!("the packed convolution runs only on x86-64 with AVX-512")
+}
+
+/// `out[i, l] (+)= Σ_kk w[kk, i] · panel[kk, l]` for the `NR x PANEL`
+/// block: `w` is `kc x NR`, `panel` is `kc x PANEL`, `out` is `NR x PANEL`;
+/// `add` adds onto `out` instead of overwriting it.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn kernel(kc: usize, w: &[f32], panel: &[f32], out: &mut [f32], add: bool) {
+    use std::arch::x86_64::*;
+    let mut acc = [[_mm512_setzero_ps(); 4]; NR];
+    let (w, x) = (w.as_ptr(), panel.as_ptr());
+    for kk in 0..kc {
+        let row = x.add(kk * PANEL);
+        let v = [
+            _mm512_loadu_ps(row),
+            _mm512_loadu_ps(row.add(16)),
+            _mm512_loadu_ps(row.add(32)),
+            _mm512_loadu_ps(row.add(48)),
+        ];
+        for (i, acc) in acc.iter_mut().enumerate() {
+            let wi = _mm512_set1_ps(*w.add(kk * NR + i));
+            for (a, v) in acc.iter_mut().zip(v) {
+                *a = _mm512_fmadd_ps(wi, v, *a);
+            }
+        }
+    }
+    for (i, acc) in acc.iter().enumerate() {
+        for (v, a) in acc.iter().enumerate() {
+            let at = out.as_mut_ptr().add(i * PANEL + 16 * v);
+            let sum = if add {
+                _mm512_add_ps(*a, _mm512_loadu_ps(at))
+            } else {
+                *a
+            };
+            _mm512_storeu_ps(at, sum);
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn kernel(_: usize, _: &[f32], _: &[f32], _: &mut [f32], _: bool) {
+    unreachable!("the packed convolution runs only on x86-64 with AVX-512")
+}
+
+/// The forward convolution of geometry `g`: `xs` is `[N, C, H, W]`, `ws`
+/// is `[O, C, KH, KW]`; returns `[N, O, OH, OW]`. The batch is split into
+/// one run of whole images per thread. Panics unless [`applies`].
+pub fn forward(xs: &[f32], ws: &[f32], g: &ConvGeometry) -> Vec<f32> {
+    assert!(
+        applies(g),
+        "packed conv2d: does not apply to {g:?} on this CPU"
+    );
+    let per_image = g.o * g.positions();
+    let mut y = vec![0.0f32; g.n * per_image];
+    if y.is_empty() {
+        return y;
+    }
+    let packed = pack_weights(ws, g.o, g.col_rows());
+    let image = g.c * g.h * g.w;
+    let per = g.n.div_ceil(rayon::current_num_threads());
+    y.par_chunks_mut(per * per_image)
+        .enumerate()
+        .for_each(|(r, run_y)| {
+            let count = run_y.len() / per_image;
+            let xs = &xs[r * per * image..(r * per + count) * image];
+            // SAFETY: `applies` checked that the CPU has AVX-512.
+            unsafe { run(xs, &packed, g, run_y) };
+        });
+    y
+}
+
+/// The input gradient of a stride-1 convolution as a forward one: with
+/// `p' = K - 1 - p` per axis, `dx = conv(dy, w')`, padding `p'`, where
+/// `w'[c, o, a, b] = w[o, c, KH - 1 - a, KW - 1 - b]`, `None` when the layer is
+/// strided or its padding exceeds `K - 1` (then the caller runs col2im).
+///
+/// Why it holds: `y[o, i, j] = Σ w[o, c, a, b]·x[c, i + a - p, j + b - p]`, so
+/// `dx[c, u, v] = Σ dy[o, u - a + p, v - b + p]·w[o, c, a, b]`; with
+/// `a' = K - 1 - a` the row read is `u + a' - (K - 1 - p)`: a correlation
+/// of `dy` with the turned kernel and padding `K - 1 - p`.
+pub fn input_gradient(dys: &[f32], ws: &[f32], g: &ConvGeometry) -> Option<Vec<f32>> {
+    let [p_h, p_w] = g.params.padding;
+    if g.params.stride != [1, 1] || p_h >= g.kh || p_w >= g.kw {
+        return None;
+    }
+    let params = super::Conv2dParams {
+        stride: [1, 1],
+        padding: [g.kh - 1 - p_h, g.kw - 1 - p_w],
+    };
+    let gd = ConvGeometry::new(
+        &[g.n, g.o, g.oh, g.ow],
+        &[g.c, g.o, g.kh, g.kw],
+        params,
+        "conv2d_backward_input",
+    );
+    debug_assert_eq!([gd.oh, gd.ow], [g.h, g.w]);
+    if !applies(&gd) {
+        return None;
+    }
+    let (kh, kw) = (g.kh, g.kw);
+    let mut turned = vec![0.0f32; g.c * g.o * kh * kw];
+    for o in 0..g.o {
+        for c in 0..g.c {
+            for a in 0..kh {
+                for b in 0..kw {
+                    turned[((c * g.o + o) * kh + a) * kw + b] =
+                        ws[((o * g.c + c) * kh + (kh - 1 - a)) * kw + (kw - 1 - b)];
+                }
+            }
+        }
+    }
+    Some(forward(dys, &turned, &gd))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::cpu::tests::reference;
+    use super::super::{conv2d_backward_input_cpu_with, conv2d_cpu_with, CpuConv};
+    use super::*;
+    use crate::{Conv2dParams, Device, Tensor};
+
+    /// The packed forward pass and input gradient against the defining
+    /// sum, on layers chosen to reach every edge: panels that span images
+    /// and end short, channel counts that are not multiples of `NR`, inner
+    /// dimensions longer than `KC` (and a last chunk of other length),
+    /// strides, paddings 0 to 3, non-square kernels and planes, 1x1 stride 2.
+    #[test]
+    fn forward_and_input_gradient_match_the_defining_sum() {
+        let cases: [([usize; 4], [usize; 4], Conv2dParams); 9] = [
+            ([5, 3, 4, 4], [7, 3, 3, 3], Conv2dParams::new(1, 1)),
+            ([3, 20, 7, 7], [13, 20, 3, 3], Conv2dParams::new(1, 1)),
+            ([2, 16, 9, 6], [5, 16, 3, 3], Conv2dParams::new(1, 0)),
+            ([4, 9, 8, 8], [6, 9, 3, 3], Conv2dParams::new(2, 1)),
+            ([3, 33, 7, 7], [8, 33, 1, 1], Conv2dParams::new(2, 0)),
+            ([2, 4, 11, 13], [3, 4, 5, 5], Conv2dParams::new(1, 2)),
+            ([2, 5, 10, 9], [4, 5, 7, 7], Conv2dParams::new(2, 3)),
+            ([1, 2, 3, 3], [1, 2, 3, 3], Conv2dParams::new(1, 2)),
+            (
+                [2, 3, 8, 17],
+                [2, 3, 2, 5],
+                Conv2dParams {
+                    stride: [1, 3],
+                    padding: [1, 2],
+                },
+            ),
+        ];
+        if !available() {
+            // Without AVX-512 the packed path must refuse, not run.
+            let g = ConvGeometry::new(&cases[0].0, &cases[0].1, cases[0].2, "t");
+            assert!(!applies(&g));
+            eprintln!("skipped: this CPU has no AVX-512");
+            return;
+        }
+        let d = Device::Cpu;
+        for (x_shape, w_shape, params) in cases {
+            let g = ConvGeometry::new(&x_shape, &w_shape, params, "t");
+            let x = Tensor::randn(&x_shape, 0.0, 1.0, 1, &d);
+            let w = Tensor::randn(&w_shape, 0.0, 1.0, 2, &d);
+            let dy = Tensor::randn(&[g.n, g.o, g.oh, g.ow], 0.0, 1.0, 3, &d);
+            let (y, dx, _) = reference(&x.to_vec(), &w.to_vec(), &dy.to_vec(), &g);
+            let tol = 1e-4 * ((g.col_rows() * g.o) as f32).sqrt();
+            let got = conv2d_cpu_with(&x, &w, params, CpuConv::Packed).to_vec();
+            assert_eq!(got.len(), y.len());
+            for (i, (a, b)) in got.iter().zip(&y).enumerate() {
+                assert!((a - b).abs() <= tol, "{g:?}: y[{i}] = {a}, want {b}");
+            }
+            let got = conv2d_backward_input_cpu_with(&dy, &w, &x_shape, params, CpuConv::Packed);
+            for (i, (a, b)) in got.to_vec().iter().zip(&dx).enumerate() {
+                assert!((a - b).abs() <= tol, "{g:?}: dx[{i}] = {a}, want {b}");
+            }
+        }
+    }
+
+    /// A stride-1 layer's input gradient runs as a forward convolution here;
+    /// a strided one, or padding beyond `K - 1`, is left to col2im.
+    #[test]
+    fn only_stride_1_layers_take_the_turned_kernel() {
+        let geometry = |s: usize, p: usize| {
+            ConvGeometry::new(&[2, 32, 6, 6], &[8, 32, 3, 3], Conv2dParams::new(s, p), "t")
+        };
+        let g = geometry(1, 1);
+        let dy = vec![1.0f32; g.n * g.o * g.positions()];
+        let w = vec![0.5f32; g.o * g.c * 9];
+        assert_eq!(input_gradient(&dy, &w, &g).is_some(), available());
+        let g = geometry(2, 1);
+        assert!(input_gradient(&dy[..g.n * g.o * g.positions()], &w, &g).is_none());
+        let g = geometry(1, 3);
+        assert!(input_gradient(&vec![1.0; g.n * g.o * g.positions()], &w, &g).is_none());
+    }
+
+    #[test]
+    fn the_rule_takes_small_planes_with_many_channels() {
+        // A ResNet's layers: stride 1 keeps the channels, stride 2 doubles them.
+        let g = |c: usize, side: usize, k: usize, s: usize| {
+            let params = Conv2dParams::new(s, k / 2);
+            ConvGeometry::new(&[1, c, side, side], &[s * c, c, k, k], params, "t")
+        };
+        assert!(pays(&g(128, 4, 3, 1)));
+        assert!(pays(&g(64, 7, 3, 1)));
+        assert!(pays(&g(32, 14, 3, 2)));
+        assert!(pays(&g(64, 7, 3, 2)));
+        assert!(!pays(&g(128, 14, 3, 2)));
+        assert!(!pays(&g(32, 14, 3, 1)));
+        assert!(!pays(&g(16, 28, 3, 2)));
+        assert!(!pays(&g(16, 7, 3, 1)));
+        assert!(!pays(&g(64, 14, 1, 2)));
+    }
+}
