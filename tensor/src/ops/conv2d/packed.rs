@@ -2,7 +2,7 @@
 //! never written out; its values are gathered from the images straight
 //! into the small packed panels the multiply kernel reads.
 //!
-//! **What it replaces.** The im2col path ([`super::cpu`]) copies every
+//! **What it replaces.** The im2col path (`conv2d/cpu.rs`) copies every
 //! image into a column matrix (`C·KH·KW` rows, one column per output
 //! position), then the `gemm` crate copies that matrix once more into its
 //! packed panels before multiplying. On the deep layers of a ResNet on
