@@ -123,15 +123,15 @@ fn for_each_group(
 /// `algorithm` says so.
 pub fn forward(x: &Tensor, w: &Tensor, g: &ConvGeometry, algorithm: CpuConv) -> Vec<f32> {
     let (xs, ws) = (x.cpu_slice("conv2d"), w.cpu_slice("conv2d"));
+    if algorithm == CpuConv::Packed {
+        return packed::forward(xs, ws, g);
+    }
     let (k, p) = (g.col_rows(), g.positions());
     let image = g.c * g.h * g.w;
     let group = group_size(g);
     let mut out = vec![0.0f32; g.n * g.o * p];
     if out.is_empty() {
         return out;
-    }
-    if algorithm == CpuConv::Packed {
-        return packed::forward(xs, ws, g);
     }
     if algorithm == CpuConv::Winograd {
         let wg = Winograd::forward(g, ws);
