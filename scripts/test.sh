@@ -27,8 +27,9 @@ BYOL_GPU_KERNELS=hardware cargo test --workspace --lib --test pytorch_fixtures \
 BYOL_CPU_CONV=winograd cargo test --workspace --test pytorch_fixtures \
   --test gradcheck --test resnet_parity --test pytorch_step
 # The packed implicit GEMM (AVX-512 only) runs the deep layers on small
-# planes (at most 8x8, 64 to 128 channels); the same files again with it
-# forced on every layer it computes, where the CPU has AVX-512.
+# planes (at most 8x8, 64 to 128 channels; the weight gradient at most
+# 4x4); the same files again with it forced on every layer it computes,
+# where the CPU has AVX-512.
 if grep -qw avx512f /proc/cpuinfo && grep -qw avx512vl /proc/cpuinfo; then
   BYOL_CPU_CONV=packed cargo test --workspace --test pytorch_fixtures \
     --test gradcheck --test resnet_parity --test pytorch_step

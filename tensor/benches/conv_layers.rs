@@ -9,7 +9,8 @@
 //! default batch 256 at widths 16 and 64). Each figure is the fastest of
 //! five timings of at least 0.3 s, in milliseconds per call, for
 //! the forward pass, the input gradient and the weight gradient. `chosen`
-//! is what the library picks for the layer.
+//! is what the library picks for the layer (and for its weight gradient,
+//! where that differs).
 
 mod common;
 
@@ -29,6 +30,17 @@ fn option(args: &[String], name: &str) -> Option<usize> {
     }))
 }
 
+/// What the library picks for the layer, with the weight gradient's
+/// choice where it differs.
+fn chosen(g: &ConvGeometry) -> String {
+    let (all, dw) = (CpuConv::for_layer(g), CpuConv::for_weight_gradient(g));
+    if all == dw {
+        format!("{all:?}")
+    } else {
+        format!("{all:?} (dw {dw:?})")
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let batch = option(&args, "--batch").unwrap_or(256);
@@ -44,7 +56,7 @@ fn main() {
         if packed { "" } else { ", which this CPU lacks" }
     );
     println!(
-        "{:>8} {:>6} | {:>8} {:>8} {:>8} | {:>8} {:>8} {:>8} | {:>8} {:>8} | chosen",
+        "{:>8} {:>6} | {:>8} {:>8} {:>8} | {:>8} {:>8} {:>8} | {:>8} {:>8} {:>8} | chosen",
         "channels",
         "plane",
         "fwd i2c",
@@ -54,7 +66,8 @@ fn main() {
         "dx wino",
         "dx pack",
         "dw i2c",
-        "dw wino"
+        "dw wino",
+        "dw pack"
     );
     for &width in &widths {
         for (stage, hw) in [28usize, 14, 7, 4].into_iter().enumerate() {
@@ -80,23 +93,25 @@ fn main() {
             let (bi, bw) = (input_grad(CpuConv::Im2col), input_grad(CpuConv::Winograd));
             let bp = packed.then(|| input_grad(CpuConv::Packed));
             let (wi, ww) = (weight_grad(CpuConv::Im2col), weight_grad(CpuConv::Winograd));
+            let wp = packed.then(|| weight_grad(CpuConv::Packed));
             let g = ConvGeometry::new(x.shape(), w.shape(), p, "bench");
             println!(
-                "{c:>8} {:>6} | {fi:8.2} {fw:8.2} {} | {bi:8.2} {bw:8.2} {} | {wi:8.2} {ww:8.2} | {:?}",
+                "{c:>8} {:>6} | {fi:8.2} {fw:8.2} {} | {bi:8.2} {bw:8.2} {} | {wi:8.2} {ww:8.2} {} | {:?}",
                 format!("{hw}x{hw}"),
                 cell(fp),
                 cell(bp),
-                CpuConv::for_layer(&g)
+                cell(wp),
+                chosen(&g)
             );
         }
     }
     // The stage transitions: 3x3 stride 2 from C channels on a plane twice
     // as large to 2C, and the 1x1 stride-2 shortcut beside it (Winograd
     // does not apply).
-    println!("stride-2 layers (input plane, channels in -> out), forward and input gradient");
+    println!("stride-2 layers (input plane, channels in -> out), forward and both gradients");
     println!(
-        "{:>16} {:>6} | {:>8} {:>8} | {:>8} | chosen",
-        "layer", "plane", "fwd i2c", "fwd pack", "dx i2c"
+        "{:>16} {:>6} | {:>8} {:>8} | {:>8} | {:>8} {:>8} | chosen",
+        "layer", "plane", "fwd i2c", "fwd pack", "dx i2c", "dw i2c", "dw pack"
     );
     for &width in &widths {
         for ((stage, hw), k) in [28usize, 14, 7]
@@ -117,12 +132,21 @@ fn main() {
                 let dx = conv2d_backward_input_cpu_with(&dy, &w, x.shape(), p2, CpuConv::Im2col);
                 drop(std::hint::black_box(dx))
             });
+            let weight_grad = |a| {
+                millis(|| {
+                    let dw = conv2d_backward_weight_cpu_with(&dy, &x, w.shape(), p2, a);
+                    drop(std::hint::black_box(dw))
+                })
+            };
+            let wi = weight_grad(CpuConv::Im2col);
+            let wp = packed.then(|| weight_grad(CpuConv::Packed));
             println!(
-                "{:>16} {:>6} | {fi:8.2} {} | {bi:8.2} | {:?}",
+                "{:>16} {:>6} | {fi:8.2} {} | {bi:8.2} | {wi:8.2} {} | {:?}",
                 format!("{k}x{k} {c} -> {}", 2 * c),
                 format!("{hw}x{hw}"),
                 cell(fp),
-                CpuConv::for_layer(&g)
+                cell(wp),
+                chosen(&g)
             );
         }
     }

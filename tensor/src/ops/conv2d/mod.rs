@@ -147,8 +147,9 @@ pub enum CpuConv {
     Im2col,
     /// Winograd F(2x2, 3x3), for 3x3 stride-1 layers ([`winograd`]).
     Winograd,
-    /// The implicit GEMM of [`packed`] (AVX-512): the forward pass, and the
-    /// input gradient of stride-1 layers; the weight gradient on im2col.
+    /// The implicit GEMM of [`packed`] (AVX-512): the forward pass, the
+    /// input gradient of stride-1 layers (col2im for the others) and the
+    /// weight gradient.
     Packed,
 }
 
@@ -159,6 +160,17 @@ impl CpuConv {
     /// im2col (the rules fit the `conv_layers` benchmark). `BYOL_CPU_CONV`
     /// forces one on every layer it applies to (im2col elsewhere).
     pub fn for_layer(g: &ConvGeometry) -> CpuConv {
+        CpuConv::choose(g, packed::pays)
+    }
+
+    /// The algorithm [`Tensor::conv2d_backward_weight`] uses: as
+    /// [`CpuConv::for_layer`], except that the packed weight gradient has
+    /// its own rule, [`packed::weight_gradient_pays`].
+    pub fn for_weight_gradient(g: &ConvGeometry) -> CpuConv {
+        CpuConv::choose(g, packed::weight_gradient_pays)
+    }
+
+    fn choose(g: &ConvGeometry, packed_pays: fn(&ConvGeometry) -> bool) -> CpuConv {
         let forced = setting().as_ref().unwrap_or_else(|why| panic!("{why}"));
         let (winograd, packed) = match forced {
             Some(CpuConv::Im2col) => (false, false),
@@ -166,7 +178,7 @@ impl CpuConv {
             Some(CpuConv::Packed) => (false, packed::applies(g)),
             None => (
                 winograd::applies(g) && winograd::pays(g),
-                packed::applies(g) && packed::pays(g),
+                packed::applies(g) && packed_pays(g),
             ),
         };
         if winograd {
@@ -342,7 +354,7 @@ impl Tensor {
         self.check_grad_shape(&g, "conv2d_backward_weight");
         match self.storage() {
             Storage::Cpu(_) => {
-                let algorithm = CpuConv::for_layer(&g);
+                let algorithm = CpuConv::for_weight_gradient(&g);
                 Tensor::cpu(
                     cpu::backward_weight(self, input, &g, algorithm),
                     weight_shape,
@@ -400,7 +412,8 @@ mod tests {
 
     /// Unforced, a 128-channel layer on 4x4 planes runs packed where the
     /// CPU has AVX-512, a 16-channel one on 28x28 on im2col, a 64-channel
-    /// 14x14 one on Winograd.
+    /// 14x14 one on Winograd; a 64-channel 7x7 one packed, but its weight
+    /// gradient on im2col.
     #[test]
     fn each_layer_gets_the_algorithm_its_shape_calls_for() {
         if setting() != &Ok(None) {
@@ -423,5 +436,10 @@ mod tests {
         assert_eq!(CpuConv::for_layer(&g(128, 4)), deep);
         assert_eq!(CpuConv::for_layer(&g(16, 28)), CpuConv::Im2col);
         assert_eq!(CpuConv::for_layer(&g(64, 14)), CpuConv::Winograd);
+        // The weight gradient's own rule: 4x4 packed, 7x7 on im2col.
+        assert_eq!(CpuConv::for_weight_gradient(&g(128, 4)), deep);
+        assert_eq!(CpuConv::for_layer(&g(64, 7)), deep);
+        assert_eq!(CpuConv::for_weight_gradient(&g(64, 7)), CpuConv::Im2col);
+        assert_eq!(CpuConv::for_weight_gradient(&g(64, 14)), CpuConv::Winograd);
     }
 }

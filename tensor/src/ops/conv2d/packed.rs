@@ -39,8 +39,11 @@
 //! im2col path runs. [`super::CpuConv::for_layer`] picks it by shape,
 //! from the `conv_layers` benchmark. The input gradient of a stride-1
 //! layer is a forward convolution of the output gradient (the kernel turned
-//! half a turn, its channels swapped), so it runs here too; the weight
-//! gradient stays on im2col.
+//! half a turn, its channels swapped), so it runs here too. The weight
+//! gradient, `dW[o, k] = Σ_t dY[o, t] · X[k, t]`, reads the same gathered
+//! panels, with the roles turned: the sum runs over the panel's positions,
+//! the vectors along the output channels of `dY` laid out `[t][O]`
+//! ([`weight_gradient`]; its own rule, [`weight_gradient_pays`]).
 
 use super::ConvGeometry;
 use crate::backend::cpu::simd::{self, Isa};
@@ -87,6 +90,18 @@ pub fn applies(g: &ConvGeometry) -> bool {
 /// BYOL run turns any change of order into a different trajectory.)
 pub fn pays(g: &ConvGeometry) -> bool {
     g.positions() <= 64 && g.kh * g.kw > 1 && g.c >= 64 && g.c * g.o <= 128 * 128
+}
+
+/// Whether the packed weight gradient is faster than im2col's for a layer
+/// it [`applies`] to: output planes of at most 16 positions (4x4), at
+/// least 64 input channels and at most 128·128 weights per tap, 1x1
+/// kernels included. From the `conv_layers` benchmark at width 16: faster
+/// on the 4x4 outputs (the 128-channel 3x3 layer, the stride-2 3x3 and 1x1
+/// layers from 64 channels), slower on the 64-channel 7x7 layer, where a
+/// panel of 64 positions spans parts of two images, so that every row of
+/// it is four gathers, and im2col's product runs close to the core's peak.
+pub fn weight_gradient_pays(g: &ConvGeometry) -> bool {
+    g.positions() <= 16 && g.c >= 64 && g.c * g.o <= 128 * 128
 }
 
 /// The weights in the order the kernel reads them: for each chunk of
@@ -201,17 +216,7 @@ unsafe fn run(xs: &[f32], packed: &[f32], g: &ConvGeometry, y: &mut [f32]) {
     let blocks = g.o.div_ceil(NR);
     let mut panel = vec![0.0f32; KC * PANEL];
     let mut staging = vec![0.0f32; blocks * NR * PANEL];
-    // offset(c, a, b) of every k: where tap (a, b) of channel c reads,
-    // from input position (s·i, s·j) of channel 0.
-    let offsets: Vec<i32> = (0..k)
-        .map(|kk| {
-            let (c, tap) = (kk / taps, kk % taps);
-            let (a, b) = (tap / g.kw, tap % g.kw);
-            (c * g.h * g.w) as i32
-                + (a as i32 - g.params.padding[0] as i32) * g.w as i32
-                + (b as i32 - g.params.padding[1] as i32)
-        })
-        .collect();
+    let offsets = tap_offsets(g);
     for t0 in (0..total).step_by(PANEL) {
         let (lanes, first) = Lanes::new(g, t0, total);
         let from = &xs[first * image..];
@@ -241,6 +246,22 @@ unsafe fn run(xs: &[f32], packed: &[f32], g: &ConvGeometry, y: &mut [f32]) {
             }
         }
     }
+}
+
+/// For every row `k = (c·KH + a)·KW + b` of the column matrix, where its
+/// tap reads relative to input position `(s·i, s·j)` of channel 0:
+/// `c·H·W + (a - p_h)·W + (b - p_w)`.
+fn tap_offsets(g: &ConvGeometry) -> Vec<i32> {
+    let taps = g.kh * g.kw;
+    (0..g.col_rows())
+        .map(|kk| {
+            let (c, tap) = (kk / taps, kk % taps);
+            let (a, b) = (tap / g.kw, tap % g.kw);
+            (c * g.h * g.w) as i32
+                + (a as i32 - g.params.padding[0] as i32) * g.w as i32
+                + (b as i32 - g.params.padding[1] as i32)
+        })
+        .collect()
 }
 
 /// `dst[l] = src[base[l] + offset]` where the lane's mask bit is set, else
@@ -386,22 +407,165 @@ pub fn input_gradient(dys: &[f32], ws: &[f32], g: &ConvGeometry) -> Option<Vec<f
     Some(forward(dys, &turned, &gd))
 }
 
+/// The weight gradient, `dW[o, k] = Σ_t dY[o, t] · X[k, t]` over every
+/// output position `t` of the batch, with the same panels as the forward
+/// pass: per panel of 64 positions, `dY`'s 64 columns are laid out
+/// transposed, `[t][O]` (`O` rounded up to a multiple of 16, the extra
+/// channels zero), and for each chunk of `k` the gathered panel
+/// `X[k0..k0+KC, t0..t0+64]` is multiplied into the `[K][O]` accumulator
+/// of the thread by [`kernel_dw`]: 6 rows of `k` against 64 channels, the
+/// sum running over the panel's 64 positions. Each thread sums its run of
+/// images; the runs' sums are added, then turned to `[O, K]`. Panics
+/// unless [`applies`].
+pub fn weight_gradient(dys: &[f32], xs: &[f32], g: &ConvGeometry) -> Vec<f32> {
+    assert!(
+        applies(g),
+        "packed conv2d: does not apply to {g:?} on this CPU"
+    );
+    let (k, p) = (g.col_rows(), g.positions());
+    let padded = g.o.next_multiple_of(16);
+    let (image, per_image) = (g.c * g.h * g.w, g.o * p);
+    let threads = rayon::current_num_threads();
+    let per = g.n.div_ceil(threads).max(1);
+    let dwt = (0..g.n.div_ceil(per))
+        .into_par_iter()
+        .map(|r| {
+            let (first, end) = (r * per, ((r + 1) * per).min(g.n));
+            let mut dwt = vec![0.0f32; k * padded];
+            let xs = &xs[first * image..end * image];
+            let dys = &dys[first * per_image..end * per_image];
+            // SAFETY: `applies` checked that the CPU has AVX-512.
+            unsafe { run_weight_gradient(xs, dys, g, &mut dwt) };
+            dwt
+        })
+        .reduce_with(|mut a, b| {
+            a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+            a
+        })
+        .unwrap_or_else(|| vec![0.0; k * padded]);
+    let mut dw = vec![0.0f32; g.o * k];
+    for (r, row) in dwt.chunks_exact(padded).enumerate() {
+        for (o, &v) in row[..g.o].iter().enumerate() {
+            dw[o * k + r] = v;
+        }
+    }
+    dw
+}
+
+/// Adds `Σ_t X[k, t] · dY[o, t]` over the positions of a run of whole
+/// images (`xs`, `dys`) into `dwt` (`[K][O']`, `O'` = `O` rounded up to
+/// 16), one thread.
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f"))]
+unsafe fn run_weight_gradient(xs: &[f32], dys: &[f32], g: &ConvGeometry, dwt: &mut [f32]) {
+    let (p, k, taps) = (g.positions(), g.col_rows(), g.kh * g.kw);
+    let padded = g.o.next_multiple_of(16);
+    let total = dys.len() / g.o;
+    let image = g.c * g.h * g.w;
+    // The kernel reads NR rows of the panel from each multiple of NR; the
+    // rows past a short chunk's end feed accumulators it throws away.
+    let mut panel = vec![0.0f32; (KC + NR) * PANEL];
+    let mut dyt = vec![0.0f32; PANEL * padded];
+    let offsets = tap_offsets(g);
+    for t0 in (0..total).step_by(PANEL) {
+        let (lanes, first) = Lanes::new(g, t0, total);
+        let from = &xs[first * image..];
+        // dyt[l][o] = dY[o, t0 + l]; lanes past the run's end stay 0.
+        dyt.fill(0.0);
+        for (l, row) in dyt.chunks_exact_mut(padded).take(lanes.count).enumerate() {
+            for (o, v) in row[..g.o].iter_mut().enumerate() {
+                *v = dys[lanes.out[l] + o * p];
+            }
+        }
+        for k0 in (0..k).step_by(KC) {
+            let kc = (k - k0).min(KC);
+            for kk in 0..kc {
+                let tap = (k0 + kk) % taps;
+                let dst = &mut panel[kk * PANEL..(kk + 1) * PANEL];
+                // SAFETY: as in `run`: lanes read only inside the run's images.
+                unsafe { gather(from, &lanes, offsets[k0 + kk], &lanes.masks[tap], dst) };
+            }
+            for kb in (0..kc).step_by(NR) {
+                let rows = (kc - kb).min(NR);
+                let x = &panel[kb * PANEL..(kb + NR) * PANEL];
+                let out = &mut dwt[(k0 + kb) * padded..(k0 + kb + rows) * padded];
+                for o0 in (0..padded).step_by(64) {
+                    let (d, out) = (&dyt[o0..], &mut out[o0..]);
+                    // SAFETY: AVX-512 checked; `x` holds NR·PANEL values,
+                    // `d` PANEL rows of `padded` from column o0, `out`
+                    // `rows` rows of `padded` from column o0, and the
+                    // kernel reads and writes `16·V <= padded - o0` columns.
+                    unsafe {
+                        match (padded - o0) / 16 {
+                            1 => kernel_dw::<1>(x, d, padded, out, rows),
+                            2 => kernel_dw::<2>(x, d, padded, out, rows),
+                            3 => kernel_dw::<3>(x, d, padded, out, rows),
+                            _ => kernel_dw::<4>(x, d, padded, out, rows),
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `out[i, o] += Σ_l x[i, l] · d[l, o]` for `i < rows` (of `NR`), `l` over
+/// the panel's 64 positions and `o` over `16·V` channels: `x` is the
+/// panel's `NR x PANEL` rows, `d` the transposed `dY` (`PANEL` rows of `ld`)
+/// and `out` rows of `ld` in the `[K][O']` accumulator. `NR·V`
+/// accumulators; per position `V` loads and `NR` broadcasts.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn kernel_dw<const V: usize>(x: &[f32], d: &[f32], ld: usize, out: &mut [f32], rows: usize) {
+    use std::arch::x86_64::*;
+    let mut acc = [[_mm512_setzero_ps(); V]; NR];
+    let (x, d) = (x.as_ptr(), d.as_ptr());
+    for l in 0..PANEL {
+        let row = d.add(l * ld);
+        let mut v = [_mm512_setzero_ps(); V];
+        for (j, v) in v.iter_mut().enumerate() {
+            *v = _mm512_loadu_ps(row.add(16 * j));
+        }
+        for (i, acc) in acc.iter_mut().enumerate() {
+            let xi = _mm512_set1_ps(*x.add(i * PANEL + l));
+            for (a, v) in acc.iter_mut().zip(v) {
+                *a = _mm512_fmadd_ps(xi, v, *a);
+            }
+        }
+    }
+    for (i, acc) in acc.iter().enumerate().take(rows) {
+        for (j, a) in acc.iter().enumerate() {
+            let at = out.as_mut_ptr().add(i * ld + 16 * j);
+            _mm512_storeu_ps(at, _mm512_add_ps(*a, _mm512_loadu_ps(at)));
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn kernel_dw<const V: usize>(_: &[f32], _: &[f32], _: usize, _: &mut [f32], _: usize) {
+    unreachable!("the packed convolution runs only on x86-64 with AVX-512")
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::cpu::tests::reference;
-    use super::super::{conv2d_backward_input_cpu_with, conv2d_cpu_with, CpuConv};
+    use super::super::{
+        conv2d_backward_input_cpu_with, conv2d_backward_weight_cpu_with, conv2d_cpu_with, CpuConv,
+    };
     use super::*;
     use crate::{Conv2dParams, Device, Tensor};
 
-    /// The packed forward pass and input gradient against the defining
+    /// The packed forward pass and both gradients against the defining
     /// sum, on layers chosen to reach every edge: panels that span images
-    /// and end short, channel counts that are not multiples of `NR`, inner
+    /// and end short, channel counts that are not multiples of `NR` (or,
+    /// for the weight gradient's 16-channel vectors, of 16 and 64), inner
     /// dimensions longer than `KC` (and a last chunk of other length),
     /// strides, paddings 0 to 3, non-square kernels and planes, 1x1 stride 2.
     #[test]
-    fn forward_and_input_gradient_match_the_defining_sum() {
-        let cases: [([usize; 4], [usize; 4], Conv2dParams); 9] = [
+    fn forward_and_gradients_match_the_defining_sum() {
+        let cases: [([usize; 4], [usize; 4], Conv2dParams); 11] = [
             ([5, 3, 4, 4], [7, 3, 3, 3], Conv2dParams::new(1, 1)),
+            ([2, 6, 5, 5], [70, 6, 3, 3], Conv2dParams::new(1, 1)),
+            ([3, 4, 6, 6], [40, 4, 3, 3], Conv2dParams::new(2, 1)),
             ([3, 20, 7, 7], [13, 20, 3, 3], Conv2dParams::new(1, 1)),
             ([2, 16, 9, 6], [5, 16, 3, 3], Conv2dParams::new(1, 0)),
             ([4, 9, 8, 8], [6, 9, 3, 3], Conv2dParams::new(2, 1)),
@@ -431,7 +595,7 @@ mod tests {
             let x = Tensor::randn(&x_shape, 0.0, 1.0, 1, &d);
             let w = Tensor::randn(&w_shape, 0.0, 1.0, 2, &d);
             let dy = Tensor::randn(&[g.n, g.o, g.oh, g.ow], 0.0, 1.0, 3, &d);
-            let (y, dx, _) = reference(&x.to_vec(), &w.to_vec(), &dy.to_vec(), &g);
+            let (y, dx, dw) = reference(&x.to_vec(), &w.to_vec(), &dy.to_vec(), &g);
             let tol = 1e-4 * ((g.col_rows() * g.o) as f32).sqrt();
             let got = conv2d_cpu_with(&x, &w, params, CpuConv::Packed).to_vec();
             assert_eq!(got.len(), y.len());
@@ -441,6 +605,13 @@ mod tests {
             let got = conv2d_backward_input_cpu_with(&dy, &w, &x_shape, params, CpuConv::Packed);
             for (i, (a, b)) in got.to_vec().iter().zip(&dx).enumerate() {
                 assert!((a - b).abs() <= tol, "{g:?}: dx[{i}] = {a}, want {b}");
+            }
+            // The weight gradient sums over every position of the batch.
+            let tol = 1e-4 * ((g.n * g.positions()) as f32).sqrt();
+            let got = conv2d_backward_weight_cpu_with(&dy, &x, &w_shape, params, CpuConv::Packed);
+            assert_eq!(got.shape(), &w_shape);
+            for (i, (a, b)) in got.to_vec().iter().zip(&dw).enumerate() {
+                assert!((a - b).abs() <= tol, "{g:?}: dw[{i}] = {a}, want {b}");
             }
         }
     }
@@ -478,5 +649,12 @@ mod tests {
         assert!(!pays(&g(16, 28, 3, 2)));
         assert!(!pays(&g(16, 7, 3, 1)));
         assert!(!pays(&g(64, 14, 1, 2)));
+        // The weight gradient: only 4x4 outputs, 1x1 shortcuts included.
+        assert!(weight_gradient_pays(&g(128, 4, 3, 1)));
+        assert!(weight_gradient_pays(&g(64, 7, 3, 2)));
+        assert!(weight_gradient_pays(&g(64, 7, 1, 2)));
+        assert!(!weight_gradient_pays(&g(64, 7, 3, 1)));
+        assert!(!weight_gradient_pays(&g(32, 14, 3, 2)));
+        assert!(!weight_gradient_pays(&g(256, 4, 3, 1)));
     }
 }
