@@ -413,7 +413,7 @@ pub fn input_gradient(dys: &[f32], ws: &[f32], g: &ConvGeometry) -> Option<Vec<f
 /// transposed, `[t][O]` (`O` rounded up to a multiple of 16, the extra
 /// channels zero), and for each chunk of `k` the gathered panel
 /// `X[k0..k0+KC, t0..t0+64]` is multiplied into the `[K][O]` accumulator
-/// of the thread by [`kernel_dw`]: 6 rows of `k` against 64 channels, the
+/// of the thread by `kernel_dw`: 6 rows of `k` against 64 channels, the
 /// sum running over the panel's 64 positions. Each thread sums its run of
 /// images; the runs' sums are added, then turned to `[O, K]`. Panics
 /// unless [`applies`].
