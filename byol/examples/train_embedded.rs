@@ -7,7 +7,7 @@
 //! cargo run --release -p byol --example train_embedded [-- --epochs N]
 //! ```
 //!
-//! The settings are [`TrainConfig::default`] (a ResNet-18 of width 8,
+//! The settings are [`TrainConfig::demo`] (a ResNet-18 of width 8,
 //! Adam, batch 128). The default of 2 epochs (94 steps) takes about half a
 //! minute on a 2-core CPU and shows the loss falling; it is too short to
 //! beat the random initialisation on kNN (the accuracy dips first).
@@ -75,8 +75,8 @@ fn train_and_evaluate(
 
     let config = TrainConfig {
         epochs,
-        knn_every: 0,             // we evaluate below instead
-        ..TrainConfig::default()  // width 8, heads 256 -> 64, Adam, batch 128, tau 0.9
+        knn_every: 0,          // we evaluate below instead
+        ..TrainConfig::demo()  // width 8, heads 256 -> 64, Adam, batch 128, tau 0.9
     };
     let mut trainer = Trainer::new(config, train.clone(), norm.clone(), dev, run)?;
     let c = &trainer.config;

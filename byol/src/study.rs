@@ -668,7 +668,7 @@ mod tests {
         changed.base.epochs = 7;
         let e = changed.check_same(&back, &dir).unwrap_err().to_string();
         assert!(
-            e.contains("base.epochs") && e.contains("40 there, 7 here"),
+            e.contains("base.epochs") && e.contains("20 there, 7 here"),
             "{e}"
         );
         let fewer = StudyPlan { draws: 2, ..plan() };

@@ -4,24 +4,28 @@
 //! classification of the 1,000 test images than the same network's at its
 //! random initialisation.
 //!
-//! The settings are `TrainConfig::default()`, the demo's, with half its
-//! epochs to fit the CI budget and the moving average it had when this run
-//! was measured (τ_base 0.99 rising to 1; the default is now 0.9 held
-//! constant): 20 epochs of 46 steps (940 steps, about 4 minutes in a
-//! release build on 2 cores, 5 in the test profile), seed 0. kNN accuracy
-//! first falls below the random initialisation's (62.3% here), bottoms out
-//! within a few epochs and then climbs past it (68.3% after 20 epochs, the
-//! BYOL row of `byol ablate`). PyTorch on the very same views behaves the
-//! same way (see the issue 7 notes). At 20 epochs the gain depends on the seed
-//! (seed 1 ends 1 point below its initialisation), which is why the
-//! default is 40 epochs; seed 0 is the measured run this test replays
-//! (training on the CPU is deterministic).
+//! The settings are `TrainConfig::demo()`, the demo's recipe (τ 0.9 held
+//! constant, a multiplicative brightness jitter), with half its epochs to
+//! fit the CI budget: 20 epochs of 46 steps (920 steps, about 4 minutes in
+//! a release build on 2 cores, 5 in the test profile), seed 0. kNN
+//! accuracy goes from the random initialisation's 62.3% to 72.4%
+//! (2026-12-03), 8 points of margin over what the test asks.
+//!
+//! Until 2026-12-03 the test ran the paper's moving average (τ_base 0.99
+//! rising to 1) with the additive brightness: 62.3% to 68.3% when it was
+//! written, a gain that depends on the seed at 20 epochs (seed 1 ended 1
+//! point below its initialisation). On an AVX-512 CPU, with the packed
+//! convolution on the network's 64-channel 4x4 layers (forward pass and,
+//! since then, weight gradient), which sums in another order, that run
+//! ended at 63.5%, below the test's 2 points: a setting
+//! that near the edge turns rounding into a pass or a fail, so the test
+//! now runs the recipe the demo uses, whose gain is far from it. Training
+//! on the CPU is deterministic: this is the run the test replays.
 
-use augment::{embedded, BrightnessMode, Dataset, Normalization, Split};
+use augment::{embedded, Dataset, Normalization, Split};
 use byol::eval::features::{dataset_labels, extract_features};
 use byol::eval::knn::knn_accuracy;
 use byol::metrics::MetricsLog;
-use byol::schedule::Schedule;
 use byol::{Progress, TrainConfig, Trainer};
 use models::ResNet;
 use tensor::Device;
@@ -52,19 +56,14 @@ fn pretraining_lowers_the_loss_and_beats_random_init_on_knn() {
     let norm = Normalization::fashion_mnist();
     let train = embedded::fashion_mnist_subset(Split::Train).unwrap();
     let test = embedded::fashion_mnist_subset(Split::Test).unwrap();
-    // The run measured when this test was written: the paper's moving
-    // average, τ_base 0.99 rising to 1, and its additive brightness jitter
-    // (the defaults are now a constant 0.9 and a brightness factor,
-    // measured at the demo's 40 epochs, not at this test's 20).
+    // The demo's recipe (τ 0.9 held constant, a brightness factor), half
+    // its epochs.
     let config = TrainConfig {
         epochs: 20,
         seed: 0,
-        tau: 0.99,
-        tau_schedule: Schedule::Cosine,
-        brightness: BrightnessMode::Additive,
         knn_every: 0,
         checkpoint_every: 20,
-        ..TrainConfig::default()
+        ..TrainConfig::demo()
     };
     let run = std::env::temp_dir().join(format!("byol-learning-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&run);

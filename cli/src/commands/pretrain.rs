@@ -74,35 +74,35 @@ pub struct Settings {
     /// cifar (3x3 stem, for small images) or imagenet [default: cifar]
     #[arg(long, value_enum, ignore_case = true)]
     pub stem: Option<Stem>,
-    /// Base width of the ResNet (64 in the paper) [default: 8]
+    /// Base width of the ResNet (64 in the paper) [default: 16]
     #[arg(long)]
     pub width: Option<usize>,
-    /// Hidden width of projector and predictor (4096 in the paper) [default: 256]
+    /// Hidden width of projector and predictor (4096 in the paper) [default: 4096]
     #[arg(long)]
     pub hidden: Option<usize>,
-    /// Output width of projector and predictor (256 in the paper) [default: 64]
+    /// Output width of projector and predictor (256 in the paper) [default: 256]
     #[arg(long)]
     pub projection: Option<usize>,
     /// Train without the predictor (the paper's ablation; it collapses)
     #[arg(long = "no-predictor", num_args = 0, default_missing_value = "false")]
     pub predictor: Option<bool>,
-    /// Start the target as a copy of the online network (default: its own
-    /// random initialisation, as the official code)
+    /// Start the target as a copy of the online network (false: its own
+    /// random initialisation, as the official code) [default: true]
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub target_copy: Option<bool>,
-    /// Passes over the data [default: 40]
+    /// Passes over the data [default: 20]
     #[arg(long)]
     pub epochs: Option<usize>,
-    /// Images per step [default: 128]
+    /// Images per step [default: 256]
     #[arg(long)]
     pub batch_size: Option<usize>,
     /// The optimiser [default: adam]
     #[arg(long, value_enum)]
     pub optimizer: Option<OptimizerKind>,
-    /// Base learning rate; the peak is lr x batch / 256 [default: 0.004]
+    /// Base learning rate; the peak is lr x batch / 256 [default: 0.001]
     #[arg(long)]
     pub lr: Option<f32>,
-    /// Weight decay [default: 1.5e-6]
+    /// Weight decay [default: 0]
     #[arg(long)]
     pub weight_decay: Option<f32>,
     /// Epochs of linear learning-rate warm-up [default: 1]
@@ -652,6 +652,6 @@ mod tests {
             );
             checked += 1;
         }
-        assert_eq!(checked, 24);
+        assert_eq!(checked, 25);
     }
 }
