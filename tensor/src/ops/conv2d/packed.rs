@@ -97,9 +97,10 @@ pub fn pays(g: &ConvGeometry) -> bool {
 /// least 64 input channels and at most 128·128 weights per tap, 1x1
 /// kernels included. From the `conv_layers` benchmark at width 16: faster
 /// on the 4x4 outputs (the 128-channel 3x3 layer, the stride-2 3x3 and 1x1
-/// layers from 64 channels), slower on the 64-channel 7x7 layer, where a
-/// panel of 64 positions spans parts of two images, so that every row of
-/// it is four gathers, and im2col's product runs close to the core's peak.
+/// layers from 64 channels), slower on the 64-channel 7x7 layer and the
+/// narrower ones: the cost of gathering a panel is shared by the layer's
+/// output channels, half as many there as on the 128-channel layers, while
+/// im2col copies a 7x7 or larger plane in long runs.
 pub fn weight_gradient_pays(g: &ConvGeometry) -> bool {
     g.positions() <= 16 && g.c >= 64 && g.c * g.o <= 128 * 128
 }
