@@ -99,7 +99,7 @@ pub struct Settings {
     /// The optimiser [default: adam]
     #[arg(long, value_enum)]
     pub optimizer: Option<OptimizerKind>,
-    /// Base learning rate; the peak is lr x batch / 256 [default: 0.001]
+    /// Base learning rate; the peak is lr x batch / 256 [default: 0.002]
     #[arg(long)]
     pub lr: Option<f32>,
     /// Weight decay [default: 0]
