@@ -223,14 +223,9 @@ unsafe fn run(xs: &[f32], packed: &[f32], g: &ConvGeometry, y: &mut [f32]) {
         let from = &xs[first * image..];
         for k0 in (0..k).step_by(KC) {
             let kc = (k - k0).min(KC);
-            for kk in 0..kc {
-                let tap = (k0 + kk) % taps;
-                let dst = &mut panel[kk * PANEL..(kk + 1) * PANEL];
-                // SAFETY: `applies` checked AVX-512; a lane reads only where
-                // its mask is set, which `Lanes::new` set only for taps
-                // inside an image of this run.
-                unsafe { gather(from, &lanes, offsets[k0 + kk], &lanes.masks[tap], dst) };
-            }
+            // SAFETY: `applies` checked AVX-512; `from` starts at the
+            // panel's first image.
+            unsafe { gather_panel(from, &lanes, &offsets[k0..k0 + kc], taps, k0, &mut panel) };
             let weights = &packed[k0 * blocks * NR..];
             for b in 0..blocks {
                 let w = &weights[b * kc * NR..(b + 1) * kc * NR];
@@ -263,6 +258,31 @@ fn tap_offsets(g: &ConvGeometry) -> Vec<i32> {
                 + (b as i32 - g.params.padding[1] as i32)
         })
         .collect()
+}
+
+/// Rows `0..offsets.len()` of `panel`: row `kk` is `X[k0 + kk, t]` for the
+/// panel's 64 positions `t`, gathered from `from` (the images from the
+/// panel's first), `offsets` being [`tap_offsets`] of those rows.
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f"))]
+unsafe fn gather_panel(
+    from: &[f32],
+    lanes: &Lanes,
+    offsets: &[i32],
+    taps: usize,
+    k0: usize,
+    panel: &mut [f32],
+) {
+    for (kk, (&offset, dst)) in offsets
+        .iter()
+        .zip(panel.chunks_exact_mut(PANEL))
+        .enumerate()
+    {
+        let tap = (k0 + kk) % taps;
+        // SAFETY: the caller checked AVX-512; a lane reads only where its
+        // mask is set, which `Lanes::new` set only for taps inside an
+        // image of the run.
+        unsafe { gather(from, lanes, offset, &lanes.masks[tap], dst) };
+    }
 }
 
 /// `dst[l] = src[base[l] + offset]` where the lane's mask bit is set, else
@@ -479,12 +499,8 @@ unsafe fn run_weight_gradient(xs: &[f32], dys: &[f32], g: &ConvGeometry, dwt: &m
         }
         for k0 in (0..k).step_by(KC) {
             let kc = (k - k0).min(KC);
-            for kk in 0..kc {
-                let tap = (k0 + kk) % taps;
-                let dst = &mut panel[kk * PANEL..(kk + 1) * PANEL];
-                // SAFETY: as in `run`: lanes read only inside the run's images.
-                unsafe { gather(from, &lanes, offsets[k0 + kk], &lanes.masks[tap], dst) };
-            }
+            // SAFETY: as in `run`.
+            unsafe { gather_panel(from, &lanes, &offsets[k0..k0 + kc], taps, k0, &mut panel) };
             for kb in (0..kc).step_by(NR) {
                 let rows = (kc - kb).min(NR);
                 let x = &panel[kb * PANEL..(kb + NR) * PANEL];
