@@ -355,7 +355,7 @@ pub fn backward_weight(gy: &Tensor, x: &Tensor, g: &ConvGeometry, algorithm: Cpu
 /// run of the batch into its own accumulator and the partial sums are added
 /// at the end; otherwise the groups run one after another with parallel
 /// GEMMs.
-fn sum_over_groups(
+pub(super) fn sum_over_groups(
     g: &ConvGeometry,
     len: usize,
     (group, scratch): (usize, usize),

@@ -446,24 +446,15 @@ pub fn weight_gradient(dys: &[f32], xs: &[f32], g: &ConvGeometry) -> Vec<f32> {
     let (k, p) = (g.col_rows(), g.positions());
     let padded = g.o.next_multiple_of(16);
     let (image, per_image) = (g.c * g.h * g.w, g.o * p);
-    let threads = rayon::current_num_threads();
-    let per = g.n.div_ceil(threads).max(1);
-    let dwt = (0..g.n.div_ceil(per))
-        .into_par_iter()
-        .map(|r| {
-            let (first, end) = (r * per, ((r + 1) * per).min(g.n));
-            let mut dwt = vec![0.0f32; k * padded];
-            let xs = &xs[first * image..end * image];
-            let dys = &dys[first * per_image..end * per_image];
+    // Each thread's whole run of images in one call (a group without
+    // bound), the runs' sums added.
+    let dwt =
+        super::cpu::sum_over_groups(g, k * padded, (usize::MAX, 0), |first, count, dwt, _, _| {
+            let xs = &xs[first * image..(first + count) * image];
+            let dys = &dys[first * per_image..(first + count) * per_image];
             // SAFETY: `applies` checked that the CPU has AVX-512.
-            unsafe { run_weight_gradient(xs, dys, g, &mut dwt) };
-            dwt
-        })
-        .reduce_with(|mut a, b| {
-            a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
-            a
-        })
-        .unwrap_or_else(|| vec![0.0; k * padded]);
+            unsafe { run_weight_gradient(xs, dys, g, dwt) };
+        });
     let mut dw = vec![0.0f32; g.o * k];
     for (r, row) in dwt.chunks_exact(padded).enumerate() {
         for (o, &v) in row[..g.o].iter().enumerate() {
