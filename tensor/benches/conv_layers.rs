@@ -1,20 +1,22 @@
 //! The convolutions of a ResNet-18 on 28x28 images, layer by layer, with
 //! im2col + GEMM, Winograd F(2x2, 3x3) and the packed implicit GEMM
-//! (AVX-512) side by side: the 3x3 stride-1 layers, then the stride-2
+//! (AVX2 or AVX-512) side by side: the 3x3 stride-1 layers, then the stride-2
 //! transitions (3x3, and the 1x1 shortcut): the measurement behind
 //! [`tensor::ops::conv2d::CpuConv::for_layer`].
 //!
 //! Run: `cargo bench -p tensor --bench conv_layers` (all threads;
 //! `-- --batch N` and `-- --width W` pick one batch size or base width,
-//! default batch 256 at widths 16 and 64). Each figure is the fastest of
-//! five timings of at least 0.3 s, in milliseconds per call, for
+//! default batch 256 at widths 16 and 64). Each figure is the fastest
+//! single call, in milliseconds, of one row's calls timed in turn, round
+//! after round (`common::millis_side_by_side`: a slow spell of a shared
+//! machine falls on every column of the row alike), for
 //! the forward pass, the input gradient and the weight gradient. `chosen`
 //! is what the library picks for the layer (and for its weight gradient,
 //! where that differs).
 
 mod common;
 
-use common::millis;
+use common::millis_side_by_side;
 use tensor::ops::conv2d::{
     conv2d_backward_input_cpu_with, conv2d_backward_weight_cpu_with, conv2d_cpu_with, ConvGeometry,
     CpuConv,
@@ -28,6 +30,12 @@ fn option(args: &[String], name: &str) -> Option<usize> {
         eprintln!("conv_layers: {name} {value:?} is not a whole number");
         std::process::exit(2)
     }))
+}
+
+/// [`millis_side_by_side`] over boxed calls.
+fn side_by_side(calls: &mut [Box<dyn FnMut() + '_>]) -> Vec<f64> {
+    let mut refs: Vec<&mut dyn FnMut()> = calls.iter_mut().map(|c| &mut **c as _).collect();
+    millis_side_by_side(&mut refs)
 }
 
 /// What the library picks for the layer, with the weight gradient's
@@ -51,7 +59,7 @@ fn main() {
     let cell = |t: Option<f64>| t.map_or(format!("{:>8}", "-"), |t| format!("{t:8.2}"));
     println!(
         "3x3 stride-1 layers of a ResNet-18 on 28x28, batch {batch}, {} threads (ms per call; \
-         packed needs AVX-512{})",
+         packed needs AVX2 or AVX-512{})",
         rayon::current_num_threads(),
         if packed { "" } else { ", which this CPU lacks" }
     );
@@ -75,25 +83,34 @@ fn main() {
             let x = Tensor::randn(&[batch, c, hw, hw], 0.0, 1.0, 1, &dev);
             let w = Tensor::randn(&[c, c, 3, 3], 0.0, 0.05, 2, &dev);
             let dy = Tensor::randn(&[batch, c, hw, hw], 0.0, 1.0, 3, &dev);
-            let forward = |a| millis(|| drop(std::hint::black_box(conv2d_cpu_with(&x, &w, p, a))));
-            let input_grad = |a| {
-                millis(|| {
-                    let dx = conv2d_backward_input_cpu_with(&dy, &w, x.shape(), p, a);
+            let algorithms = [CpuConv::Im2col, CpuConv::Winograd, CpuConv::Packed];
+            let algorithms = &algorithms[..if packed { 3 } else { 2 }];
+            let mut calls: Vec<Box<dyn FnMut()>> = Vec::new();
+            for &a in algorithms {
+                let (x, w) = (&x, &w);
+                calls.push(Box::new(move || {
+                    drop(std::hint::black_box(conv2d_cpu_with(x, w, p, a)))
+                }));
+            }
+            for &a in algorithms {
+                let (x, w, dy) = (&x, &w, &dy);
+                calls.push(Box::new(move || {
+                    let dx = conv2d_backward_input_cpu_with(dy, w, x.shape(), p, a);
                     drop(std::hint::black_box(dx))
-                })
-            };
-            let weight_grad = |a| {
-                millis(|| {
-                    let dw = conv2d_backward_weight_cpu_with(&dy, &x, w.shape(), p, a);
+                }));
+            }
+            for &a in algorithms {
+                let (x, w, dy) = (&x, &w, &dy);
+                calls.push(Box::new(move || {
+                    let dw = conv2d_backward_weight_cpu_with(dy, x, w.shape(), p, a);
                     drop(std::hint::black_box(dw))
-                })
-            };
-            let (fi, fw) = (forward(CpuConv::Im2col), forward(CpuConv::Winograd));
-            let fp = packed.then(|| forward(CpuConv::Packed));
-            let (bi, bw) = (input_grad(CpuConv::Im2col), input_grad(CpuConv::Winograd));
-            let bp = packed.then(|| input_grad(CpuConv::Packed));
-            let (wi, ww) = (weight_grad(CpuConv::Im2col), weight_grad(CpuConv::Winograd));
-            let wp = packed.then(|| weight_grad(CpuConv::Packed));
+                }));
+            }
+            let t = side_by_side(&mut calls);
+            let n = algorithms.len();
+            let (fi, fw, fp) = (t[0], t[1], packed.then(|| t[2]));
+            let (bi, bw, bp) = (t[n], t[n + 1], packed.then(|| t[n + 2]));
+            let (wi, ww, wp) = (t[2 * n], t[2 * n + 1], packed.then(|| t[2 * n + 2]));
             let g = ConvGeometry::new(x.shape(), w.shape(), p, "bench");
             println!(
                 "{c:>8} {:>6} | {fi:8.2} {fw:8.2} {} | {bi:8.2} {bw:8.2} {} | {wi:8.2} {ww:8.2} {} | {:?}",
@@ -125,21 +142,44 @@ fn main() {
             let w = Tensor::randn(&[2 * c, c, k, k], 0.0, 0.05, 2, &dev);
             let g = ConvGeometry::new(x.shape(), w.shape(), p2, "bench");
             let dy = Tensor::randn(&[batch, 2 * c, g.oh, g.ow], 0.0, 1.0, 3, &dev);
-            let forward = |a| millis(|| drop(std::hint::black_box(conv2d_cpu_with(&x, &w, p2, a))));
-            let fi = forward(CpuConv::Im2col);
-            let fp = packed.then(|| forward(CpuConv::Packed));
-            let bi = millis(|| {
-                let dx = conv2d_backward_input_cpu_with(&dy, &w, x.shape(), p2, CpuConv::Im2col);
-                drop(std::hint::black_box(dx))
-            });
-            let weight_grad = |a| {
-                millis(|| {
-                    let dw = conv2d_backward_weight_cpu_with(&dy, &x, w.shape(), p2, a);
+            let mut calls: Vec<Box<dyn FnMut()>> = vec![
+                Box::new(|| {
+                    drop(std::hint::black_box(conv2d_cpu_with(
+                        &x,
+                        &w,
+                        p2,
+                        CpuConv::Im2col,
+                    )))
+                }),
+                Box::new(|| {
+                    let dx =
+                        conv2d_backward_input_cpu_with(&dy, &w, x.shape(), p2, CpuConv::Im2col);
+                    drop(std::hint::black_box(dx))
+                }),
+                Box::new(|| {
+                    let dw =
+                        conv2d_backward_weight_cpu_with(&dy, &x, w.shape(), p2, CpuConv::Im2col);
                     drop(std::hint::black_box(dw))
-                })
-            };
-            let wi = weight_grad(CpuConv::Im2col);
-            let wp = packed.then(|| weight_grad(CpuConv::Packed));
+                }),
+            ];
+            if packed {
+                calls.push(Box::new(|| {
+                    drop(std::hint::black_box(conv2d_cpu_with(
+                        &x,
+                        &w,
+                        p2,
+                        CpuConv::Packed,
+                    )))
+                }));
+                calls.push(Box::new(|| {
+                    let dw =
+                        conv2d_backward_weight_cpu_with(&dy, &x, w.shape(), p2, CpuConv::Packed);
+                    drop(std::hint::black_box(dw))
+                }));
+            }
+            let t = side_by_side(&mut calls);
+            let (fi, bi, wi) = (t[0], t[1], t[2]);
+            let (fp, wp) = (packed.then(|| t[3]), packed.then(|| t[4]));
             println!(
                 "{:>16} {:>6} | {fi:8.2} {} | {bi:8.2} | {wi:8.2} {} | {:?}",
                 format!("{k}x{k} {c} -> {}", 2 * c),

@@ -147,7 +147,7 @@ pub enum CpuConv {
     Im2col,
     /// Winograd F(2x2, 3x3), for 3x3 stride-1 layers ([`winograd`]).
     Winograd,
-    /// The implicit GEMM of [`packed`] (AVX-512): the forward pass, the
+    /// The implicit GEMM of [`packed`] (AVX2 or AVX-512): the forward pass, the
     /// input gradient of stride-1 layers (col2im for the others) and the
     /// weight gradient.
     Packed,
@@ -194,15 +194,15 @@ impl CpuConv {
 /// What a value of `BYOL_CPU_CONV` asks for: `Some(algorithm)`, or `None`
 /// (unset, empty or `auto`) to choose by shape; an unknown value is an
 /// error naming the variable and the choices, and so is `packed` on a CPU
-/// (or a `BYOL_CPU_SIMD` level) without AVX-512.
-fn parse_setting(value: Option<&str>, avx512: bool) -> Result<Option<CpuConv>, String> {
+/// (or a `BYOL_CPU_SIMD` level) without AVX2.
+fn parse_setting(value: Option<&str>, simd: bool) -> Result<Option<CpuConv>, String> {
     match value.map(str::trim) {
         None | Some("") | Some("auto") => Ok(None),
         Some("winograd") => Ok(Some(CpuConv::Winograd)),
         Some("im2col") => Ok(Some(CpuConv::Im2col)),
-        Some("packed") if avx512 => Ok(Some(CpuConv::Packed)),
+        Some("packed") if simd => Ok(Some(CpuConv::Packed)),
         Some("packed") => Err(
-            "BYOL_CPU_CONV=\"packed\": the packed convolution needs AVX-512, \
+            "BYOL_CPU_CONV=\"packed\": the packed convolution needs AVX2 (or AVX-512), \
              which this CPU (or the BYOL_CPU_SIMD level) does not give; ask for 'im2col', \
              'winograd' or 'auto', or unset it"
                 .to_string(),
@@ -220,8 +220,8 @@ fn setting() -> &'static Result<Option<CpuConv>, String> {
         std::sync::OnceLock::new();
     SETTING.get_or_init(|| {
         let value = std::env::var("BYOL_CPU_CONV").ok();
-        let avx512 = crate::backend::cpu::simd::check_setting().is_ok() && packed::available();
-        parse_setting(value.as_deref(), avx512)
+        let simd = crate::backend::cpu::simd::check_setting().is_ok() && packed::available();
+        parse_setting(value.as_deref(), simd)
     })
 }
 
@@ -278,7 +278,8 @@ pub fn conv2d_backward_weight_cpu_with(
 fn check_cpu_algorithm(g: &ConvGeometry, algorithm: CpuConv) {
     assert!(
         algorithm != CpuConv::Packed || packed::applies(g),
-        "conv2d: the packed convolution needs AVX-512 (BYOL_CPU_SIMD at 'avx512') and a \
+        "conv2d: the packed convolution needs AVX2 or AVX-512 (BYOL_CPU_SIMD not at \
+         'baseline') and a \
          layer that is not 1x1 stride 1, got {}x{} stride {:?}",
         g.kh,
         g.kw,
@@ -401,7 +402,7 @@ mod tests {
         );
         let why = parse_setting(Some("packed"), false).unwrap_err();
         assert!(
-            why.contains("needs AVX-512") && why.contains("'auto'"),
+            why.contains("needs AVX2 (or AVX-512)") && why.contains("'auto'"),
             "{why}"
         );
         let why = parse_setting(Some("wingrad"), true).unwrap_err();
@@ -411,7 +412,7 @@ mod tests {
     }
 
     /// Unforced, a 128-channel layer on 4x4 planes runs packed where the
-    /// CPU has AVX-512, a 16-channel one on 28x28 on im2col, a 64-channel
+    /// CPU has AVX2, a 16-channel one on 28x28 on im2col, a 64-channel
     /// 14x14 one on Winograd; a 64-channel 7x7 one packed, but its weight
     /// gradient on im2col.
     #[test]

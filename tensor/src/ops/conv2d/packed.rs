@@ -1,4 +1,4 @@
-//! The convolution as an implicit GEMM on AVX-512: the column matrix is
+//! The convolution as an implicit GEMM on AVX2 or AVX-512: the column matrix is
 //! never written out; its values are gathered from the images straight
 //! into the small packed panels the multiply kernel reads.
 //!
@@ -19,23 +19,26 @@
 //! X[k, t]           = x[image, c, s·i + a - p_h, s·j + b - p_w]   (0 outside the image)
 //! ```
 //!
-//! The positions go in panels of [`PANEL`] (four vectors of 16), which may
+//! The positions go in panels of [`PANEL`] (four AVX-512 vectors), which may
 //! span several images (a 4x4 plane has 16 positions: one panel holds four
 //! images). For each panel and each chunk of [`KC`] values of `k`, the
 //! panel `X[k0..k0+KC, t0..t0+64]` (32 KB, in the L1 cache) is gathered
-//! from the images: per `k` four masked gathers, lane `l` reading
+//! from the images: per `k` masked gathers (or masked loads), lane `l` reading
 //! `base[l] + offset(c, a, b)`, where `base[l]` is the image and input
 //! position of output `t0 + l` and the mask says whether the tap falls
 //! inside the image (outside, the lane is 0, which is the padding). Then
 //! for each block of [`NR`] output channels the kernel multiplies the
-//! weights' packed `KC x 6` block into the panel: 24 vector accumulators
-//! (6 channels x 64 positions), one broadcast weight and four loads per
-//! `k`. The accumulators go to a staging block `[O, 64]`, added to it after
-//! the first chunk; when the panel's last chunk is done the block is copied
-//! out to the images.
+//! weights' packed `KC x 6` block into the panel (with AVX-512, 24
+//! vector accumulators: 6 channels x 64 positions; with AVX2, which has
+//! half the registers and half the lanes, the 64 positions in four strips
+//! of 16). The accumulators go to a staging block `[O, 64]`, added to it
+//! after the first chunk; when the panel's last chunk is done the block is
+//! copied out to the images.
 //!
-//! **Where it runs.** Only on a CPU with AVX-512 (and only at the
-//! `BYOL_CPU_SIMD` level `avx512`, the default there); elsewhere the
+//! **Where it runs.** On a CPU with AVX2 and FMA or with AVX-512, at the
+//! `BYOL_CPU_SIMD` level the CPU runs (the kernels of each set are in
+//! `packed/avx2.rs` and `packed/avx512.rs`; they sum in the same order, so
+//! both give the same bits); with neither (or at level `baseline`) the
 //! im2col path runs. [`super::CpuConv::for_layer`] picks it by shape,
 //! from the `conv_layers` benchmark. The input gradient of a stride-1
 //! layer is a forward convolution of the output gradient (the kernel turned
@@ -49,6 +52,11 @@ use super::ConvGeometry;
 use crate::backend::cpu::simd::{self, Isa};
 use rayon::prelude::*;
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+
 /// Output positions per panel: four vectors of 16 `f32`.
 pub const PANEL: usize = 64;
 /// Output channels per kernel call (the panel's 4 vectors x 6 channels =
@@ -59,18 +67,24 @@ pub const NR: usize = 6;
 pub const KC: usize = 128;
 
 /// Whether this CPU (and the `BYOL_CPU_SIMD` setting) runs the packed
-/// kernels.
+/// kernels: AVX2 with FMA, or AVX-512.
 pub fn available() -> bool {
-    simd::active() == Isa::Avx512
+    cfg!(target_arch = "x86_64") && simd::active() >= Isa::Avx2
 }
 
 /// Whether the packed forward pass computes this convolution: the CPU has
-/// AVX-512, the layer is not a 1x1 stride-1 product (that one is a plain
+/// AVX2 or AVX-512, the layer is not a 1x1 stride-1 product (that one is a plain
 /// GEMM on the images already), and the gather offsets of a panel's
 /// images fit in 32 bits.
 pub fn applies(g: &ConvGeometry) -> bool {
+    available() && suits(g)
+}
+
+/// The shape half of [`applies`]: not a 1x1 stride-1 product, and the
+/// gather offsets of a panel's images fit in 32 bits.
+fn suits(g: &ConvGeometry) -> bool {
     let image = g.c * g.h * g.w;
-    available() && !g.is_pointwise() && image.saturating_mul(PANEL + 1) < i32::MAX as usize
+    !g.is_pointwise() && image.saturating_mul(PANEL + 1) < i32::MAX as usize
 }
 
 /// Whether the packed convolution is faster than im2col for a layer it
@@ -206,11 +220,35 @@ impl Lanes {
     }
 }
 
+/// The three kernels of one instruction set ([`avx512`], [`avx2`]); the
+/// drivers [`run`] and [`run_weight_gradient`] are written once over them
+/// and compiled into each set's entry points, where the kernels inline.
+trait Kernels {
+    /// Row `dst` (64 values) of a panel: `dst[l] = src[base[l] + offset]`
+    /// where lane `l`'s bit in `masks` is set (the tap falls inside the
+    /// image), else 0; `base` from `lanes`.
+    unsafe fn gather(src: &[f32], lanes: &Lanes, offset: i32, masks: &[u16; 4], dst: &mut [f32]);
+
+    /// `out[i, l] (+)= Σ_kk w[kk, i] · panel[kk, l]` for the `NR x PANEL`
+    /// block: `w` is `kc x NR`, `panel` is `kc x PANEL`, `out` is
+    /// `NR x PANEL`; `add` adds onto `out` instead of overwriting it. Each
+    /// output sums its `kc` products in order of `kk`.
+    unsafe fn kernel(kc: usize, w: &[f32], panel: &[f32], out: &mut [f32], add: bool);
+
+    /// `out[i, o] += Σ_l x[i, l] · d[l, o]` for `i < rows` (of `NR`), `l`
+    /// over the panel's 64 positions (in order) and `o` over all `ld`
+    /// channels (a multiple of 16): `x` is the panel's `NR x PANEL` rows,
+    /// `d` the transposed `dY` (`PANEL` rows of `ld`) and `out` rows of
+    /// `ld` in the `[K][O']` accumulator.
+    unsafe fn kernel_dw(x: &[f32], d: &[f32], ld: usize, out: &mut [f32], rows: usize);
+}
+
 /// `y = conv(x, w)` for a run of whole images `xs` (`[n, C, H, W]`) into
 /// `y` (`[n, O, OH, OW]`), one thread; `packed` from [`pack_weights`].
-/// Compiled for AVX-512 so that the gathers and the kernel inline into it.
-#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f"))]
-unsafe fn run(xs: &[f32], packed: &[f32], g: &ConvGeometry, y: &mut [f32]) {
+/// Inlined into each instruction set's entry point (`avx512::run`,
+/// `avx2::run`), so that the gathers and the kernel inline into it.
+#[inline(always)]
+unsafe fn run<K: Kernels>(xs: &[f32], packed: &[f32], g: &ConvGeometry, y: &mut [f32]) {
     let (p, k, taps) = (g.positions(), g.col_rows(), g.kh * g.kw);
     let image = g.c * g.h * g.w;
     let total = y.len() / g.o;
@@ -223,16 +261,16 @@ unsafe fn run(xs: &[f32], packed: &[f32], g: &ConvGeometry, y: &mut [f32]) {
         let from = &xs[first * image..];
         for k0 in (0..k).step_by(KC) {
             let kc = (k - k0).min(KC);
-            // SAFETY: `applies` checked AVX-512; `from` starts at the
-            // panel's first image.
-            unsafe { gather_panel(from, &lanes, &offsets[k0..k0 + kc], taps, k0, &mut panel) };
+            // SAFETY: the entry point's caller checked the CPU; `from`
+            // starts at the panel's first image.
+            unsafe { gather_panel::<K>(from, &lanes, &offsets[k0..k0 + kc], taps, k0, &mut panel) };
             let weights = &packed[k0 * blocks * NR..];
             for b in 0..blocks {
                 let w = &weights[b * kc * NR..(b + 1) * kc * NR];
                 let out = &mut staging[b * NR * PANEL..(b + 1) * NR * PANEL];
-                // SAFETY: AVX-512 checked; the slices hold kc·NR, kc·PANEL
+                // SAFETY: the CPU checked; the slices hold kc·NR, kc·PANEL
                 // and NR·PANEL values.
-                unsafe { kernel(kc, w, &panel, out, k0 > 0) };
+                unsafe { K::kernel(kc, w, &panel, out, k0 > 0) };
             }
         }
         for o in 0..g.o {
@@ -263,8 +301,8 @@ fn tap_offsets(g: &ConvGeometry) -> Vec<i32> {
 /// Rows `0..offsets.len()` of `panel`: row `kk` is `X[k0 + kk, t]` for the
 /// panel's 64 positions `t`, gathered from `from` (the images from the
 /// panel's first), `offsets` being [`tap_offsets`] of those rows.
-#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f"))]
-unsafe fn gather_panel(
+#[inline(always)]
+unsafe fn gather_panel<K: Kernels>(
     from: &[f32],
     lanes: &Lanes,
     offsets: &[i32],
@@ -278,94 +316,59 @@ unsafe fn gather_panel(
         .enumerate()
     {
         let tap = (k0 + kk) % taps;
-        // SAFETY: the caller checked AVX-512; a lane reads only where its
+        // SAFETY: the caller checked the CPU; a lane reads only where its
         // mask is set, which `Lanes::new` set only for taps inside an
         // image of the run.
-        unsafe { gather(from, lanes, offset, &lanes.masks[tap], dst) };
+        unsafe { K::gather(from, lanes, offset, &lanes.masks[tap], dst) };
     }
 }
 
-/// `dst[l] = src[base[l] + offset]` where the lane's mask bit is set, else
-/// 0: a masked load for a vector of consecutive lanes, else a gather.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn gather(src: &[f32], lanes: &Lanes, offset: i32, masks: &[u16; 4], dst: &mut [f32]) {
-    use std::arch::x86_64::*;
-    let off = _mm512_set1_epi32(offset);
-    for (v, &mask) in masks.iter().enumerate() {
-        let got = if lanes.consecutive[v] {
-            // Masked-off lanes are not read (no fault), so the address may
-            // point before or past the image for them.
-            let at = src
-                .as_ptr()
-                .wrapping_offset((lanes.base[16 * v] + offset) as isize);
-            _mm512_maskz_loadu_ps(mask, at)
-        } else {
-            let idx = _mm512_add_epi32(
-                _mm512_loadu_si512(lanes.base.as_ptr().add(16 * v).cast()),
-                off,
-            );
-            _mm512_mask_i32gather_ps::<4>(_mm512_setzero_ps(), mask, idx, src.as_ptr().cast())
-        };
-        _mm512_storeu_ps(dst.as_mut_ptr().add(16 * v), got);
+/// Panics unless the packed kernels run at `isa` on this CPU and the
+/// layer's shape suits them.
+fn check(isa: Isa, g: &ConvGeometry) {
+    assert!(
+        isa >= Isa::Avx2 && isa.supported() && suits(g),
+        "packed conv2d: does not apply to {g:?} at level {} on this CPU",
+        isa.name()
+    );
+}
+
+/// [`run`] with the kernels of `isa` (checked by [`check`]).
+fn run_at(isa: Isa, xs: &[f32], packed: &[f32], g: &ConvGeometry, y: &mut [f32]) {
+    match isa {
+        // SAFETY: `check` found the level supported by this CPU.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { avx512::run(xs, packed, g, y) },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => unsafe { avx2::run(xs, packed, g, y) },
+        isa => unreachable!("packed conv2d: no kernels at level {}", isa.name()),
     }
 }
 
-#[cfg(not(target_arch = "x86_64"))]
-unsafe fn gather(_: &[f32], _: &Lanes, _: i32, _: &[u16; 4], _: &mut [f32]) {
-    unreachable!("the packed convolution runs only on x86-64 with AVX-512")
-}
-
-/// `out[i, l] (+)= Σ_kk w[kk, i] · panel[kk, l]` for the `NR x PANEL`
-/// block: `w` is `kc x NR`, `panel` is `kc x PANEL`, `out` is `NR x PANEL`;
-/// `add` adds onto `out` instead of overwriting it.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn kernel(kc: usize, w: &[f32], panel: &[f32], out: &mut [f32], add: bool) {
-    use std::arch::x86_64::*;
-    let mut acc = [[_mm512_setzero_ps(); 4]; NR];
-    let (w, x) = (w.as_ptr(), panel.as_ptr());
-    for kk in 0..kc {
-        let row = x.add(kk * PANEL);
-        let v = [
-            _mm512_loadu_ps(row),
-            _mm512_loadu_ps(row.add(16)),
-            _mm512_loadu_ps(row.add(32)),
-            _mm512_loadu_ps(row.add(48)),
-        ];
-        for (i, acc) in acc.iter_mut().enumerate() {
-            let wi = _mm512_set1_ps(*w.add(kk * NR + i));
-            for (a, v) in acc.iter_mut().zip(v) {
-                *a = _mm512_fmadd_ps(wi, v, *a);
-            }
-        }
+/// [`run_weight_gradient`] with the kernels of `isa` (checked by
+/// [`check`]).
+fn run_weight_gradient_at(isa: Isa, xs: &[f32], dys: &[f32], g: &ConvGeometry, dwt: &mut [f32]) {
+    match isa {
+        // SAFETY: `check` found the level supported by this CPU.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { avx512::run_weight_gradient(xs, dys, g, dwt) },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => unsafe { avx2::run_weight_gradient(xs, dys, g, dwt) },
+        isa => unreachable!("packed conv2d: no kernels at level {}", isa.name()),
     }
-    for (i, acc) in acc.iter().enumerate() {
-        for (v, a) in acc.iter().enumerate() {
-            let at = out.as_mut_ptr().add(i * PANEL + 16 * v);
-            let sum = if add {
-                _mm512_add_ps(*a, _mm512_loadu_ps(at))
-            } else {
-                *a
-            };
-            _mm512_storeu_ps(at, sum);
-        }
-    }
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-unsafe fn kernel(_: usize, _: &[f32], _: &[f32], _: &mut [f32], _: bool) {
-    unreachable!("the packed convolution runs only on x86-64 with AVX-512")
 }
 
 /// The forward convolution of geometry `g`: `xs` is `[N, C, H, W]`, `ws`
 /// is `[O, C, KH, KW]`; returns `[N, O, OH, OW]`. The batch is split into
 /// one run of whole images per thread. Panics unless [`applies`].
 pub fn forward(xs: &[f32], ws: &[f32], g: &ConvGeometry) -> Vec<f32> {
-    assert!(
-        applies(g),
-        "packed conv2d: does not apply to {g:?} on this CPU"
-    );
+    forward_at(simd::active(), xs, ws, g)
+}
+
+/// [`forward`] with the kernels of level `isa` (the tests run each level
+/// this CPU has).
+fn forward_at(isa: Isa, xs: &[f32], ws: &[f32], g: &ConvGeometry) -> Vec<f32> {
+    check(isa, g);
     let per_image = g.o * g.positions();
     let mut y = vec![0.0f32; g.n * per_image];
     if y.is_empty() {
@@ -379,8 +382,7 @@ pub fn forward(xs: &[f32], ws: &[f32], g: &ConvGeometry) -> Vec<f32> {
         .for_each(|(r, run_y)| {
             let count = run_y.len() / per_image;
             let xs = &xs[r * per * image..(r * per + count) * image];
-            // SAFETY: `applies` checked that the CPU has AVX-512.
-            unsafe { run(xs, &packed, g, run_y) };
+            run_at(isa, xs, &packed, g, run_y);
         });
     y
 }
@@ -439,10 +441,12 @@ pub fn input_gradient(dys: &[f32], ws: &[f32], g: &ConvGeometry) -> Option<Vec<f
 /// images; the runs' sums are added, then turned to `[O, K]`. Panics
 /// unless [`applies`].
 pub fn weight_gradient(dys: &[f32], xs: &[f32], g: &ConvGeometry) -> Vec<f32> {
-    assert!(
-        applies(g),
-        "packed conv2d: does not apply to {g:?} on this CPU"
-    );
+    weight_gradient_at(simd::active(), dys, xs, g)
+}
+
+/// [`weight_gradient`] with the kernels of level `isa`.
+fn weight_gradient_at(isa: Isa, dys: &[f32], xs: &[f32], g: &ConvGeometry) -> Vec<f32> {
+    check(isa, g);
     let (k, p) = (g.col_rows(), g.positions());
     let padded = g.o.next_multiple_of(16);
     let (image, per_image) = (g.c * g.h * g.w, g.o * p);
@@ -452,8 +456,7 @@ pub fn weight_gradient(dys: &[f32], xs: &[f32], g: &ConvGeometry) -> Vec<f32> {
         super::cpu::sum_over_groups(g, k * padded, (usize::MAX, 0), |first, count, dwt, _, _| {
             let xs = &xs[first * image..(first + count) * image];
             let dys = &dys[first * per_image..(first + count) * per_image];
-            // SAFETY: `applies` checked that the CPU has AVX-512.
-            unsafe { run_weight_gradient(xs, dys, g, dwt) };
+            run_weight_gradient_at(isa, xs, dys, g, dwt);
         });
     let mut dw = vec![0.0f32; g.o * k];
     for (r, row) in dwt.chunks_exact(padded).enumerate() {
@@ -467,8 +470,14 @@ pub fn weight_gradient(dys: &[f32], xs: &[f32], g: &ConvGeometry) -> Vec<f32> {
 /// Adds `Σ_t X[k, t] · dY[o, t]` over the positions of a run of whole
 /// images (`xs`, `dys`) into `dwt` (`[K][O']`, `O'` = `O` rounded up to
 /// 16), one thread.
-#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx512f"))]
-unsafe fn run_weight_gradient(xs: &[f32], dys: &[f32], g: &ConvGeometry, dwt: &mut [f32]) {
+/// Inlined into each instruction set's entry point, as [`run`].
+#[inline(always)]
+unsafe fn run_weight_gradient<K: Kernels>(
+    xs: &[f32],
+    dys: &[f32],
+    g: &ConvGeometry,
+    dwt: &mut [f32],
+) {
     let (p, k, taps) = (g.positions(), g.col_rows(), g.kh * g.kw);
     let padded = g.o.next_multiple_of(16);
     let total = dys.len() / g.o;
@@ -491,66 +500,17 @@ unsafe fn run_weight_gradient(xs: &[f32], dys: &[f32], g: &ConvGeometry, dwt: &m
         for k0 in (0..k).step_by(KC) {
             let kc = (k - k0).min(KC);
             // SAFETY: as in `run`.
-            unsafe { gather_panel(from, &lanes, &offsets[k0..k0 + kc], taps, k0, &mut panel) };
+            unsafe { gather_panel::<K>(from, &lanes, &offsets[k0..k0 + kc], taps, k0, &mut panel) };
             for kb in (0..kc).step_by(NR) {
                 let rows = (kc - kb).min(NR);
                 let x = &panel[kb * PANEL..(kb + NR) * PANEL];
                 let out = &mut dwt[(k0 + kb) * padded..(k0 + kb + rows) * padded];
-                for o0 in (0..padded).step_by(64) {
-                    let (d, out) = (&dyt[o0..], &mut out[o0..]);
-                    // SAFETY: AVX-512 checked; `x` holds NR·PANEL values,
-                    // `d` PANEL rows of `padded` from column o0, `out`
-                    // `rows` rows of `padded` from column o0, and the
-                    // kernel reads and writes `16·V <= padded - o0` columns.
-                    unsafe {
-                        match (padded - o0) / 16 {
-                            1 => kernel_dw::<1>(x, d, padded, out, rows),
-                            2 => kernel_dw::<2>(x, d, padded, out, rows),
-                            3 => kernel_dw::<3>(x, d, padded, out, rows),
-                            _ => kernel_dw::<4>(x, d, padded, out, rows),
-                        }
-                    }
-                }
+                // SAFETY: the CPU checked; `x` holds NR·PANEL values, `dyt`
+                // PANEL rows of `padded`, `out` `rows` rows of `padded`.
+                unsafe { K::kernel_dw(x, &dyt, padded, out, rows) };
             }
         }
     }
-}
-
-/// `out[i, o] += Σ_l x[i, l] · d[l, o]` for `i < rows` (of `NR`), `l` over
-/// the panel's 64 positions and `o` over `16·V` channels: `x` is the
-/// panel's `NR x PANEL` rows, `d` the transposed `dY` (`PANEL` rows of `ld`)
-/// and `out` rows of `ld` in the `[K][O']` accumulator. `NR·V`
-/// accumulators; per position `V` loads and `NR` broadcasts.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn kernel_dw<const V: usize>(x: &[f32], d: &[f32], ld: usize, out: &mut [f32], rows: usize) {
-    use std::arch::x86_64::*;
-    let mut acc = [[_mm512_setzero_ps(); V]; NR];
-    let (x, d) = (x.as_ptr(), d.as_ptr());
-    for l in 0..PANEL {
-        let row = d.add(l * ld);
-        let mut v = [_mm512_setzero_ps(); V];
-        for (j, v) in v.iter_mut().enumerate() {
-            *v = _mm512_loadu_ps(row.add(16 * j));
-        }
-        for (i, acc) in acc.iter_mut().enumerate() {
-            let xi = _mm512_set1_ps(*x.add(i * PANEL + l));
-            for (a, v) in acc.iter_mut().zip(v) {
-                *a = _mm512_fmadd_ps(xi, v, *a);
-            }
-        }
-    }
-    for (i, acc) in acc.iter().enumerate().take(rows) {
-        for (j, a) in acc.iter().enumerate() {
-            let at = out.as_mut_ptr().add(i * ld + 16 * j);
-            _mm512_storeu_ps(at, _mm512_add_ps(*a, _mm512_loadu_ps(at)));
-        }
-    }
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-unsafe fn kernel_dw<const V: usize>(_: &[f32], _: &[f32], _: usize, _: &mut [f32], _: usize) {
-    unreachable!("the packed convolution runs only on x86-64 with AVX-512")
 }
 
 #[cfg(test)]
@@ -591,36 +551,72 @@ mod tests {
             ),
         ];
         if !available() {
-            // Without AVX-512 the packed path must refuse, not run.
+            // Without AVX2 the packed path must refuse, not run.
             let g = ConvGeometry::new(&cases[0].0, &cases[0].1, cases[0].2, "t");
             assert!(!applies(&g));
-            eprintln!("skipped: this CPU has no AVX-512");
+            eprintln!("skipped: this CPU (or BYOL_CPU_SIMD) gives no AVX2");
             return;
         }
+        // Every level whose kernels this CPU runs: AVX2, and AVX-512 where
+        // the CPU has it (then both are checked, and must agree bit for bit).
+        let levels: Vec<Isa> = [Isa::Avx2, Isa::Avx512]
+            .into_iter()
+            .filter(|isa| isa.supported())
+            .collect();
+        eprintln!("packed kernels checked at {levels:?}");
         let d = Device::Cpu;
         for (x_shape, w_shape, params) in cases {
             let g = ConvGeometry::new(&x_shape, &w_shape, params, "t");
             let x = Tensor::randn(&x_shape, 0.0, 1.0, 1, &d);
             let w = Tensor::randn(&w_shape, 0.0, 1.0, 2, &d);
             let dy = Tensor::randn(&[g.n, g.o, g.oh, g.ow], 0.0, 1.0, 3, &d);
-            let (y, dx, dw) = reference(&x.to_vec(), &w.to_vec(), &dy.to_vec(), &g);
+            let (xv, wv, dyv) = (x.to_vec(), w.to_vec(), dy.to_vec());
+            let (y, dx, dw) = reference(&xv, &wv, &dyv, &g);
             let tol = 1e-4 * ((g.col_rows() * g.o) as f32).sqrt();
-            let got = conv2d_cpu_with(&x, &w, params, CpuConv::Packed).to_vec();
-            assert_eq!(got.len(), y.len());
-            for (i, (a, b)) in got.iter().zip(&y).enumerate() {
-                assert!((a - b).abs() <= tol, "{g:?}: y[{i}] = {a}, want {b}");
+            // The weight gradient sums over every position of the batch.
+            let tol_dw = 1e-4 * ((g.n * g.positions()) as f32).sqrt();
+            let mut first: Option<(Vec<f32>, Vec<f32>)> = None;
+            for &isa in &levels {
+                let got = forward_at(isa, &xv, &wv, &g);
+                assert_eq!(got.len(), y.len());
+                for (i, (a, b)) in got.iter().zip(&y).enumerate() {
+                    assert!(
+                        (a - b).abs() <= tol,
+                        "{isa:?} {g:?}: y[{i}] = {a}, want {b}"
+                    );
+                }
+                let got_dw = weight_gradient_at(isa, &dyv, &xv, &g);
+                assert_eq!(got_dw.len(), dw.len());
+                for (i, (a, b)) in got_dw.iter().zip(&dw).enumerate() {
+                    assert!(
+                        (a - b).abs() <= tol_dw,
+                        "{isa:?} {g:?}: dw[{i}] = {a}, want {b}"
+                    );
+                }
+                match &first {
+                    None => first = Some((got, got_dw)),
+                    Some((y0, dw0)) => {
+                        let same = |a: &[f32], b: &[f32]| {
+                            a.iter().zip(b).all(|(a, b)| a.to_bits() == b.to_bits())
+                        };
+                        assert!(same(y0, &got), "{isa:?} {g:?}: y differs from AVX2's bits");
+                        assert!(
+                            same(dw0, &got_dw),
+                            "{isa:?} {g:?}: dw differs from AVX2's bits"
+                        );
+                    }
+                }
             }
+            // Through the public entry points, at the active level.
+            let got = conv2d_cpu_with(&x, &w, params, CpuConv::Packed).to_vec();
+            assert_eq!(got, first.as_ref().unwrap().0);
             let got = conv2d_backward_input_cpu_with(&dy, &w, &x_shape, params, CpuConv::Packed);
             for (i, (a, b)) in got.to_vec().iter().zip(&dx).enumerate() {
                 assert!((a - b).abs() <= tol, "{g:?}: dx[{i}] = {a}, want {b}");
             }
-            // The weight gradient sums over every position of the batch.
-            let tol = 1e-4 * ((g.n * g.positions()) as f32).sqrt();
             let got = conv2d_backward_weight_cpu_with(&dy, &x, &w_shape, params, CpuConv::Packed);
             assert_eq!(got.shape(), &w_shape);
-            for (i, (a, b)) in got.to_vec().iter().zip(&dw).enumerate() {
-                assert!((a - b).abs() <= tol, "{g:?}: dw[{i}] = {a}, want {b}");
-            }
+            assert_eq!(got.to_vec(), first.as_ref().unwrap().1);
         }
     }
 
