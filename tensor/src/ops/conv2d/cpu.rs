@@ -338,11 +338,16 @@ pub fn backward_weight(gy: &Tensor, x: &Tensor, g: &ConvGeometry, algorithm: Cpu
             );
         };
     let dwt = sum_over_groups(g, k * g.o, (group, scratch_len(g)), add_group);
-    // dW[o, r] = dWᵀ[r, o].
-    let mut dw = vec![0.0f32; g.o * k];
-    for r in 0..k {
-        for o in 0..g.o {
-            dw[o * k + r] = dwt[r * g.o + o];
+    from_transposed(&dwt, g.o, g.o, k)
+}
+
+/// `dW[o, r] = dWᵀ[r, o]`: the `[O, K]` weight gradient from its transpose
+/// `dwt`, `K` rows of `ld ≥ O` values (the columns past `O` are dropped).
+pub(super) fn from_transposed(dwt: &[f32], ld: usize, o: usize, k: usize) -> Vec<f32> {
+    let mut dw = vec![0.0f32; o * k];
+    for (r, row) in dwt.chunks_exact(ld).take(k).enumerate() {
+        for (oi, &v) in row[..o].iter().enumerate() {
+            dw[oi * k + r] = v;
         }
     }
     dw

@@ -458,13 +458,7 @@ fn weight_gradient_at(isa: Isa, dys: &[f32], xs: &[f32], g: &ConvGeometry) -> Ve
             let dys = &dys[first * per_image..(first + count) * per_image];
             run_weight_gradient_at(isa, xs, dys, g, dwt);
         });
-    let mut dw = vec![0.0f32; g.o * k];
-    for (r, row) in dwt.chunks_exact(padded).enumerate() {
-        for (o, &v) in row[..g.o].iter().enumerate() {
-            dw[o * k + r] = v;
-        }
-    }
-    dw
+    super::cpu::from_transposed(&dwt, padded, g.o, k)
 }
 
 /// Adds `Σ_t X[k, t] · dY[o, t]` over the positions of a run of whole
