@@ -31,9 +31,14 @@ BYOL_CPU_CONV=winograd cargo test --workspace --test pytorch_fixtures \
 # 4x4); the same files again with it forced on every layer it computes,
 # where the CPU has AVX2 and FMA (with AVX-512 its AVX-512 kernels run; the
 # unit tests check that both sets give the same bits).
+# Winograd F(4x4, 3x3) on the packed kernels runs the forward pass and
+# input gradient of the 3x3 stride-1 layers of 64 channels and more; the same
+# files once more with it forced on every 3x3 stride-1 layer.
 if grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then
   BYOL_CPU_CONV=packed cargo test --workspace --test pytorch_fixtures \
     --test gradcheck --test resnet_parity --test pytorch_step
+  BYOL_CPU_CONV=winograd4 cargo test --workspace --test pytorch_fixtures \
+    --test gradcheck --test resnet_parity --test pytorch_step
 else
-  echo "BYOL_CPU_CONV=packed run skipped: this CPU has no AVX2"
+  echo "BYOL_CPU_CONV=packed and winograd4 runs skipped: this CPU has no AVX2"
 fi

@@ -49,7 +49,21 @@ fn check(dev: &Device) {
     let (lr, wd, eta, momentum, tau) = (hyper[0], hyper[1], hyper[2], hyper[3], hyper[4]);
 
     // Forward and backward. Loss: 1e-5 relative; gradients pass through
-    // two heads and a ResNet: 1e-4 absolute + 1e-3 relative.
+    // two heads and a ResNet: 1e-4 absolute + 1e-3 relative. Forced onto
+    // every 3x3 stride-1 layer, Winograd F(4x4, 3x3) rounds about ten times
+    // coarser than the direct sum (its transforms multiply by up to 8 and
+    // cancel; by default it runs only on layers of 64 channels and more,
+    // none here): the worst gradient element measured 1.36 times the
+    // default bound (0.17-0.19 with im2col, F(2x2, 3x3) or packed) and the
+    // worst value after the LARS step 3.4 times, so that run gets ten times
+    // every bound here (a wrong transform or tile is off by the values'
+    // own size).
+    let forced = std::env::var("BYOL_CPU_CONV").is_ok_and(|v| v.trim() == "winograd4");
+    let coarse = if forced && matches!(dev, Device::Cpu) {
+        10.0
+    } else {
+        1.0
+    };
     let tape = Tape::new();
     let out = nets.forward(
         &tape,
@@ -59,7 +73,7 @@ fn check(dev: &Device) {
     let loss = out.loss.item();
     let want = fx["loss"].item();
     assert!(
-        (loss - want).abs() <= 1e-5 * want.abs().max(1.0),
+        (loss - want).abs() <= 1e-5 * coarse * want.abs().max(1.0),
         "loss {loss} vs PyTorch {want} on {dev}"
     );
     tape.backward(&out.loss);
@@ -69,8 +83,8 @@ fn check(dev: &Device) {
         assert_close(
             &g,
             &fx[&format!("grad.{key}")],
-            1e-4,
-            1e-3,
+            1e-4 * coarse,
+            1e-3 * coarse,
             &format!("grad.{key} on {dev}"),
         );
     }
@@ -95,7 +109,7 @@ fn check(dev: &Device) {
         let before = fx[&format!("before.{key}")].to_vec();
         assert_eq!(got.len(), want.len(), "after.{key}: sizes differ");
         for (i, ((&a, &b), &b0)) in got.iter().zip(&want).zip(&before).enumerate() {
-            let tol = 1e-5 + 1e-4 * b.abs().max((b0 - b).abs());
+            let tol = coarse * (1e-5 + 1e-4 * b.abs().max((b0 - b).abs()));
             assert!(
                 (a - b).abs() <= tol,
                 "after.{key} on {dev}: element {i} is {a}, expected {b} \

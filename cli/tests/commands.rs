@@ -1101,7 +1101,11 @@ fn a_mistyped_backend_setting_is_named_before_any_work() {
     let dir = temp("setting");
     let run = dir.join("r");
     let settings = [
-        ("BYOL_CPU_CONV", "wingrad", "'winograd', 'im2col'"),
+        (
+            "BYOL_CPU_CONV",
+            "wingrad",
+            "'winograd', 'winograd4', 'im2col'",
+        ),
         ("BYOL_CPU_SIMD", "avx-512", "'baseline', 'avx2', 'avx512'"),
     ];
     for (var, value, choices) in settings {

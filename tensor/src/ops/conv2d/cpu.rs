@@ -126,6 +126,9 @@ pub fn forward(x: &Tensor, w: &Tensor, g: &ConvGeometry, algorithm: CpuConv) -> 
     if algorithm == CpuConv::Packed {
         return packed::forward(xs, ws, g);
     }
+    if algorithm == CpuConv::Winograd4 {
+        return packed::winograd::forward(xs, ws, g);
+    }
     let (k, p) = (g.col_rows(), g.positions());
     let image = g.c * g.h * g.w;
     let group = group_size(g);
@@ -205,6 +208,11 @@ pub fn backward_input(gy: &Tensor, w: &Tensor, g: &ConvGeometry, algorithm: CpuC
     );
     if algorithm == CpuConv::Packed {
         if let Some(dx) = packed::input_gradient(gys, ws, g) {
+            return dx;
+        }
+    }
+    if algorithm == CpuConv::Winograd4 {
+        if let Some(dx) = packed::winograd::input_gradient(gys, ws, g) {
             return dx;
         }
     }

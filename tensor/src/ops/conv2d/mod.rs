@@ -151,37 +151,59 @@ pub enum CpuConv {
     /// input gradient of stride-1 layers (col2im for the others) and the
     /// weight gradient.
     Packed,
+    /// Winograd F(4x4, 3x3) on the packed kernels (AVX2 or AVX-512), for
+    /// the forward pass and input gradient of 3x3 stride-1 layers
+    /// ([`packed::winograd`]); the weight gradient is chosen among the
+    /// others by [`CpuConv::for_weight_gradient`].
+    Winograd4,
 }
 
 impl CpuConv {
-    /// The algorithm [`Tensor::conv2d`] and its two gradients use for a
-    /// layer: Winograd where it applies and [`winograd::pays`], else the
-    /// packed implicit GEMM where it applies and [`packed::pays`], else
-    /// im2col (the rules fit the `conv_layers` benchmark). `BYOL_CPU_CONV`
-    /// forces one on every layer it applies to (im2col elsewhere).
+    /// The algorithm [`Tensor::conv2d`] and its input gradient use for a
+    /// layer: Winograd F(4x4, 3x3) where it applies and
+    /// [`packed::winograd::pays`], else F(2x2, 3x3) where it applies and
+    /// [`winograd::pays`], else the packed implicit GEMM where it applies
+    /// and [`packed::pays`], else im2col (the rules fit the `conv_layers`
+    /// benchmark). `BYOL_CPU_CONV` forces one on every layer it applies to
+    /// (im2col elsewhere; forced to `winograd4`, the weight gradient is
+    /// chosen by shape).
     pub fn for_layer(g: &ConvGeometry) -> CpuConv {
-        CpuConv::choose(g, packed::pays)
+        CpuConv::choose(g, packed::pays, true)
     }
 
     /// The algorithm [`Tensor::conv2d_backward_weight`] uses: as
-    /// [`CpuConv::for_layer`], except that the packed weight gradient has
-    /// its own rule, [`packed::weight_gradient_pays`].
+    /// [`CpuConv::for_layer`], except that F(4x4, 3x3) has no weight
+    /// gradient (F(2x2, 3x3), packed or im2col by shape instead) and the
+    /// packed weight gradient has its own rule,
+    /// [`packed::weight_gradient_pays`].
     pub fn for_weight_gradient(g: &ConvGeometry) -> CpuConv {
-        CpuConv::choose(g, packed::weight_gradient_pays)
+        CpuConv::choose(g, packed::weight_gradient_pays, false)
     }
 
-    fn choose(g: &ConvGeometry, packed_pays: fn(&ConvGeometry) -> bool) -> CpuConv {
+    /// The choice for a layer; `winograd4` says whether F(4x4, 3x3), which
+    /// has no weight gradient of its own, may be chosen (forced to it, the
+    /// weight gradient chooses between the others by shape).
+    fn choose(
+        g: &ConvGeometry,
+        packed_pays: fn(&ConvGeometry) -> bool,
+        winograd4: bool,
+    ) -> CpuConv {
         let forced = setting().as_ref().unwrap_or_else(|why| panic!("{why}"));
-        let (winograd, packed) = match forced {
-            Some(CpuConv::Im2col) => (false, false),
-            Some(CpuConv::Winograd) => (winograd::applies(g), false),
-            Some(CpuConv::Packed) => (false, packed::applies(g)),
-            None => (
-                winograd::applies(g) && winograd::pays(g),
-                packed::applies(g) && packed_pays(g),
-            ),
+        let by_shape = (
+            winograd::applies(g) && winograd::pays(g),
+            winograd4 && packed::winograd::applies(g) && packed::winograd::pays(g),
+            packed::applies(g) && packed_pays(g),
+        );
+        let (winograd, winograd4, packed) = match forced {
+            Some(CpuConv::Im2col) => (false, false, false),
+            Some(CpuConv::Winograd) => (winograd::applies(g), false, false),
+            Some(CpuConv::Packed) => (false, false, packed::applies(g)),
+            Some(CpuConv::Winograd4) if winograd4 => (false, packed::winograd::applies(g), false),
+            Some(CpuConv::Winograd4) | None => by_shape,
         };
-        if winograd {
+        if winograd4 {
+            CpuConv::Winograd4
+        } else if winograd {
             CpuConv::Winograd
         } else if packed {
             CpuConv::Packed
@@ -201,15 +223,15 @@ fn parse_setting(value: Option<&str>, simd: bool) -> Result<Option<CpuConv>, Str
         Some("winograd") => Ok(Some(CpuConv::Winograd)),
         Some("im2col") => Ok(Some(CpuConv::Im2col)),
         Some("packed") if simd => Ok(Some(CpuConv::Packed)),
-        Some("packed") => Err(
-            "BYOL_CPU_CONV=\"packed\": the packed convolution needs AVX2 (or AVX-512), \
+        Some("winograd4") if simd => Ok(Some(CpuConv::Winograd4)),
+        Some(v @ ("packed" | "winograd4")) => Err(format!(
+            "BYOL_CPU_CONV={v:?}: the packed kernels need AVX2 (or AVX-512), \
              which this CPU (or the BYOL_CPU_SIMD level) does not give; ask for 'im2col', \
              'winograd' or 'auto', or unset it"
-                .to_string(),
-        ),
+        )),
         Some(v) => Err(format!(
-            "BYOL_CPU_CONV={v:?}: expected 'winograd', 'im2col', 'packed' or 'auto' (or unset \
-             it to choose by layer shape)"
+            "BYOL_CPU_CONV={v:?}: expected 'winograd', 'winograd4', 'im2col', 'packed' or \
+             'auto' (or unset it to choose by layer shape)"
         )),
     }
 }
@@ -272,6 +294,11 @@ pub fn conv2d_backward_weight_cpu_with(
     let g = ConvGeometry::new(x.shape(), weight_shape, params, "conv2d_backward_weight");
     dy.check_grad_shape(&g, "conv2d_backward_weight");
     check_cpu_algorithm(&g, algorithm);
+    assert!(
+        algorithm != CpuConv::Winograd4,
+        "conv2d_backward_weight: Winograd F(4x4, 3x3) has no weight gradient of its own \
+         (CpuConv::for_weight_gradient picks packed or im2col)"
+    );
     Tensor::cpu(cpu::backward_weight(dy, x, &g, algorithm), weight_shape)
 }
 
@@ -284,6 +311,16 @@ fn check_cpu_algorithm(g: &ConvGeometry, algorithm: CpuConv) {
         g.kh,
         g.kw,
         g.params.stride
+    );
+    assert!(
+        algorithm != CpuConv::Winograd4 || packed::winograd::applies(g),
+        "conv2d: Winograd F(4x4, 3x3) needs AVX2 or AVX-512 (BYOL_CPU_SIMD not at \
+         'baseline'), a 3x3 kernel, stride 1 and padding at most 2, got {}x{} stride {:?} \
+         padding {:?}",
+        g.kh,
+        g.kw,
+        g.params.stride,
+        g.params.padding
     );
     assert!(
         algorithm != CpuConv::Winograd || winograd::applies(g),
@@ -384,7 +421,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_setting_accepts_the_four_choices_and_names_a_typo() {
+    fn the_setting_accepts_the_five_choices_and_names_a_typo() {
         assert_eq!(parse_setting(None, true), Ok(None));
         assert_eq!(parse_setting(Some(" "), true), Ok(None));
         assert_eq!(parse_setting(Some("auto"), false), Ok(None));
@@ -400,21 +437,31 @@ mod tests {
             parse_setting(Some("packed"), true),
             Ok(Some(CpuConv::Packed))
         );
-        let why = parse_setting(Some("packed"), false).unwrap_err();
-        assert!(
-            why.contains("needs AVX2 (or AVX-512)") && why.contains("'auto'"),
-            "{why}"
+        assert_eq!(
+            parse_setting(Some("winograd4"), true),
+            Ok(Some(CpuConv::Winograd4))
         );
+        for value in ["packed", "winograd4"] {
+            let why = parse_setting(Some(value), false).unwrap_err();
+            assert!(
+                why.contains(&format!("={value:?}"))
+                    && why.contains("need AVX2 (or AVX-512)")
+                    && why.contains("'auto'"),
+                "{why}"
+            );
+        }
         let why = parse_setting(Some("wingrad"), true).unwrap_err();
-        assert!(
-            why.starts_with("BYOL_CPU_CONV=\"wingrad\": expected 'winograd', 'im2col', 'packed'")
-        );
+        assert!(why.starts_with(
+            "BYOL_CPU_CONV=\"wingrad\": expected 'winograd', 'winograd4', 'im2col', 'packed'"
+        ));
     }
 
-    /// Unforced, a 128-channel layer on 4x4 planes runs packed where the
-    /// CPU has AVX2, a 16-channel one on 28x28 on im2col, a 64-channel
-    /// 14x14 one on Winograd; a 64-channel 7x7 one packed, but its weight
-    /// gradient on im2col.
+    /// Unforced, where the CPU has AVX2: the layers of 64 channels and more
+    /// run F(4x4, 3x3) (their weight gradients packed on 4x4 planes, im2col
+    /// on 7x7, F(2x2, 3x3) on 14x14), a 16- or 32-channel one im2col.
+    /// Without AVX2 the packed kernels give way to im2col, F(4x4, 3x3) to
+    /// F(2x2, 3x3) where that pays (64 channels on 8x8 planes and more, or
+    /// 256 channels).
     #[test]
     fn each_layer_gets_the_algorithm_its_shape_calls_for() {
         if setting() != &Ok(None) {
@@ -429,17 +476,26 @@ mod tests {
                 "t",
             )
         };
-        let deep = if packed::available() {
-            CpuConv::Packed
+        let simd = packed::available();
+        let (deep, wide) = if simd {
+            (CpuConv::Packed, CpuConv::Winograd4)
+        } else {
+            (CpuConv::Im2col, CpuConv::Winograd)
+        };
+        let small_plane = if simd {
+            CpuConv::Winograd4
         } else {
             CpuConv::Im2col
         };
-        assert_eq!(CpuConv::for_layer(&g(128, 4)), deep);
+        assert_eq!(CpuConv::for_layer(&g(128, 4)), small_plane);
+        assert_eq!(CpuConv::for_layer(&g(64, 7)), small_plane);
+        assert_eq!(CpuConv::for_layer(&g(64, 14)), wide);
+        assert_eq!(CpuConv::for_layer(&g(256, 7)), wide);
+        assert_eq!(CpuConv::for_layer(&g(512, 4)), wide);
         assert_eq!(CpuConv::for_layer(&g(16, 28)), CpuConv::Im2col);
-        assert_eq!(CpuConv::for_layer(&g(64, 14)), CpuConv::Winograd);
-        // The weight gradient's own rule: 4x4 packed, 7x7 on im2col.
+        assert_eq!(CpuConv::for_layer(&g(32, 14)), CpuConv::Im2col);
+        // The weight gradient: 4x4 packed, 7x7 on im2col.
         assert_eq!(CpuConv::for_weight_gradient(&g(128, 4)), deep);
-        assert_eq!(CpuConv::for_layer(&g(64, 7)), deep);
         assert_eq!(CpuConv::for_weight_gradient(&g(64, 7)), CpuConv::Im2col);
         assert_eq!(CpuConv::for_weight_gradient(&g(64, 14)), CpuConv::Winograd);
     }

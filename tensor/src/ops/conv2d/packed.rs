@@ -56,6 +56,7 @@ use rayon::prelude::*;
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+pub mod winograd;
 
 /// Output positions per panel: four vectors of 16 `f32`.
 pub const PANEL: usize = 64;
@@ -397,6 +398,16 @@ fn forward_at(isa: Isa, xs: &[f32], ws: &[f32], g: &ConvGeometry) -> Vec<f32> {
 /// `a' = K - 1 - a` the row read is `u + a' - (K - 1 - p)`: a correlation
 /// of `dy` with the turned kernel and padding `K - 1 - p`.
 pub fn input_gradient(dys: &[f32], ws: &[f32], g: &ConvGeometry) -> Option<Vec<f32>> {
+    let (gd, turned) = as_forward(ws, g)?;
+    applies(&gd).then(|| forward(dys, &turned, &gd))
+}
+
+/// The input gradient of the stride-1 layer `g` with weights `ws` as a
+/// forward convolution: its geometry (input `dy`, padding `K - 1 - p`)
+/// and the turned kernel `w'[c, o, a, b] = w[o, c, KH - 1 - a, KW - 1 - b]`;
+/// `None` when the layer is strided or its padding exceeds `K - 1` (see
+/// [`input_gradient`] for why it holds).
+fn as_forward(ws: &[f32], g: &ConvGeometry) -> Option<(ConvGeometry, Vec<f32>)> {
     let [p_h, p_w] = g.params.padding;
     if g.params.stride != [1, 1] || p_h >= g.kh || p_w >= g.kw {
         return None;
@@ -412,9 +423,6 @@ pub fn input_gradient(dys: &[f32], ws: &[f32], g: &ConvGeometry) -> Option<Vec<f
         "conv2d_backward_input",
     );
     debug_assert_eq!([gd.oh, gd.ow], [g.h, g.w]);
-    if !applies(&gd) {
-        return None;
-    }
     let (kh, kw) = (g.kh, g.kw);
     let mut turned = vec![0.0f32; g.c * g.o * kh * kw];
     for o in 0..g.o {
@@ -427,7 +435,7 @@ pub fn input_gradient(dys: &[f32], ws: &[f32], g: &ConvGeometry) -> Option<Vec<f
             }
         }
     }
-    Some(forward(dys, &turned, &gd))
+    Some((gd, turned))
 }
 
 /// The weight gradient, `dW[o, k] = Σ_t dY[o, t] · X[k, t]` over every

@@ -47,6 +47,13 @@ unsafe fn lane_mask(bits: u16) -> __m256i {
     _mm256_cmpeq_epi32(set, lane_bits)
 }
 
+/// [`super::winograd::run`] compiled for AVX2.
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn winograd(xs: &[f32], u: &[f32], g: &ConvGeometry, y: &mut [f32]) {
+    // SAFETY: the caller checked that the CPU has AVX2 and FMA.
+    unsafe { super::winograd::run::<Avx2>(xs, u, g, y) }
+}
+
 impl Kernels for Avx2 {
     /// Per half of a 16-lane vector: zeros where no lane is inside the
     /// image, a masked load where the lanes are consecutive, else a masked

@@ -31,14 +31,23 @@ pub(super) unsafe fn run_weight_gradient(
     unsafe { super::run_weight_gradient::<Avx512>(xs, dys, g, dwt) }
 }
 
+/// [`super::winograd::run`] compiled for AVX-512.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn winograd(xs: &[f32], u: &[f32], g: &ConvGeometry, y: &mut [f32]) {
+    // SAFETY: the caller checked that the CPU has AVX-512.
+    unsafe { super::winograd::run::<Avx512>(xs, u, g, y) }
+}
+
 impl Kernels for Avx512 {
-    /// Per vector of 16 lanes: a masked load where the lanes are
-    /// consecutive, else a masked gather.
+    /// Per vector of 16 lanes: zeros where no lane falls inside the image,
+    /// a masked load where the lanes are consecutive, else a masked gather.
     #[target_feature(enable = "avx512f")]
     unsafe fn gather(src: &[f32], lanes: &Lanes, offset: i32, masks: &[u16; 4], dst: &mut [f32]) {
         let off = _mm512_set1_epi32(offset);
         for (v, &mask) in masks.iter().enumerate() {
-            let got = if lanes.consecutive[v] {
+            let got = if mask == 0 {
+                _mm512_setzero_ps()
+            } else if lanes.consecutive[v] {
                 // Masked-off lanes are not read (no fault), so the address
                 // may point before or past the image for them.
                 let at = src
