@@ -297,7 +297,7 @@ pub fn conv2d_backward_weight_cpu_with(
     assert!(
         algorithm != CpuConv::Winograd4,
         "conv2d_backward_weight: Winograd F(4x4, 3x3) has no weight gradient of its own \
-         (CpuConv::for_weight_gradient picks packed or im2col)"
+         (CpuConv::for_weight_gradient picks F(2x2, 3x3), packed or im2col)"
     );
     Tensor::cpu(cpu::backward_weight(dy, x, &g, algorithm), weight_shape)
 }
