@@ -376,16 +376,26 @@ fn forward_at(isa: Isa, xs: &[f32], ws: &[f32], g: &ConvGeometry) -> Vec<f32> {
         return y;
     }
     let packed = pack_weights(ws, g.o, g.col_rows());
-    let image = g.c * g.h * g.w;
+    over_threads(xs, g, &mut y, |xs, y| run_at(isa, xs, &packed, g, y));
+    y
+}
+
+/// Splits the batch into one run of whole images per thread and calls
+/// `run(xs, y)` on each run's images and outputs (`y` is `[N, O, OH, OW]`).
+fn over_threads(
+    xs: &[f32],
+    g: &ConvGeometry,
+    y: &mut [f32],
+    run: impl Fn(&[f32], &mut [f32]) + Sync,
+) {
+    let (image, per_image) = (g.c * g.h * g.w, g.o * g.positions());
     let per = g.n.div_ceil(rayon::current_num_threads());
     y.par_chunks_mut(per * per_image)
         .enumerate()
         .for_each(|(r, run_y)| {
             let count = run_y.len() / per_image;
-            let xs = &xs[r * per * image..(r * per + count) * image];
-            run_at(isa, xs, &packed, g, run_y);
+            run(&xs[r * per * image..(r * per + count) * image], run_y);
         });
-    y
 }
 
 /// The input gradient of a stride-1 convolution as a forward one: with

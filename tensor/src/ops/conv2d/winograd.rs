@@ -523,7 +523,7 @@ fn transform_kernel(k: impl Fn(usize, usize) -> f32) -> [f32; 16] {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::ops::conv2d::Conv2dParams;
 
@@ -534,7 +534,8 @@ mod tests {
         (y, dw)
     }
 
-    fn random(len: usize, seed: u64) -> Vec<f32> {
+    /// `len` values in [-1, 1) from a xorshift generator seeded by `seed`.
+    pub(in crate::ops::conv2d) fn random(len: usize, seed: u64) -> Vec<f32> {
         let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
         (0..len)
             .map(|_| {

@@ -56,7 +56,6 @@
 use super::{Kernels, KC, NR, PANEL};
 use crate::backend::cpu::simd::{self, Isa};
 use crate::ops::conv2d::ConvGeometry;
-use rayon::prelude::*;
 
 thread_local! {
     /// Each thread's buffers for [`run`] (the gathered tile rows, the
@@ -372,15 +371,7 @@ fn forward_at(isa: Isa, xs: &[f32], ws: &[f32], g: &ConvGeometry) -> Vec<f32> {
         return y;
     }
     let u = pack_weights(ws, g.o, g.c);
-    let image = g.c * g.h * g.w;
-    let per = g.n.div_ceil(rayon::current_num_threads());
-    y.par_chunks_mut(per * per_image)
-        .enumerate()
-        .for_each(|(r, run_y)| {
-            let count = run_y.len() / per_image;
-            let xs = &xs[r * per * image..(r * per + count) * image];
-            run_at(isa, xs, &u, g, run_y);
-        });
+    super::over_threads(xs, g, &mut y, |xs, y| run_at(isa, xs, &u, g, y));
     y
 }
 
@@ -395,20 +386,9 @@ pub fn input_gradient(dys: &[f32], ws: &[f32], g: &ConvGeometry) -> Option<Vec<f
 #[cfg(test)]
 mod tests {
     use super::super::super::cpu::tests::reference;
+    use super::super::super::winograd::tests::random;
     use super::*;
     use crate::ops::conv2d::Conv2dParams;
-
-    fn random(len: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        (0..len)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                (s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-            })
-            .collect()
-    }
 
     #[test]
     fn the_one_dimensional_identity_holds() {
