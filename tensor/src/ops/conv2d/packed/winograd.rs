@@ -58,7 +58,7 @@ use crate::backend::cpu::simd::{self, Isa};
 use crate::ops::conv2d::ConvGeometry;
 
 thread_local! {
-    /// Each thread's buffers for [`run`] (the gathered tile rows, the
+    /// Each thread's buffers for [`run`] (the copied tile rows, the
     /// half-transformed ones, `V` and `M`: a few MB on wide layers), kept
     /// between calls: allocated afresh on every call they were handed back
     /// to the system and faulted in again each time.
@@ -239,8 +239,8 @@ impl Panel {
     /// `taps[(a·6 + b)·PANEL + l] = x[tile l's row a, column b]` of the
     /// channel at `channel` (its offset in an image) for the parts of the
     /// tiles inside their images: row by row, each a short contiguous run
-    /// of the input copied into a column of `taps` (faster than the
-    /// packed path's gathers, which fetch one value per lane).
+    /// of the input copied into a column of `taps` (as fast as the packed
+    /// path's masked gathers measured here, with no lane masks to build).
     fn fill(&self, xs: &[f32], channel: usize, w: usize, taps: &mut [f32]) {
         for (l, (start, rows, cols)) in self.from.iter().enumerate() {
             for a in rows.clone() {
@@ -256,8 +256,8 @@ impl Panel {
 
 /// `y = conv(x, w)` for a run of whole images `xs` into `y`, one thread;
 /// `u` from [`pack_weights`]. Inlined into each instruction set's entry
-/// point (`avx512::winograd`, `avx2::winograd`), so that the gathers, the
-/// kernel and the transforms' loops are compiled for it.
+/// point (`avx512::winograd`, `avx2::winograd`), so that the kernel and
+/// the transforms' loops are compiled for it.
 #[inline(always)]
 pub(super) unsafe fn run<K: Kernels>(xs: &[f32], u: &[f32], g: &ConvGeometry, y: &mut [f32]) {
     let plane = g.oh * g.ow;
