@@ -32,8 +32,9 @@ BYOL_CPU_CONV=winograd cargo test --workspace --test pytorch_fixtures \
 # where the CPU has AVX2 and FMA (with AVX-512 its AVX-512 kernels run; the
 # unit tests check that both sets give the same bits).
 # Winograd F(4x4, 3x3) on the packed kernels runs the forward pass and
-# input gradient of the 3x3 stride-1 layers of 64 channels and more; the same
-# files once more with it forced on every 3x3 stride-1 layer.
+# input gradient of the 3x3 stride-1 layers of 64 channels and more, and
+# the weight gradient of those of 64 to 256; the same files once more with
+# it forced on every 3x3 stride-1 layer.
 if grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then
   BYOL_CPU_CONV=packed cargo test --workspace --test pytorch_fixtures \
     --test gradcheck --test resnet_parity --test pytorch_step

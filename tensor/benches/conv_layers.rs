@@ -1,7 +1,7 @@
 //! The convolutions of a ResNet-18 on 28x28 images, layer by layer, with
 //! im2col + GEMM, Winograd F(2x2, 3x3), the packed implicit GEMM and
 //! Winograd F(4x4, 3x3) on its kernels (`w4x4`; the last two need AVX2 or
-//! AVX-512; F(4x4, 3x3) has no weight gradient of its own) side by side: the 3x3 stride-1 layers, then the stride-2
+//! AVX-512) side by side: the 3x3 stride-1 layers, then the stride-2
 //! transitions (3x3, and the 1x1 shortcut): the measurement behind
 //! [`tensor::ops::conv2d::CpuConv::for_layer`].
 //!
@@ -65,7 +65,7 @@ fn main() {
         if packed { "" } else { ", which this CPU lacks" }
     );
     println!(
-        "{:>8} {:>6} | {:>8} {:>8} {:>8} {:>8} | {:>8} {:>8} {:>8} {:>8} | {:>8} {:>8} {:>8} | chosen",
+        "{:>8} {:>6} | {:>8} {:>8} {:>8} {:>8} | {:>8} {:>8} {:>8} {:>8} | {:>8} {:>8} {:>8} {:>8} | chosen",
         "channels",
         "plane",
         "fwd i2c",
@@ -78,7 +78,8 @@ fn main() {
         "dx w4x4",
         "dw i2c",
         "dw wino",
-        "dw pack"
+        "dw pack",
+        "dw w4x4"
     );
     for &width in &widths {
         for (stage, hw) in [28usize, 14, 7, 4].into_iter().enumerate() {
@@ -93,8 +94,6 @@ fn main() {
                 CpuConv::Winograd4,
             ];
             let algorithms = &all[..if packed { 4 } else { 2 }];
-            // F(4x4, 3x3) has no weight gradient of its own.
-            let dw_algorithms = &all[..if packed { 3 } else { 2 }];
             let mut calls: Vec<Box<dyn FnMut()>> = Vec::new();
             for &a in algorithms {
                 let (x, w) = (&x, &w);
@@ -109,7 +108,7 @@ fn main() {
                     drop(std::hint::black_box(dx))
                 }));
             }
-            for &a in dw_algorithms {
+            for &a in algorithms {
                 let (x, w, dy) = (&x, &w, &dy);
                 calls.push(Box::new(move || {
                     let dw = conv2d_backward_weight_cpu_with(dy, x, w.shape(), p, a);
@@ -125,16 +124,22 @@ fn main() {
                 packed.then(|| t[n + 2]),
                 packed.then(|| t[n + 3]),
             );
-            let (wi, ww, wp) = (t[2 * n], t[2 * n + 1], packed.then(|| t[2 * n + 2]));
+            let (wi, ww, wp, w4) = (
+                t[2 * n],
+                t[2 * n + 1],
+                packed.then(|| t[2 * n + 2]),
+                packed.then(|| t[2 * n + 3]),
+            );
             let g = ConvGeometry::new(x.shape(), w.shape(), p, "bench");
             println!(
-                "{c:>8} {:>6} | {fi:8.2} {fw:8.2} {} {} | {bi:8.2} {bw:8.2} {} {} | {wi:8.2} {ww:8.2} {} | {:?}",
+                "{c:>8} {:>6} | {fi:8.2} {fw:8.2} {} {} | {bi:8.2} {bw:8.2} {} {} | {wi:8.2} {ww:8.2} {} {} | {:?}",
                 format!("{hw}x{hw}"),
                 cell(fp),
                 cell(f4),
                 cell(bp),
                 cell(b4),
                 cell(wp),
+                cell(w4),
                 chosen(&g)
             );
         }

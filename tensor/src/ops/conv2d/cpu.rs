@@ -284,8 +284,9 @@ pub fn backward_input(gy: &Tensor, w: &Tensor, g: &ConvGeometry, algorithm: CpuC
 /// 21.0 -> 19.3 ms per batch of 256).
 ///
 /// With Winograd (`algorithm`), the sum runs in the transformed domain
-/// instead (see [`Winograd::add_weight_gradient`]); packed, on the
-/// gathered panels of the implicit GEMM (`packed::weight_gradient`).
+/// instead (see [`Winograd::add_weight_gradient`]; F(4x4, 3x3):
+/// `packed::winograd::weight_gradient`); packed, on the gathered panels of
+/// the implicit GEMM (`packed::weight_gradient`).
 pub fn backward_weight(gy: &Tensor, x: &Tensor, g: &ConvGeometry, algorithm: CpuConv) -> Vec<f32> {
     let (gys, xs) = (
         gy.cpu_slice("conv2d_backward_weight"),
@@ -295,6 +296,9 @@ pub fn backward_weight(gy: &Tensor, x: &Tensor, g: &ConvGeometry, algorithm: Cpu
     let image = g.c * g.h * g.w;
     if algorithm == CpuConv::Packed {
         return packed::weight_gradient(gys, xs, g);
+    }
+    if algorithm == CpuConv::Winograd4 {
+        return packed::winograd::weight_gradient(gys, xs, g);
     }
     if algorithm == CpuConv::Winograd {
         let wg = Winograd::weight_gradient(g);

@@ -152,9 +152,7 @@ pub enum CpuConv {
     /// weight gradient.
     Packed,
     /// Winograd F(4x4, 3x3) on the packed kernels (AVX2 or AVX-512), for
-    /// the forward pass and input gradient of 3x3 stride-1 layers
-    /// ([`packed::winograd`]); the weight gradient is chosen among the
-    /// others by [`CpuConv::for_weight_gradient`].
+    /// 3x3 stride-1 layers ([`packed::winograd`]).
     Winograd4,
 }
 
@@ -165,41 +163,43 @@ impl CpuConv {
     /// [`winograd::pays`], else the packed implicit GEMM where it applies
     /// and [`packed::pays`], else im2col (the rules fit the `conv_layers`
     /// benchmark). `BYOL_CPU_CONV` forces one on every layer it applies to
-    /// (im2col elsewhere; forced to `winograd4`, the weight gradient is
-    /// chosen by shape).
+    /// (im2col elsewhere).
     pub fn for_layer(g: &ConvGeometry) -> CpuConv {
-        CpuConv::choose(g, packed::pays, true)
+        CpuConv::choose(g, packed::pays, packed::winograd::pays)
     }
 
     /// The algorithm [`Tensor::conv2d_backward_weight`] uses: as
-    /// [`CpuConv::for_layer`], except that F(4x4, 3x3) has no weight
-    /// gradient (F(2x2, 3x3), packed or im2col by shape instead) and the
-    /// packed weight gradient has its own rule,
+    /// [`CpuConv::for_layer`], except that F(4x4, 3x3) and the packed
+    /// weight gradient have their own rules,
+    /// [`packed::winograd::weight_gradient_pays`] and
     /// [`packed::weight_gradient_pays`].
     pub fn for_weight_gradient(g: &ConvGeometry) -> CpuConv {
-        CpuConv::choose(g, packed::weight_gradient_pays, false)
+        CpuConv::choose(
+            g,
+            packed::weight_gradient_pays,
+            packed::winograd::weight_gradient_pays,
+        )
     }
 
-    /// The choice for a layer; `winograd4` says whether F(4x4, 3x3), which
-    /// has no weight gradient of its own, may be chosen (forced to it, the
-    /// weight gradient chooses between the others by shape).
+    /// The choice for a layer, given where the packed path and F(4x4, 3x3)
+    /// pay.
     fn choose(
         g: &ConvGeometry,
         packed_pays: fn(&ConvGeometry) -> bool,
-        winograd4: bool,
+        winograd4_pays: fn(&ConvGeometry) -> bool,
     ) -> CpuConv {
         let forced = setting().as_ref().unwrap_or_else(|why| panic!("{why}"));
         let by_shape = (
             winograd::applies(g) && winograd::pays(g),
-            winograd4 && packed::winograd::applies(g) && packed::winograd::pays(g),
+            packed::winograd::applies(g) && winograd4_pays(g),
             packed::applies(g) && packed_pays(g),
         );
         let (winograd, winograd4, packed) = match forced {
             Some(CpuConv::Im2col) => (false, false, false),
             Some(CpuConv::Winograd) => (winograd::applies(g), false, false),
             Some(CpuConv::Packed) => (false, false, packed::applies(g)),
-            Some(CpuConv::Winograd4) if winograd4 => (false, packed::winograd::applies(g), false),
-            Some(CpuConv::Winograd4) | None => by_shape,
+            Some(CpuConv::Winograd4) => (false, packed::winograd::applies(g), false),
+            None => by_shape,
         };
         if winograd4 {
             CpuConv::Winograd4
@@ -294,11 +294,6 @@ pub fn conv2d_backward_weight_cpu_with(
     let g = ConvGeometry::new(x.shape(), weight_shape, params, "conv2d_backward_weight");
     dy.check_grad_shape(&g, "conv2d_backward_weight");
     check_cpu_algorithm(&g, algorithm);
-    assert!(
-        algorithm != CpuConv::Winograd4,
-        "conv2d_backward_weight: Winograd F(4x4, 3x3) has no weight gradient of its own \
-         (CpuConv::for_weight_gradient picks F(2x2, 3x3), packed or im2col)"
-    );
     Tensor::cpu(cpu::backward_weight(dy, x, &g, algorithm), weight_shape)
 }
 
@@ -457,8 +452,8 @@ mod tests {
     }
 
     /// Unforced, where the CPU has AVX2: the layers of 64 channels and more
-    /// run F(4x4, 3x3) (their weight gradients packed on 4x4 planes, im2col
-    /// on 7x7, F(2x2, 3x3) on 14x14), a 16- or 32-channel one im2col.
+    /// run F(4x4, 3x3), a 16- or 32-channel one im2col; so do their weight
+    /// gradients, but for the 512-channel 4x4 layer's (F(2x2, 3x3)).
     /// Without AVX2 the packed kernels give way to im2col, F(4x4, 3x3) to
     /// F(2x2, 3x3) where that pays (64 channels on 8x8 planes and more, or
     /// 256 channels).
@@ -477,10 +472,10 @@ mod tests {
             )
         };
         let simd = packed::available();
-        let (deep, wide) = if simd {
-            (CpuConv::Packed, CpuConv::Winograd4)
+        let wide = if simd {
+            CpuConv::Winograd4
         } else {
-            (CpuConv::Im2col, CpuConv::Winograd)
+            CpuConv::Winograd
         };
         let small_plane = if simd {
             CpuConv::Winograd4
@@ -494,9 +489,13 @@ mod tests {
         assert_eq!(CpuConv::for_layer(&g(512, 4)), wide);
         assert_eq!(CpuConv::for_layer(&g(16, 28)), CpuConv::Im2col);
         assert_eq!(CpuConv::for_layer(&g(32, 14)), CpuConv::Im2col);
-        // The weight gradient: 4x4 packed, 7x7 on im2col.
-        assert_eq!(CpuConv::for_weight_gradient(&g(128, 4)), deep);
-        assert_eq!(CpuConv::for_weight_gradient(&g(64, 7)), CpuConv::Im2col);
-        assert_eq!(CpuConv::for_weight_gradient(&g(64, 14)), CpuConv::Winograd);
+        // The weight gradient.
+        assert_eq!(CpuConv::for_weight_gradient(&g(128, 4)), small_plane);
+        assert_eq!(CpuConv::for_weight_gradient(&g(256, 7)), wide);
+        assert_eq!(CpuConv::for_weight_gradient(&g(128, 14)), wide);
+        assert_eq!(CpuConv::for_weight_gradient(&g(512, 4)), CpuConv::Winograd);
+        assert_eq!(CpuConv::for_weight_gradient(&g(64, 7)), small_plane);
+        assert_eq!(CpuConv::for_weight_gradient(&g(64, 14)), wide);
+        assert_eq!(CpuConv::for_weight_gradient(&g(32, 14)), CpuConv::Im2col);
     }
 }

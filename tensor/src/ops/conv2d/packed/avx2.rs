@@ -47,6 +47,18 @@ unsafe fn lane_mask(bits: u16) -> __m256i {
     _mm256_cmpeq_epi32(set, lane_bits)
 }
 
+/// [`super::winograd::run_weight_gradient`] compiled for AVX2.
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn winograd_weight_gradient(
+    xs: &[f32],
+    dys: &[f32],
+    g: &ConvGeometry,
+    dut: &mut [f32],
+) {
+    // SAFETY: the caller checked that the CPU has AVX2 and FMA.
+    unsafe { super::winograd::run_weight_gradient::<Avx2>(xs, dys, g, dut) }
+}
+
 /// [`super::winograd::run`] compiled for AVX2.
 #[target_feature(enable = "avx2,fma")]
 pub(super) unsafe fn winograd(xs: &[f32], u: &[f32], g: &ConvGeometry, y: &mut [f32]) {

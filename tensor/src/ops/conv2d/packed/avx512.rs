@@ -31,6 +31,18 @@ pub(super) unsafe fn run_weight_gradient(
     unsafe { super::run_weight_gradient::<Avx512>(xs, dys, g, dwt) }
 }
 
+/// [`super::winograd::run_weight_gradient`] compiled for AVX-512.
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn winograd_weight_gradient(
+    xs: &[f32],
+    dys: &[f32],
+    g: &ConvGeometry,
+    dut: &mut [f32],
+) {
+    // SAFETY: the caller checked that the CPU has AVX-512.
+    unsafe { super::winograd::run_weight_gradient::<Avx512>(xs, dys, g, dut) }
+}
+
 /// [`super::winograd::run`] compiled for AVX-512.
 #[target_feature(enable = "avx512f")]
 pub(super) unsafe fn winograd(xs: &[f32], u: &[f32], g: &ConvGeometry, y: &mut [f32]) {

@@ -45,7 +45,14 @@
 //!
 //! **The input gradient** of a 3x3 stride-1 layer is a forward one (the
 //! kernel turned, channels swapped, padding `2 - p`), so it runs here too.
-//! The weight gradient stays with the packed path or im2col.
+//!
+//! **The weight gradient** runs the chain backwards: per tile
+//! `dM = A dY Aᵀ`, then `dU[ξ][c, o] = Σ_t V[ξ][c, t] · dM[ξ][t, o]` over
+//! the tiles, and `dW = Gᵀ dU G` once at the end. `dM` is computed along
+//! the output channels (lanes of `o`, not of tiles), so each `dM[ξ]` comes
+//! out as a panel's 64 rows of `O` values: the layout in which the packed
+//! weight-gradient kernel reads its `dY`, summing over the panel's tiles
+//! ([`weight_gradient`]; its own rule, [`weight_gradient_pays`]).
 //!
 //! **Rounding.** The transforms multiply values by up to 8 and the sums of
 //! `Aᵀ M A` cancel, so each output carries about ten times the rounding
@@ -56,6 +63,7 @@
 use super::{Kernels, KC, NR, PANEL};
 use crate::backend::cpu::simd::{self, Isa};
 use crate::ops::conv2d::ConvGeometry;
+use rayon::prelude::*;
 
 thread_local! {
     /// Each thread's buffers for [`run`] (the copied tile rows, the
@@ -92,6 +100,18 @@ pub fn applies(g: &ConvGeometry) -> bool {
 /// the packed path on the 16- and 32-channel ones.
 pub fn pays(g: &ConvGeometry) -> bool {
     g.c.min(g.o) >= 64
+}
+
+/// Whether the F(4x4, 3x3) weight gradient is faster than the others for
+/// a layer it [`applies`] to: 64 to 256 input and output channels. From
+/// the `conv_layers` benchmark at widths 16 and 64: faster than the packed
+/// path on the 128-channel 4x4 layer (by 40%), than F(2x2, 3x3) and
+/// im2col on the 128-channel 14x14 and 256-channel 7x7 ones (by 20%), a
+/// few % on the 64-channel ones; far slower on the 512-channel 4x4 one,
+/// whose `[36][C][O]` sums (38 MB per thread) are read and written once per
+/// panel of 64 tiles.
+pub fn weight_gradient_pays(g: &ConvGeometry) -> bool {
+    g.c.min(g.o) >= 64 && g.c * g.o <= 256 * 256
 }
 
 /// `G g` for one column `g` of 3 values.
@@ -196,6 +216,48 @@ fn a_transpose(src: &[f32], step: usize, out: &mut [f32], out_step: usize) {
     }
 }
 
+/// `out[r] = (A y)[r]` for the four rows `y[i] = src[i·step..][..len]`,
+/// six output rows at `out[r·out_step..]`: the adjoint of [`a_transpose`],
+/// elementwise along rows of any length (the weight gradient runs it along
+/// the output channels).
+///
+/// ```text
+///          | 1  0  0  0 |
+///          | 1  1  1  1 |
+///      A = | 1 -1  1 -1 |
+///          | 1  2  4  8 |
+///          | 1 -2  4 -8 |
+///          | 0  0  0  1 |
+/// ```
+#[inline(always)]
+fn a_times(src: &[f32], step: usize, out: &mut [f32], out_step: usize, len: usize) {
+    let y: [&[f32]; OUT] = std::array::from_fn(|i| &src[i * step..i * step + len]);
+    let mut rows = out.chunks_mut(out_step).map(|row| &mut row[..len]);
+    let m: [&mut [f32]; TILE] = std::array::from_fn(|_| rows.next().unwrap());
+    for e in 0..len {
+        let (y0, y1, y2, y3) = (y[0][e], y[1][e], y[2][e], y[3][e]);
+        let (even, odd) = (y0 + y2, y1 + y3);
+        let (even4, odd2) = (y0 + 4.0 * y2, 2.0 * y1 + 8.0 * y3);
+        m[0][e] = y0;
+        m[1][e] = even + odd;
+        m[2][e] = even - odd;
+        m[3][e] = even4 + odd2;
+        m[4][e] = even4 - odd2;
+        m[5][e] = y3;
+    }
+}
+
+/// `Gᵀ u` for one column `u` of 6 values: the adjoint of [`g_times`].
+fn g_transpose([u0, u1, u2, u3, u4, u5]: [f32; TILE]) -> [f32; 3] {
+    const SIXTH: f32 = 1.0 / 6.0;
+    let (sum12, diff21, sum34, diff34) = (u1 + u2, u2 - u1, u3 + u4, u3 - u4);
+    [
+        u0 * 0.25 - sum12 * SIXTH + sum34 * (SIXTH * 0.25),
+        (diff21 + 0.5 * diff34) * SIXTH,
+        (sum34 - sum12) * SIXTH + u5,
+    ]
+}
+
 /// Where the tiles of a panel read and write: lane `l` is tile `t0 + l`
 /// of the run, numbered image by image, row by row.
 struct Panel {
@@ -252,6 +314,36 @@ impl Panel {
             }
         }
     }
+
+    /// `V[ξ][cc, l] = (Bᵀ d B)[ξ]` for the input tile `d` of lane `l` in
+    /// each channel `c0 + cc` of `channels` (`v` holds `36 x kc` rows of
+    /// [`PANEL`]). `taps` must hold zeros where no tile reads the image
+    /// (they are written only inside it); `half` is scratch.
+    #[inline(always)]
+    fn transform_inputs(
+        &self,
+        xs: &[f32],
+        g: &ConvGeometry,
+        channels: std::ops::Range<usize>,
+        taps: &mut [f32],
+        half: &mut [f32],
+        v: &mut [f32],
+    ) {
+        let kc = channels.len();
+        for (cc, c) in channels.enumerate() {
+            self.fill(xs, c * g.h * g.w, g.w, taps);
+            // Bᵀ d along the tile's rows (for each column), then along its
+            // columns, into row `cc` of each V[ξ].
+            for col in 0..TILE {
+                let at = col * PANEL;
+                b_transpose(&taps[at..], TILE * PANEL, &mut half[at..], TILE * PANEL);
+            }
+            for r in 0..TILE {
+                let dst = &mut v[(r * TILE * kc + cc) * PANEL..];
+                b_transpose(&half[r * TILE * PANEL..], PANEL, dst, kc * PANEL);
+            }
+        }
+    }
 }
 
 /// `y = conv(x, w)` for a run of whole images `xs` into `y`, one thread;
@@ -284,19 +376,7 @@ pub(super) unsafe fn run<K: Kernels>(xs: &[f32], u: &[f32], g: &ConvGeometry, y:
         taps.fill(0.0);
         for c0 in (0..g.c).step_by(KC) {
             let kc = (g.c - c0).min(KC);
-            for cc in 0..kc {
-                panel.fill(xs, (c0 + cc) * g.h * g.w, g.w, taps);
-                // Bᵀ d along the tile's rows (for each column), then along
-                // its columns, into row `cc` of each V[ξ].
-                for col in 0..TILE {
-                    let at = col * PANEL;
-                    b_transpose(&taps[at..], TILE * PANEL, &mut half[at..], TILE * PANEL);
-                }
-                for r in 0..TILE {
-                    let dst = &mut v[(r * TILE * kc + cc) * PANEL..];
-                    b_transpose(&half[r * TILE * PANEL..], PANEL, dst, kc * PANEL);
-                }
-            }
+            panel.transform_inputs(xs, g, c0..c0 + kc, taps, half, v);
             let weights = &u[c0 * XI * rows..];
             for xi in 0..XI {
                 let vxi = &v[xi * kc * PANEL..(xi + 1) * kc * PANEL];
@@ -327,6 +407,91 @@ pub(super) unsafe fn run<K: Kernels>(xs: &[f32], u: &[f32], g: &ConvGeometry, y:
                     for (j, dst) in row.iter_mut().enumerate() {
                         *dst = tile[(i * OUT + j) * PANEL + l];
                     }
+                }
+            }
+        }
+    }
+    SCRATCH.set(scratch);
+}
+
+/// Adds `dU[ξ][c, o] = Σ_t V[ξ][c, t] · dM[ξ][t, o]` over the tiles `t` of a
+/// run of whole images (`xs`, `dys`) into `dut` (`[36][C][O']`, `O'` = `O`
+/// rounded up to 16), one thread. Per panel: `dY`'s tiles are laid out
+/// `[position][lane][O']` (zero outside the plane and past the run's end)
+/// and `dM = A dY Aᵀ` computed along the output channels, giving `dM[ξ]`
+/// as `PANEL` rows of `O'`: the layout the packed weight-gradient kernel
+/// reads its `dY` in. Then per chunk of [`KC`] channels `V` is built as in
+/// [`run`], and for each `ξ` the kernel multiplies `NR` rows of `V[ξ]`
+/// into `dM[ξ]`, summing over the panel's tiles. Inlined into each
+/// instruction set's entry point, as [`run`].
+#[inline(always)]
+pub(super) unsafe fn run_weight_gradient<K: Kernels>(
+    xs: &[f32],
+    dys: &[f32],
+    g: &ConvGeometry,
+    dut: &mut [f32],
+) {
+    let plane = g.oh * g.ow;
+    let total = dys.len() / (g.o * plane) * g.oh.div_ceil(OUT) * g.ow.div_ceil(OUT);
+    let ld = g.o.next_multiple_of(16);
+    let mut scratch = SCRATCH.take();
+    let sizes = [
+        XI * PANEL,
+        XI * PANEL,
+        // The kernel reads NR rows from each multiple of NR; the rows past
+        // a short chunk's end feed accumulators it throws away.
+        (XI * g.c.min(KC) + NR) * PANEL,
+        OUT * OUT * PANEL * ld,
+        TILE * OUT * ld,
+        XI * PANEL * ld,
+    ];
+    scratch.resize(scratch.len().max(sizes.iter().sum()), 0.0);
+    let (taps, rest) = scratch.split_at_mut(sizes[0]);
+    let (half, rest) = rest.split_at_mut(sizes[1]);
+    let (v, rest) = rest.split_at_mut(sizes[2]);
+    let (dyt, rest) = rest.split_at_mut(sizes[3]);
+    let (half_dm, rest) = rest.split_at_mut(sizes[4]);
+    let dmt = &mut rest[..sizes[5]];
+    for t0 in (0..total).step_by(PANEL) {
+        let panel = Panel::new(g, t0, total);
+        // dyt[(i·4 + j)·PANEL + l][o] = dY[o] at row i, column j of tile l.
+        dyt.fill(0.0);
+        for (l, &(at, h, w)) in panel.out.iter().enumerate() {
+            for i in 0..h {
+                for j in 0..w {
+                    let dst = &mut dyt[((i * OUT + j) * PANEL + l) * ld..][..g.o];
+                    let from = at + i * g.ow + j;
+                    for (o, d) in dst.iter_mut().enumerate() {
+                        *d = dys[from + o * plane];
+                    }
+                }
+            }
+        }
+        // A dY along the tile's columns (for each column j), then dY Aᵀ
+        // along its rows, into row l of each dM[ξ].
+        for l in 0..PANEL {
+            for j in 0..OUT {
+                let src = &dyt[(j * PANEL + l) * ld..];
+                a_times(src, OUT * PANEL * ld, &mut half_dm[j * ld..], OUT * ld, ld);
+            }
+            for r in 0..TILE {
+                let dst = &mut dmt[(r * TILE * PANEL + l) * ld..];
+                a_times(&half_dm[r * OUT * ld..], ld, dst, PANEL * ld, ld);
+            }
+        }
+        taps.fill(0.0);
+        for c0 in (0..g.c).step_by(KC) {
+            let kc = (g.c - c0).min(KC);
+            panel.transform_inputs(xs, g, c0..c0 + kc, taps, half, v);
+            for xi in 0..XI {
+                let d = &dmt[xi * PANEL * ld..(xi + 1) * PANEL * ld];
+                for cb in (0..kc).step_by(NR) {
+                    let rows = (kc - cb).min(NR);
+                    let x = &v[(xi * kc + cb) * PANEL..][..NR * PANEL];
+                    let out = &mut dut[(xi * g.c + c0 + cb) * ld..][..rows * ld];
+                    // SAFETY: the CPU checked; `x` holds NR·PANEL values,
+                    // `d` PANEL rows of `ld`, `out` `rows` rows of `ld`.
+                    unsafe { K::kernel_dw(x, d, ld, out, rows) };
                 }
             }
         }
@@ -383,6 +548,85 @@ pub fn input_gradient(dys: &[f32], ws: &[f32], g: &ConvGeometry) -> Option<Vec<f
     applies(&gd).then(|| forward(dys, &turned, &gd))
 }
 
+/// The weight gradient, `dW[o, c, a, b] = Σ dY[o, i, j] · x[c, i + a - p_h,
+/// j + b - p_w]` over the batch, as the adjoint of the forward transform:
+/// `dW = Gᵀ dU G` with `dU[ξ][o, c] = Σ_t (A dY_t Aᵀ)[ξ]_o · (Bᵀ d_t B)[ξ]_c`
+/// summed over the 4x4 output tiles `t`
+/// ([`run_weight_gradient`]). Each thread sums its run of images into its
+/// own `dU`; the runs' sums are added, then transformed. Panics unless
+/// [`applies`].
+pub fn weight_gradient(dys: &[f32], xs: &[f32], g: &ConvGeometry) -> Vec<f32> {
+    weight_gradient_at(simd::active(), dys, xs, g)
+}
+
+/// [`weight_gradient`] with the kernels of level `isa`.
+fn weight_gradient_at(isa: Isa, dys: &[f32], xs: &[f32], g: &ConvGeometry) -> Vec<f32> {
+    check(isa, g);
+    let ld = g.o.next_multiple_of(16);
+    let (image, per_image) = (g.c * g.h * g.w, g.o * g.positions());
+    let len = XI * g.c * ld;
+    let dut =
+        super::super::cpu::sum_over_groups(g, len, (usize::MAX, 0), |first, count, dut, _, _| {
+            let xs = &xs[first * image..(first + count) * image];
+            let dys = &dys[first * per_image..(first + count) * per_image];
+            match isa {
+                // SAFETY: `check` found the level supported by this CPU.
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx512 => unsafe { super::avx512::winograd_weight_gradient(xs, dys, g, dut) },
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2 => unsafe { super::avx2::winograd_weight_gradient(xs, dys, g, dut) },
+                isa => unreachable!("Winograd F(4x4, 3x3): no kernels at level {}", isa.name()),
+            }
+        });
+    finish_weight_gradient(&dut, g)
+}
+
+/// `dW[o, c] = Gᵀ dU[o, c] G` (3x3 from 6x6) for every pair of channels,
+/// `dut` as [`run_weight_gradient`] leaves it; returns `[O, C, 3, 3]`.
+/// Blocks of 16 output channels go to the threads; within one, each step
+/// runs on 16 lanes (a row of `dut`'s 16 channels) at once.
+fn finish_weight_gradient(dut: &[f32], g: &ConvGeometry) -> Vec<f32> {
+    const LANES: usize = 16;
+    let ld = g.o.next_multiple_of(LANES);
+    let mut dw = vec![0.0f32; g.o * g.c * 9];
+    dw.par_chunks_mut(LANES * g.c * 9)
+        .enumerate()
+        .for_each(|(block, dw)| {
+            let (o0, count) = (block * LANES, dw.len() / (g.c * 9));
+            for c in 0..g.c {
+                // u[ξ][lane]: dU[ξ] of output channel o0 + lane.
+                let u: [&[f32]; XI] =
+                    std::array::from_fn(|xi| &dut[(xi * g.c + c) * ld + o0..][..LANES]);
+                // Gᵀ down each column s of dU, then along each row k.
+                let mut half = [[[0.0f32; LANES]; 3]; TILE];
+                for (s, half) in half.iter_mut().enumerate() {
+                    for lane in 0..LANES {
+                        let col = g_transpose(std::array::from_fn(|r| u[r * TILE + s][lane]));
+                        for (k, v) in col.into_iter().enumerate() {
+                            half[k][lane] = v;
+                        }
+                    }
+                }
+                let mut out = [[0.0f32; LANES]; 9];
+                for a in 0..3 {
+                    for lane in 0..LANES {
+                        let row = g_transpose(std::array::from_fn(|s| half[s][a][lane]));
+                        for (b, v) in row.into_iter().enumerate() {
+                            out[a * 3 + b][lane] = v;
+                        }
+                    }
+                }
+                for lane in 0..count {
+                    let dst = &mut dw[(lane * g.c + c) * 9..][..9];
+                    for (d, row) in dst.iter_mut().zip(&out) {
+                        *d = row[lane];
+                    }
+                }
+            }
+        });
+    dw
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::super::cpu::tests::reference;
@@ -423,13 +667,41 @@ mod tests {
         }
     }
 
-    /// The forward pass and the input gradient against the defining sum
-    /// at every level this CPU runs, on layers that reach the edges:
+    #[test]
+    fn the_weight_gradient_identity_holds() {
+        // Gᵀ[(A dy) ⊙ (Bᵀ d)] against dg_k = Σ_i dy_i · d_{i+k}, the
+        // gradient of Σ_i dy_i · y_i with y_i = Σ_k d_{i+k} g_k, on rows
+        // of PANEL lanes (lane l scales d by l + 1).
+        let d = [0.3f32, -1.2, 2.5, 0.7, -0.4, 1.9];
+        let dy = [0.8f32, -0.6, 1.1, 0.25];
+        let src: Vec<f32> = (0..TILE)
+            .flat_map(|j| (0..PANEL).map(move |l| d[j] * (l + 1) as f32))
+            .collect();
+        let mut bd = vec![0.0f32; TILE * PANEL];
+        b_transpose(&src, PANEL, &mut bd, PANEL);
+        let mut ady = vec![0.0f32; TILE];
+        a_times(&dy, 1, &mut ady, 1, 1);
+        for l in 0..PANEL {
+            let prod: [f32; TILE] = std::array::from_fn(|r| bd[r * PANEL + l] * ady[r]);
+            let got = g_transpose(prod);
+            for k in 0..3 {
+                let want: f32 = (0..OUT).map(|i| dy[i] * d[i + k]).sum::<f32>() * (l + 1) as f32;
+                assert!(
+                    (got[k] - want).abs() <= 1e-4 * (1.0 + want.abs()),
+                    "dg{k} lane {l}: {} vs {want}",
+                    got[k]
+                );
+            }
+        }
+    }
+
+    /// The forward pass and both gradients against the defining sum at
+    /// every level this CPU runs, on layers that reach the edges:
     /// planes that are not multiples of 4 (tiles overhanging the plane),
     /// panels that span images and end short, each padding, channel
     /// counts past one chunk of `KC` and not multiples of `NR`.
     #[test]
-    fn forward_and_input_gradient_match_the_defining_sum() {
+    fn forward_and_both_gradients_match_the_defining_sum() {
         let cases: [([usize; 4], usize, usize); 8] = [
             ([70, 3, 4, 4], 7, 1),
             ([5, 6, 7, 7], 13, 1),
@@ -456,7 +728,7 @@ mod tests {
             let x = random(g.n * g.c * g.h * g.w, 1);
             let w = random(g.o * g.c * 9, 2);
             let dy = random(g.n * g.o * g.positions(), 3);
-            let (y, dx, _) = reference(&x, &w, &dy, &g);
+            let (y, dx, dw) = reference(&x, &w, &dy, &g);
             // Winograd's rounding grows with the terms summed (measured:
             // the worst error is about a third of this bound).
             let tol = 2e-5 * ((g.c * 9) as f32).sqrt();
@@ -483,6 +755,28 @@ mod tests {
             assert_eq!(got.len(), dx.len());
             for (i, (a, b)) in got.iter().zip(&dx).enumerate() {
                 assert!((a - b).abs() <= tol_dx, "{g:?}: dx[{i}] = {a}, want {b}");
+            }
+            // The weight gradient sums over every output of the batch
+            // (measured: the worst error is about a third of this bound).
+            let tol_dw = 1e-5 * ((g.n * g.positions()) as f32).sqrt();
+            let mut first: Option<Vec<f32>> = None;
+            for &isa in &levels {
+                let got = weight_gradient_at(isa, &dy, &x, &g);
+                assert_eq!(got.len(), dw.len());
+                for (i, (a, b)) in got.iter().zip(&dw).enumerate() {
+                    assert!(
+                        (a - b).abs() <= tol_dw,
+                        "{isa:?} {g:?}: dw[{i}] = {a}, want {b}"
+                    );
+                }
+                if let Some(dw0) = &first {
+                    let same = dw0
+                        .iter()
+                        .zip(&got)
+                        .all(|(a, b)| a.to_bits() == b.to_bits());
+                    assert!(same, "{isa:?} {g:?}: dw differs from AVX2's bits");
+                }
+                first = Some(got);
             }
         }
     }
