@@ -552,7 +552,7 @@ pub fn input_gradient(dys: &[f32], ws: &[f32], g: &ConvGeometry) -> Option<Vec<f
 /// j + b - p_w]` over the batch, as the adjoint of the forward transform:
 /// `dW = Gᵀ dU G` with `dU[ξ][o, c] = Σ_t (A dY_t Aᵀ)[ξ]_o · (Bᵀ d_t B)[ξ]_c`
 /// summed over the 4x4 output tiles `t`
-/// ([`run_weight_gradient`]). Each thread sums its run of images into its
+/// (per panel of 64 tiles, on the packed kernels). Each thread sums its run of images into its
 /// own `dU`; the runs' sums are added, then transformed. Panics unless
 /// [`applies`].
 pub fn weight_gradient(dys: &[f32], xs: &[f32], g: &ConvGeometry) -> Vec<f32> {
