@@ -28,6 +28,7 @@ mod cpu;
 mod gpu;
 pub mod im2col;
 pub mod packed;
+pub mod row_dots;
 pub mod winograd;
 
 use crate::{Storage, Tensor};

@@ -1,0 +1,478 @@
+//! Dot products of rows, for the weight gradient of narrow layers.
+//!
+//! The im2col weight gradient of one image (or group) is
+//!
+//! ```text
+//! dWᵀ[k, o] += Σ_t  X[k, t] · dY[o, t]        t over the positions
+//! ```
+//!
+//! with both operands stored along `t`: row `k` of the column matrix and
+//! row `o` of the output gradient. Handed to a GEMM, that product has an
+//! output of `K x O` and a reduction of `OH·OW` positions; the `gemm` crate
+//! puts its vectors along the output's short side, which for the
+//! 16-channel layers of a narrow ResNet is one vector: its narrowest
+//! kernel, at about half its rate. Here the vectors run along
+//! `t`, the long side, instead: each output keeps 16 partial sums (one per
+//! lane, the positions `t ≡ l mod 16`), fed one fused multiply-add per 16
+//! positions, and they are added up once, at the end of the row:
+//!
+//! ```text
+//! s_l  = Σ_{t ≡ l (mod 16)} X[k, t] · dY[o, t]          (in order of t, fused)
+//! out += ((s_0..7 + s_8..15) folded to 4, to 2, to 1)   (see `fold16`)
+//! ```
+//!
+//! A block of `RK` rows of `X` and `RO` rows of `dY` keeps `RK·RO` such
+//! outputs in registers (AVX-512: 6 x 4 = 24 vectors of 16; AVX2, with
+//! half the lanes and half the registers: 3 x 2 outputs, each two vectors
+//! of 8), so each vector loaded feeds several multiply-adds. Both
+//! instruction sets sum each output in the same order, so they give the
+//! same bits; [`reference()`] spells that order out in plain Rust.
+//!
+//! [`pays`] says where this replaces the GEMM (from the `conv_layers`
+//! benchmark); without AVX2 the GEMM runs.
+
+use crate::backend::cpu::simd::{self, Isa};
+
+/// Lanes of partial sums per output (one AVX-512 vector, two AVX2 ones).
+pub const LANES: usize = 16;
+
+/// Whether the weight gradient of a layer with `o` output channels runs on
+/// row dots rather than on the GEMM: the CPU has AVX2 (or AVX-512) and the
+/// layer has at most 16 output channels, where the GEMM's output tiles are
+/// one vector tall. From the `conv_layers` benchmark at width 16: faster
+/// on the 16-channel 28x28 layer by about a third; on the 32-channel
+/// layers, where the GEMM runs two vectors per tile, slower (the 14x14
+/// layer by a quarter: there a group of two images is 392 positions, so
+/// the partial sums are added up every 25 vectors).
+pub fn pays(o: usize) -> bool {
+    cfg!(target_arch = "x86_64") && simd::active() >= Isa::Avx2 && o <= 16
+}
+
+/// The operands of one product: `rows` rows of `len` values, row `i`
+/// starting at `i·ld`.
+#[derive(Clone, Copy, Debug)]
+pub struct Rows<'a> {
+    /// The values.
+    pub data: &'a [f32],
+    /// How many rows.
+    pub rows: usize,
+    /// Distance between the starts of consecutive rows.
+    pub ld: usize,
+}
+
+impl Rows<'_> {
+    /// Panics unless every row of `len` values lies inside `data`.
+    fn check(&self, len: usize, name: &str) {
+        assert!(
+            len <= self.ld || self.rows <= 1,
+            "row_dots: {name} rows of {len} overlap (ld {})",
+            self.ld
+        );
+        let end = if self.rows == 0 {
+            0
+        } else {
+            (self.rows - 1) * self.ld + len
+        };
+        assert!(
+            end <= self.data.len(),
+            "row_dots: {name} needs {end} values, has {}",
+            self.data.len()
+        );
+    }
+}
+
+/// `out[i·ld_out + j] += Σ_{t < len} a[i, t] · b[j, t]` for every row `i`
+/// of `a` and `j` of `b`, on this CPU's widest vectors (the [`simd`]
+/// setting). Panics unless the level is AVX2 or wider, or if a row or an
+/// output falls outside its slice.
+pub fn add_row_dots(a: Rows, b: Rows, len: usize, out: &mut [f32], ld_out: usize) {
+    add_row_dots_at(simd::active(), a, b, len, out, ld_out);
+}
+
+/// [`add_row_dots`] with the kernels of level `isa`.
+pub(crate) fn add_row_dots_at(
+    isa: Isa,
+    a: Rows,
+    b: Rows,
+    len: usize,
+    out: &mut [f32],
+    ld_out: usize,
+) {
+    a.check(len, "a");
+    b.check(len, "b");
+    if a.rows == 0 || b.rows == 0 {
+        return;
+    }
+    assert!(
+        b.rows <= ld_out && (a.rows - 1) * ld_out + b.rows <= out.len(),
+        "row_dots: an output of {} x {} does not fit {} values of rows {ld_out}",
+        a.rows,
+        b.rows,
+        out.len()
+    );
+    assert!(
+        isa >= Isa::Avx2 && isa.supported(),
+        "row_dots: no kernels at level {} on this CPU",
+        isa.name()
+    );
+    match isa {
+        // SAFETY: the level is supported by this CPU (checked above), and
+        // every row and output lies inside its slice.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { x86::avx512(a, b, len, out, ld_out) },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => unsafe { x86::avx2(a, b, len, out, ld_out) },
+        isa => unreachable!("row_dots: no kernels at level {}", isa.name()),
+    }
+}
+
+/// Adds 16 partial sums in a fixed tree: lane `l` onto lane `l + 8`'s,
+/// then the 8 to 4, to 2, to 1 the same way (the order both kernels use).
+pub fn fold16(s: [f32; LANES]) -> f32 {
+    let mut s8 = [0.0f32; 8];
+    for l in 0..8 {
+        s8[l] = s[l] + s[l + 8];
+    }
+    let s4 = [s8[0] + s8[4], s8[1] + s8[5], s8[2] + s8[6], s8[3] + s8[7]];
+    let s2 = [s4[0] + s4[2], s4[1] + s4[3]];
+    s2[0] + s2[1]
+}
+
+/// The readable version, in the kernels' order: per output, 16 lanes of
+/// fused multiply-adds over `t` in order, folded by [`fold16`], added to
+/// `out`. (A position past `len` adds a zero product, which leaves every
+/// partial sum's bits as they were.)
+pub fn reference(a: Rows, b: Rows, len: usize, out: &mut [f32], ld_out: usize) {
+    for i in 0..a.rows {
+        for j in 0..b.rows {
+            let (ra, rb) = (&a.data[i * a.ld..][..len], &b.data[j * b.ld..][..len]);
+            let mut s = [0.0f32; LANES];
+            for (t, (&x, &y)) in ra.iter().zip(rb).enumerate() {
+                s[t % LANES] = x.mul_add(y, s[t % LANES]);
+            }
+            out[i * ld_out + j] += fold16(s);
+        }
+    }
+}
+
+/// The AVX-512 and AVX2 kernels, one generic driver over both.
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::{Rows, LANES};
+    use std::arch::x86_64::*;
+
+    /// One output's 16 partial sums on an instruction set.
+    trait Lanes16 {
+        /// The 16 sums (one AVX-512 vector, two AVX2 ones).
+        type V: Copy;
+        /// All zeros.
+        unsafe fn zero() -> Self::V;
+        /// 16 values from `p`.
+        unsafe fn load(p: *const f32) -> Self::V;
+        /// The first `n < 16` values from `p`, zeros after (the rest is
+        /// not read).
+        unsafe fn load_first(p: *const f32, n: usize) -> Self::V;
+        /// `a·b + c`, fused, lane by lane.
+        unsafe fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+        /// The 16 lanes added up as [`super::fold16`] does.
+        unsafe fn fold(v: Self::V) -> f32;
+    }
+
+    /// `s[0..4] + s[4..8]`, then to 2, then to 1: the last three steps of
+    /// [`super::fold16`] on 8 lanes.
+    #[inline(always)]
+    unsafe fn fold8(s8: __m256) -> f32 {
+        let s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps::<1>(s8));
+        let s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+        _mm_cvtss_f32(_mm_add_ss(s2, _mm_shuffle_ps::<0x55>(s2, s2)))
+    }
+
+    struct Avx512;
+
+    impl Lanes16 for Avx512 {
+        type V = __m512;
+        #[inline(always)]
+        unsafe fn zero() -> __m512 {
+            _mm512_setzero_ps()
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> __m512 {
+            _mm512_loadu_ps(p)
+        }
+        #[inline(always)]
+        unsafe fn load_first(p: *const f32, n: usize) -> __m512 {
+            _mm512_maskz_loadu_ps(((1u32 << n) - 1) as u16, p)
+        }
+        #[inline(always)]
+        unsafe fn fma(a: __m512, b: __m512, c: __m512) -> __m512 {
+            _mm512_fmadd_ps(a, b, c)
+        }
+        #[inline(always)]
+        unsafe fn fold(v: __m512) -> f32 {
+            let lo = _mm512_castps512_ps256(v);
+            let hi = _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(v)));
+            fold8(_mm256_add_ps(lo, hi))
+        }
+    }
+
+    struct Avx2;
+
+    /// Lane masks for `_mm256_maskload_ps`: reading from `MASKS[8 - n..]`
+    /// gives `n` lanes of all ones, then zeros.
+    static MASKS: [i32; 16] = [-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0];
+
+    #[inline(always)]
+    unsafe fn first8(p: *const f32, n: usize) -> __m256 {
+        let mask = _mm256_loadu_si256(MASKS.as_ptr().add(8 - n).cast());
+        _mm256_maskload_ps(p, mask)
+    }
+
+    impl Lanes16 for Avx2 {
+        type V = (__m256, __m256);
+        #[inline(always)]
+        unsafe fn zero() -> Self::V {
+            (_mm256_setzero_ps(), _mm256_setzero_ps())
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> Self::V {
+            (_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8)))
+        }
+        #[inline(always)]
+        unsafe fn load_first(p: *const f32, n: usize) -> Self::V {
+            if n <= 8 {
+                (first8(p, n), _mm256_setzero_ps())
+            } else {
+                (_mm256_loadu_ps(p), first8(p.add(8), n - 8))
+            }
+        }
+        #[inline(always)]
+        unsafe fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V {
+            (
+                _mm256_fmadd_ps(a.0, b.0, c.0),
+                _mm256_fmadd_ps(a.1, b.1, c.1),
+            )
+        }
+        #[inline(always)]
+        unsafe fn fold(v: Self::V) -> f32 {
+            fold8(_mm256_add_ps(v.0, v.1))
+        }
+    }
+
+    /// The outputs of rows `i0..i0+RK` of `a` and `j0..j0+RO` of `b`:
+    /// `RK·RO` accumulators, per 16 positions `RO` loads of `b`, `RK` of
+    /// `a`, `RK·RO` multiply-adds.
+    #[inline(always)]
+    unsafe fn block<L: Lanes16, const RK: usize, const RO: usize>(
+        (a, b): (Rows, Rows),
+        (i0, j0): (usize, usize),
+        len: usize,
+        out: &mut [f32],
+        ld_out: usize,
+    ) {
+        let mut acc = [[L::zero(); RO]; RK];
+        let pa: [*const f32; RK] = std::array::from_fn(|i| a.data.as_ptr().add((i0 + i) * a.ld));
+        let pb: [*const f32; RO] = std::array::from_fn(|j| b.data.as_ptr().add((j0 + j) * b.ld));
+        let full = len - len % LANES;
+        let mut t = 0;
+        while t < full {
+            let vb: [L::V; RO] = std::array::from_fn(|j| L::load(pb[j].add(t)));
+            for (acc, pa) in acc.iter_mut().zip(pa) {
+                let va = L::load(pa.add(t));
+                for (s, vb) in acc.iter_mut().zip(vb) {
+                    *s = L::fma(va, vb, *s);
+                }
+            }
+            t += LANES;
+        }
+        if full < len {
+            let n = len - full;
+            let vb: [L::V; RO] = std::array::from_fn(|j| L::load_first(pb[j].add(t), n));
+            for (acc, pa) in acc.iter_mut().zip(pa) {
+                let va = L::load_first(pa.add(t), n);
+                for (s, vb) in acc.iter_mut().zip(vb) {
+                    *s = L::fma(va, vb, *s);
+                }
+            }
+        }
+        for (i, acc) in acc.iter().enumerate() {
+            for (j, s) in acc.iter().enumerate() {
+                out[(i0 + i) * ld_out + j0 + j] += L::fold(*s);
+            }
+        }
+    }
+
+    /// Every output in blocks of `RK x RO`; the rows left over at the ends
+    /// of `a` and `b` one at a time. Blocks of `a`'s rows outermost, so a
+    /// block of `a` stays in the L1 cache while `b`'s rows stream past.
+    #[inline(always)]
+    unsafe fn drive<L: Lanes16, const RK: usize, const RO: usize>(
+        a: Rows,
+        b: Rows,
+        len: usize,
+        out: &mut [f32],
+        ld_out: usize,
+    ) {
+        let (ka, kb) = (a.rows - a.rows % RK, b.rows - b.rows % RO);
+        for i0 in (0..ka).step_by(RK) {
+            for j0 in (0..kb).step_by(RO) {
+                block::<L, RK, RO>((a, b), (i0, j0), len, out, ld_out);
+            }
+            for j0 in kb..b.rows {
+                block::<L, RK, 1>((a, b), (i0, j0), len, out, ld_out);
+            }
+        }
+        for i0 in ka..a.rows {
+            for j0 in (0..kb).step_by(RO) {
+                block::<L, 1, RO>((a, b), (i0, j0), len, out, ld_out);
+            }
+            for j0 in kb..b.rows {
+                block::<L, 1, 1>((a, b), (i0, j0), len, out, ld_out);
+            }
+        }
+    }
+
+    /// [`super::add_row_dots`] on AVX-512: blocks of 6 x 4 outputs (24 of
+    /// the 32 vector registers).
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) unsafe fn avx512(a: Rows, b: Rows, len: usize, out: &mut [f32], ld_out: usize) {
+        // SAFETY: the caller checked the level and the bounds.
+        unsafe { drive::<Avx512, 6, 4>(a, b, len, out, ld_out) }
+    }
+
+    /// [`super::add_row_dots`] on AVX2: blocks of 3 x 2 outputs (12 of the
+    /// 16 vector registers, two per output).
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn avx2(a: Rows, b: Rows, len: usize, out: &mut [f32], ld_out: usize) {
+        // SAFETY: the caller checked the level and the bounds.
+        unsafe { drive::<Avx2, 3, 2>(a, b, len, out, ld_out) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::cpu::simd::forced;
+
+    /// Deterministic values in [-1, 1).
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 17;
+                s ^= s << 5;
+                (s as f32 / u32::MAX as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    /// Every shape the blocks and their edges see: rows below, at and past
+    /// a block, lengths below, at and past a vector, with a tail.
+    #[test]
+    fn every_level_matches_the_reference_bit_for_bit_and_the_sum_within_rounding() {
+        let shapes = [
+            (1, 1, 1),
+            (7, 5, 16),
+            (6, 4, 15),
+            (13, 9, 33),
+            (144, 16, 784),
+            (18, 32, 392),
+            (5, 3, 9),
+        ];
+        for (m, n, len) in shapes {
+            // Rows padded past `len`, so `ld` is not `len`.
+            let (lda, ldb, ld_out) = (len + 3, len + 1, n + 2);
+            let a = values(m * lda, 1);
+            let b = values(n * ldb, 2);
+            let rows_a = Rows {
+                data: &a,
+                rows: m,
+                ld: lda,
+            };
+            let rows_b = Rows {
+                data: &b,
+                rows: n,
+                ld: ldb,
+            };
+            let start = values(m * ld_out, 3);
+            let mut want = start.clone();
+            reference(rows_a, rows_b, len, &mut want, ld_out);
+            for i in 0..m {
+                for j in 0..n {
+                    let exact: f64 = (0..len)
+                        .map(|t| f64::from(a[i * lda + t]) * f64::from(b[j * ldb + t]))
+                        .sum::<f64>()
+                        + f64::from(start[i * ld_out + j]);
+                    let tol = 1e-6 * (len as f64 + 1.0);
+                    let got = f64::from(want[i * ld_out + j]);
+                    assert!(
+                        (got - exact).abs() <= tol,
+                        "{m}x{n}x{len} ({i}, {j}): reference {got}, exact {exact}"
+                    );
+                }
+                // The padding columns of each output row are not touched.
+                assert_eq!(&want[i * ld_out + n..][..2], &start[i * ld_out + n..][..2]);
+            }
+            let runs = forced::at_every_level(|| {
+                let isa = simd::active();
+                (isa >= Isa::Avx2).then(|| {
+                    let mut got = start.clone();
+                    add_row_dots_at(isa, rows_a, rows_b, len, &mut got, ld_out);
+                    got
+                })
+            });
+            for (isa, got) in runs {
+                if let Some(got) = got {
+                    let same = got
+                        .iter()
+                        .zip(&want)
+                        .all(|(x, y)| x.to_bits() == y.to_bits());
+                    assert!(
+                        same,
+                        "{m}x{n}x{len} at {}: not the reference's bits",
+                        isa.name()
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn fold16_adds_in_the_stated_tree() {
+        // 1e8 swallows a 1 unless the tree pairs them as stated: lane 0
+        // with lane 8 cancels the 1e8 first.
+        let mut s = [0.0f32; LANES];
+        s[0] = 1e8;
+        s[8] = -1e8;
+        s[1] = 1.0;
+        assert_eq!(fold16(s), 1.0);
+        let s: [f32; LANES] = std::array::from_fn(|l| l as f32);
+        assert_eq!(fold16(s), 120.0);
+    }
+
+    #[test]
+    fn a_row_past_its_slice_is_refused() {
+        let a = [0.0f32; 10];
+        let b = [0.0f32; 10];
+        let mut out = [0.0f32; 4];
+        let rows_a = Rows {
+            data: &a,
+            rows: 2,
+            ld: 6,
+        };
+        let rows_b = Rows {
+            data: &b,
+            rows: 1,
+            ld: 6,
+        };
+        let refused = std::panic::catch_unwind(move || {
+            let mut out = out;
+            add_row_dots_at(Isa::Avx2, rows_a, rows_b, 6, &mut out, 2);
+        });
+        assert!(refused.is_err());
+        // Within bounds (the second row ends at 6 + 4 = 10) it runs.
+        if Isa::Avx2.supported() {
+            add_row_dots_at(Isa::Avx2, rows_a, rows_b, 4, &mut out, 2);
+        }
+    }
+}
