@@ -178,12 +178,28 @@ fn one_rank_under_mpirun_trains_what_the_plain_command_trains() {
 }
 
 /// Two ranks train together, rank 0 speaking for both; with their epoch 2
-/// lost, the run resumes alone, as three ranks and as four, and both land where
-/// the two ranks did (within the rounding of other sums). Without
-/// synchronised batch norm the two ranks train another model.
+/// lost, the run resumes as two ranks again and lands where they did, bit
+/// for bit (weights, optimiser state, schedule and data order all restored),
+/// then alone, as three ranks and as four, and takes the same first step.
+/// Without synchronised batch norm the two ranks train another model.
+///
+/// Why only the first step across rank counts: other rank counts add the
+/// gradients in another order, and this width-2 network turns rounding into
+/// jumps (ReLU and max-pool kinks flip, the gradient changes by a step).
+/// Measured from scratch over these 8 steps, the runs fall into families
+/// that part by 1e-4 at one step and by 1-8% three steps later: with the
+/// im2col GEMM, ranks 1, 3 and 4 against 2, 6, 8 and 12 (parting at step
+/// 3, whichever way the weight gradient is summed, float64 included); at
+/// widths 4 and 8 it is worse. So a later step held to 1e-3 passes or fails
+/// by which rounding a kernel happens to take, and proves nothing about
+/// resuming. The first step after resuming is one forward pass from the
+/// same weights over the same views: only the order of the synchronised
+/// batch-norm sums differs (the 8 steps' first losses agree to 5e-7), so
+/// 1e-5 holds with room and still catches a wrong batch, a wrong view or a
+/// wrong weight.
 #[cfg(feature = "mpi")]
 #[test]
-fn two_ranks_train_and_their_run_resumes_under_one_three_and_four() {
+fn two_ranks_train_and_their_run_resumes_under_two_one_three_and_four() {
     let dir = temp("two");
     let two = dir.join("two");
     let err = ok(mpirun(2, &strs(&tiny(&two))), "mpirun -n 2");
@@ -195,7 +211,7 @@ fn two_ranks_train_and_their_run_resumes_under_one_three_and_four() {
     let want = step_losses(&two);
     assert_eq!(want.len(), 8, "one record of 8 steps");
     assert!(want.iter().all(|l| l.is_finite()));
-    for ranks in [1, 3, 4] {
+    for ranks in [2, 1, 3, 4] {
         // A copy of the run as it stood after epoch 1.
         let run = dir.join(format!("resumed-{ranks}"));
         copy_dir(&two, &run);
@@ -213,12 +229,17 @@ fn two_ranks_train_and_their_run_resumes_under_one_three_and_four() {
         let got = step_losses(&run);
         assert_eq!(got.len(), 8);
         assert_eq!(got[..4], want[..4], "epoch 1 is kept as it was");
-        for (g, w) in got[4..].iter().zip(&want[4..]) {
-            assert!(
-                (g - w).abs() <= 1e-3 * w.abs(),
-                "resumed under {ranks}: loss {g}, the two ranks had {w}"
-            );
+        if ranks == 2 {
+            assert_eq!(got, want, "resumed as two ranks");
+            assert_eq!(checkpoint(&run, 2), checkpoint(&two, 2));
+            continue;
         }
+        let (g, w) = (got[4], want[4]);
+        assert!(
+            (g - w).abs() <= 1e-5 * w.abs(),
+            "resumed under {ranks}: first loss {g}, the two ranks had {w}"
+        );
+        assert!(got.iter().all(|l| l.is_finite()), "{got:?}");
     }
     // Each rank normalising its own 12 images: another model.
     let own = dir.join("own");

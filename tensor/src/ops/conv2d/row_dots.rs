@@ -28,17 +28,8 @@
 //! instruction sets sum each output in the same order, so they give the
 //! same bits; [`reference()`] spells that order out in plain Rust.
 //!
-//! [`pays`] says where this would replace the GEMM (from the `conv_layers`
+//! [`pays`] says where this replaces the GEMM (from the `conv_layers`
 //! benchmark); without AVX2 the GEMM runs.
-//!
-//! **Not wired into the convolution yet.** With it in the im2col weight
-//! gradient (`conv2d/cpu.rs`, for [`pays`] layers) the `cli` MPI test
-//! `two_ranks_train_and_their_run_resumes_under_one_three_and_four`
-//! failed: the run resumed under three ranks reached loss 3.0096 where the
-//! two ranks had 3.0314 (the test allows 1e-3 relative; on the GEMM it
-//! passes). Whether that is float order amplified by four BYOL steps on
-//! a tiny batch or a shape this module gets wrong is not settled; until it
-//! is, the convolution keeps the GEMM and this module is tested on its own.
 
 use crate::backend::cpu::simd::{self, Isa};
 
@@ -362,17 +353,9 @@ mod tests {
     use super::*;
     use crate::backend::cpu::simd::forced;
 
-    /// Deterministic values in [-1, 1).
-    fn values(n: usize, seed: u32) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 17;
-                s ^= s << 5;
-                (s as f32 / u32::MAX as f32) * 2.0 - 1.0
-            })
-            .collect()
+    /// Deterministic normal values (the tensor crate's seeded `randn`).
+    fn values(n: usize, seed: u64) -> Vec<f32> {
+        crate::Tensor::randn(&[n], 0.0, 1.0, seed, &crate::Device::Cpu).to_vec()
     }
 
     /// Every shape the blocks and their edges see: rows below, at and past
