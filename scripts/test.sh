@@ -40,6 +40,12 @@ if grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then
     --test gradcheck --test resnet_parity --test pytorch_step
   BYOL_CPU_CONV=winograd4 cargo test --workspace --test pytorch_fixtures \
     --test gradcheck --test resnet_parity --test pytorch_step
+  # The direct kernel (AVX2 or AVX-512) runs the forward pass and input
+  # gradient of the stride-1 layers of 16 and 32 channels on planes of
+  # 14x14 and more; the same files with it forced on every stride-1 layer
+  # whose channels come in sixteens.
+  BYOL_CPU_CONV=direct cargo test --workspace --test pytorch_fixtures \
+    --test gradcheck --test resnet_parity --test pytorch_step
 else
-  echo "BYOL_CPU_CONV=packed and winograd4 runs skipped: this CPU has no AVX2"
+  echo "BYOL_CPU_CONV=packed, winograd4 and direct runs skipped: this CPU has no AVX2"
 fi

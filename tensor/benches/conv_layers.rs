@@ -1,7 +1,7 @@
 //! The convolutions of a ResNet-18 on 28x28 images, layer by layer, with
-//! im2col + GEMM, Winograd F(2x2, 3x3), the packed implicit GEMM and
+//! im2col + GEMM, Winograd F(2x2, 3x3), the packed implicit GEMM,
 //! Winograd F(4x4, 3x3) on its kernels (`w4x4`; the last two need AVX2 or
-//! AVX-512) side by side: the 3x3 stride-1 layers, then the stride-2
+//! AVX-512) and the direct convolution (`dir`, AVX-512) side by side: the 3x3 stride-1 layers, then the stride-2
 //! transitions (3x3, and the 1x1 shortcut): the measurement behind
 //! [`tensor::ops::conv2d::CpuConv::for_layer`].
 //!
@@ -11,7 +11,9 @@
 //! single call, in milliseconds, of one row's calls timed in turn, round
 //! after round (`common::millis_side_by_side`: a slow spell of a shared
 //! machine falls on every column of the row alike), for
-//! the forward pass, the input gradient and the weight gradient. `chosen`
+//! the forward pass, the input gradient and the weight gradient (`fwd dir`
+//! and `dx dir`: the direct kernel, on AVX-512 for channels in sixteens;
+//! freed memory kept for reuse, as the `byol` command runs). `chosen`
 //! is what the library picks for the layer (and for its weight gradient,
 //! where that differs).
 
@@ -51,6 +53,10 @@ fn chosen(g: &ConvGeometry) -> String {
 }
 
 fn main() {
+    // As the `byol` command and the step benchmarks run: freed buffers stay
+    // in the allocator, so an output is not fresh pages faulted in on
+    // every call.
+    tensor::reuse_freed_memory();
     let args: Vec<String> = std::env::args().collect();
     let batch = option(&args, "--batch").unwrap_or(256);
     let widths = option(&args, "--width").map_or(vec![16, 64], |w| vec![w]);
@@ -65,17 +71,19 @@ fn main() {
         if packed { "" } else { ", which this CPU lacks" }
     );
     println!(
-        "{:>8} {:>6} | {:>8} {:>8} {:>8} {:>8} | {:>8} {:>8} {:>8} {:>8} | {:>8} {:>8} {:>8} {:>8} | chosen",
+        "{:>8} {:>6} | {:>8} {:>8} {:>8} {:>8} {:>8} | {:>8} {:>8} {:>8} {:>8} {:>8} | {:>8} {:>8} {:>8} {:>8} | chosen",
         "channels",
         "plane",
         "fwd i2c",
         "fwd wino",
         "fwd pack",
         "fwd w4x4",
+        "fwd dir",
         "dx i2c",
         "dx wino",
         "dx pack",
         "dx w4x4",
+        "dx dir",
         "dw i2c",
         "dw wino",
         "dw pack",
@@ -115,8 +123,28 @@ fn main() {
                     drop(std::hint::black_box(dw))
                 }));
             }
+            // The direct kernel (AVX-512, channels in sixteens): forward
+            // and input gradient, timed in the same rounds.
+            let g = ConvGeometry::new(x.shape(), w.shape(), p, "bench");
+            let direct = tensor::ops::conv2d::direct::applies(&g);
+            if direct {
+                let (x, w, dy) = (&x, &w, &dy);
+                calls.push(Box::new(move || {
+                    drop(std::hint::black_box(conv2d_cpu_with(
+                        x,
+                        w,
+                        p,
+                        CpuConv::Direct,
+                    )))
+                }));
+                calls.push(Box::new(move || {
+                    let dx = conv2d_backward_input_cpu_with(dy, w, x.shape(), p, CpuConv::Direct);
+                    drop(std::hint::black_box(dx))
+                }));
+            }
             let t = side_by_side(&mut calls);
             let n = algorithms.len();
+            let (fd, bd) = (direct.then(|| t[3 * n]), direct.then(|| t[3 * n + 1]));
             let (fi, fw, fp, f4) = (t[0], t[1], packed.then(|| t[2]), packed.then(|| t[3]));
             let (bi, bw, bp, b4) = (
                 t[n],
@@ -130,14 +158,15 @@ fn main() {
                 packed.then(|| t[2 * n + 2]),
                 packed.then(|| t[2 * n + 3]),
             );
-            let g = ConvGeometry::new(x.shape(), w.shape(), p, "bench");
             println!(
-                "{c:>8} {:>6} | {fi:8.2} {fw:8.2} {} {} | {bi:8.2} {bw:8.2} {} {} | {wi:8.2} {ww:8.2} {} {} | {:?}",
+                "{c:>8} {:>6} | {fi:8.2} {fw:8.2} {} {} {} | {bi:8.2} {bw:8.2} {} {} {} | {wi:8.2} {ww:8.2} {} {} | {:?}",
                 format!("{hw}x{hw}"),
                 cell(fp),
                 cell(f4),
+                cell(fd),
                 cell(bp),
                 cell(b4),
+                cell(bd),
                 cell(wp),
                 cell(w4),
                 chosen(&g)

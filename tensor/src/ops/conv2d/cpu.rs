@@ -16,6 +16,7 @@
 //! image by image (for the input gradient, `dY` is first gathered into that
 //! layout).
 
+use super::direct;
 use super::im2col::{col2im, im2col};
 use super::packed;
 use super::row_dots::{self, Rows};
@@ -130,6 +131,9 @@ pub fn forward(x: &Tensor, w: &Tensor, g: &ConvGeometry, algorithm: CpuConv) -> 
     if algorithm == CpuConv::Winograd4 {
         return packed::winograd::forward(xs, ws, g);
     }
+    if algorithm == CpuConv::Direct {
+        return direct::forward(xs, ws, g);
+    }
     let (k, p) = (g.col_rows(), g.positions());
     let image = g.c * g.h * g.w;
     let group = group_size(g);
@@ -214,6 +218,11 @@ pub fn backward_input(gy: &Tensor, w: &Tensor, g: &ConvGeometry, algorithm: CpuC
     }
     if algorithm == CpuConv::Winograd4 {
         if let Some(dx) = packed::winograd::input_gradient(gys, ws, g) {
+            return dx;
+        }
+    }
+    if algorithm == CpuConv::Direct {
+        if let Some(dx) = direct::input_gradient(gys, ws, g) {
             return dx;
         }
     }

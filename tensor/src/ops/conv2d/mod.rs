@@ -25,6 +25,7 @@
 //! Images of a batch are independent, so the CPU runs one image per thread.
 
 mod cpu;
+pub mod direct;
 mod gpu;
 pub mod im2col;
 pub mod packed;
@@ -155,18 +156,24 @@ pub enum CpuConv {
     /// Winograd F(4x4, 3x3) on the packed kernels (AVX2 or AVX-512), for
     /// 3x3 stride-1 layers ([`packed::winograd`]).
     Winograd4,
+    /// The direct convolution of [`direct`] (AVX2 or AVX-512), for stride-1 layers
+    /// whose output channels come in sixteens: the forward pass and the
+    /// input gradient where the input channels do too (col2im otherwise);
+    /// the weight gradient runs on im2col.
+    Direct,
 }
 
 impl CpuConv {
     /// The algorithm [`Tensor::conv2d`] and its input gradient use for a
     /// layer: Winograd F(4x4, 3x3) where it applies and
     /// [`packed::winograd::pays`], else F(2x2, 3x3) where it applies and
-    /// [`winograd::pays`], else the packed implicit GEMM where it applies
+    /// [`winograd::pays`], else the direct kernel where it applies and
+    /// [`direct::pays`], else the packed implicit GEMM where it applies
     /// and [`packed::pays`], else im2col (the rules fit the `conv_layers`
     /// benchmark). `BYOL_CPU_CONV` forces one on every layer it applies to
     /// (im2col elsewhere).
     pub fn for_layer(g: &ConvGeometry) -> CpuConv {
-        CpuConv::choose(g, packed::pays, packed::winograd::pays)
+        CpuConv::choose(g, packed::pays, packed::winograd::pays, Some(direct::pays))
     }
 
     /// The algorithm [`Tensor::conv2d_backward_weight`] uses: as
@@ -179,33 +186,45 @@ impl CpuConv {
             g,
             packed::weight_gradient_pays,
             packed::winograd::weight_gradient_pays,
+            None,
         )
     }
 
-    /// The choice for a layer, given where the packed path and F(4x4, 3x3)
-    /// pay.
+    /// The choice for a layer, given where the packed path, F(4x4, 3x3)
+    /// and the direct kernel pay (`None`: the direct kernel has no such
+    /// pass, as for the weight gradient).
     fn choose(
         g: &ConvGeometry,
         packed_pays: fn(&ConvGeometry) -> bool,
         winograd4_pays: fn(&ConvGeometry) -> bool,
+        direct_pays: Option<fn(&ConvGeometry) -> bool>,
     ) -> CpuConv {
         let forced = setting().as_ref().unwrap_or_else(|why| panic!("{why}"));
         let by_shape = (
             winograd::applies(g) && winograd::pays(g),
             packed::winograd::applies(g) && winograd4_pays(g),
             packed::applies(g) && packed_pays(g),
+            direct::applies(g) && direct_pays.is_some_and(|pays| pays(g)),
         );
-        let (winograd, winograd4, packed) = match forced {
-            Some(CpuConv::Im2col) => (false, false, false),
-            Some(CpuConv::Winograd) => (winograd::applies(g), false, false),
-            Some(CpuConv::Packed) => (false, false, packed::applies(g)),
-            Some(CpuConv::Winograd4) => (false, packed::winograd::applies(g), false),
+        let (winograd, winograd4, packed, direct) = match forced {
+            Some(CpuConv::Im2col) => (false, false, false, false),
+            Some(CpuConv::Winograd) => (winograd::applies(g), false, false, false),
+            Some(CpuConv::Packed) => (false, false, packed::applies(g), false),
+            Some(CpuConv::Winograd4) => (false, packed::winograd::applies(g), false, false),
+            Some(CpuConv::Direct) => (
+                false,
+                false,
+                false,
+                direct::applies(g) && direct_pays.is_some(),
+            ),
             None => by_shape,
         };
         if winograd4 {
             CpuConv::Winograd4
         } else if winograd {
             CpuConv::Winograd
+        } else if direct {
+            CpuConv::Direct
         } else if packed {
             CpuConv::Packed
         } else {
@@ -216,8 +235,9 @@ impl CpuConv {
 
 /// What a value of `BYOL_CPU_CONV` asks for: `Some(algorithm)`, or `None`
 /// (unset, empty or `auto`) to choose by shape; an unknown value is an
-/// error naming the variable and the choices, and so is `packed` on a CPU
-/// (or a `BYOL_CPU_SIMD` level) without AVX2.
+/// error naming the variable and the choices, and so is `packed`,
+/// `winograd4` or `direct` on a CPU (or a `BYOL_CPU_SIMD` level) without
+/// AVX2.
 fn parse_setting(value: Option<&str>, simd: bool) -> Result<Option<CpuConv>, String> {
     match value.map(str::trim) {
         None | Some("") | Some("auto") => Ok(None),
@@ -225,14 +245,15 @@ fn parse_setting(value: Option<&str>, simd: bool) -> Result<Option<CpuConv>, Str
         Some("im2col") => Ok(Some(CpuConv::Im2col)),
         Some("packed") if simd => Ok(Some(CpuConv::Packed)),
         Some("winograd4") if simd => Ok(Some(CpuConv::Winograd4)),
-        Some(v @ ("packed" | "winograd4")) => Err(format!(
-            "BYOL_CPU_CONV={v:?}: the packed kernels need AVX2 (or AVX-512), \
+        Some("direct") if simd => Ok(Some(CpuConv::Direct)),
+        Some(v @ ("packed" | "winograd4" | "direct")) => Err(format!(
+            "BYOL_CPU_CONV={v:?}: the packed and direct kernels need AVX2 (or AVX-512), \
              which this CPU (or the BYOL_CPU_SIMD level) does not give; ask for 'im2col', \
              'winograd' or 'auto', or unset it"
         )),
         Some(v) => Err(format!(
-            "BYOL_CPU_CONV={v:?}: expected 'winograd', 'winograd4', 'im2col', 'packed' or \
-             'auto' (or unset it to choose by layer shape)"
+            "BYOL_CPU_CONV={v:?}: expected 'winograd', 'winograd4', 'im2col', 'packed', \
+             'direct' or 'auto' (or unset it to choose by layer shape)"
         )),
     }
 }
@@ -317,6 +338,13 @@ fn check_cpu_algorithm(g: &ConvGeometry, algorithm: CpuConv) {
         g.kw,
         g.params.stride,
         g.params.padding
+    );
+    assert!(
+        algorithm != CpuConv::Direct || direct::applies(g),
+        "conv2d: the direct convolution needs AVX2 or AVX-512 (BYOL_CPU_SIMD not at \
+         'baseline'), stride 1 and output channels in sixteens, got stride {:?} and {} outputs",
+        g.params.stride,
+        g.o
     );
     assert!(
         algorithm != CpuConv::Winograd || winograd::applies(g),
@@ -417,7 +445,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_setting_accepts_the_five_choices_and_names_a_typo() {
+    fn the_setting_accepts_the_six_choices_and_names_a_typo() {
         assert_eq!(parse_setting(None, true), Ok(None));
         assert_eq!(parse_setting(Some(" "), true), Ok(None));
         assert_eq!(parse_setting(Some("auto"), false), Ok(None));
@@ -437,24 +465,30 @@ mod tests {
             parse_setting(Some("winograd4"), true),
             Ok(Some(CpuConv::Winograd4))
         );
-        for value in ["packed", "winograd4"] {
+        for value in ["packed", "winograd4", "direct"] {
             let why = parse_setting(Some(value), false).unwrap_err();
             assert!(
                 why.contains(&format!("={value:?}"))
-                    && why.contains("need AVX2 (or AVX-512)")
+                    && why.contains("kernels need AVX2 (or AVX-512)")
                     && why.contains("'auto'"),
                 "{why}"
             );
         }
+        assert_eq!(
+            parse_setting(Some("direct"), true),
+            Ok(Some(CpuConv::Direct))
+        );
         let why = parse_setting(Some("wingrad"), true).unwrap_err();
         assert!(why.starts_with(
-            "BYOL_CPU_CONV=\"wingrad\": expected 'winograd', 'winograd4', 'im2col', 'packed'"
+            "BYOL_CPU_CONV=\"wingrad\": expected 'winograd', 'winograd4', 'im2col', 'packed', \
+             'direct'"
         ));
     }
 
     /// Unforced, where the CPU has AVX2: the layers of 64 channels and more
-    /// run F(4x4, 3x3), a 16- or 32-channel one im2col; so do their weight
-    /// gradients, but for the 512-channel 4x4 layer's (F(2x2, 3x3)).
+    /// run F(4x4, 3x3), a 16- or 32-channel one im2col (with AVX-512 the
+    /// direct kernel); so do their weight gradients, but for the
+    /// 512-channel 4x4 layer's (F(2x2, 3x3)) and the narrow layers' (im2col).
     /// Without AVX2 the packed kernels give way to im2col, F(4x4, 3x3) to
     /// F(2x2, 3x3) where that pays (64 channels on 8x8 planes and more, or
     /// 256 channels).
@@ -488,8 +522,15 @@ mod tests {
         assert_eq!(CpuConv::for_layer(&g(64, 14)), wide);
         assert_eq!(CpuConv::for_layer(&g(256, 7)), wide);
         assert_eq!(CpuConv::for_layer(&g(512, 4)), wide);
-        assert_eq!(CpuConv::for_layer(&g(16, 28)), CpuConv::Im2col);
-        assert_eq!(CpuConv::for_layer(&g(32, 14)), CpuConv::Im2col);
+        // The 16- and 32-channel layers on 28x28 and 14x14: the direct
+        // kernel with AVX-512.
+        let narrow = if direct::applies(&g(16, 28)) && direct::pays(&g(16, 28)) {
+            CpuConv::Direct
+        } else {
+            CpuConv::Im2col
+        };
+        assert_eq!(CpuConv::for_layer(&g(16, 28)), narrow);
+        assert_eq!(CpuConv::for_layer(&g(32, 14)), narrow);
         // The weight gradient.
         assert_eq!(CpuConv::for_weight_gradient(&g(128, 4)), small_plane);
         assert_eq!(CpuConv::for_weight_gradient(&g(256, 7)), wide);

@@ -417,7 +417,7 @@ pub fn input_gradient(dys: &[f32], ws: &[f32], g: &ConvGeometry) -> Option<Vec<f
 /// and the turned kernel `w'[c, o, a, b] = w[o, c, KH - 1 - a, KW - 1 - b]`;
 /// `None` when the layer is strided or its padding exceeds `K - 1` (see
 /// [`input_gradient`] for why it holds).
-fn as_forward(ws: &[f32], g: &ConvGeometry) -> Option<(ConvGeometry, Vec<f32>)> {
+pub(super) fn as_forward(ws: &[f32], g: &ConvGeometry) -> Option<(ConvGeometry, Vec<f32>)> {
     let [p_h, p_w] = g.params.padding;
     if g.params.stride != [1, 1] || p_h >= g.kh || p_w >= g.kw {
         return None;
