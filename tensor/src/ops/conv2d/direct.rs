@@ -37,9 +37,13 @@
 //! pass over the taps) and `RP` the longest of 28, 14, 7, 4, 2, 1 that fits
 //! `RO·RP ≤ 28` and the row; with AVX2 (16 registers of 8 lanes) `RO` is 1
 //! and `RP` at most 7 (14 registers of sums; the weights and the broadcast
-//! value take the rest). A row whose width `RP` does not divide ends in a strip that
-//! computes past the row's end (reading the next row of the padded image,
-//! or the slack after the last) and keeps only the positions inside it.
+//! value take the rest). One block and a kernel 3 wide (the 16-channel
+//! layers) would broadcast a value per multiply-add; on AVX-512 each
+//! broadcast is used three times there instead (`strip_row3`: input
+//! column `q` is tap `b` of output `q - b`), in strips of at most 14. A
+//! row whose width `RP` does not divide ends in a strip that computes past
+//! the row's end (reading the next row of the padded image, or the slack
+//! after the last) and keeps only the positions inside it.
 //!
 //! **The input gradient** of a stride-1 layer is a forward convolution of
 //! the output gradient with the kernel turned half a turn
@@ -77,9 +81,9 @@ fn shape_fits(g: &ConvGeometry) -> bool {
 /// batch 256, 2 threads, fastest call): the 32-channel 14x14 layer,
 /// forward 2.9 -> 2.0 ms and input gradient 2.9 -> 2.0 (im2col; the
 /// packed implicit GEMM 2.8); the 16-channel 28x28 layer, input gradient
-/// 3.7-4.1 -> 2.6-2.9, forward level with im2col (3.0-3.4 both, 2.6 when
-/// timed after the input gradient: with one block of 16 channels every
-/// multiply-add needs its own broadcast). On the 64-channel 7x7 and
+/// 3.7-4.1 -> 2.5-2.8, forward level with im2col (3.0-3.4 both, 2.6 when
+/// timed after the input gradient; the three-tap reuse of `strip_row3`
+/// moved both directions 6-8% against im2col in the same rounds). On the 64-channel 7x7 and
 /// 128-channel 4x4 layers Winograd F(4x4, 3x3) is faster (2.1 and 2.8
 /// against 1.9 and 1.6). Not with AVX2 alone: its kernels, timed on that
 /// machine with `BYOL_CPU_SIMD=avx2`, took 7.6 ms forward on the 16-channel
@@ -226,6 +230,10 @@ struct Budget {
     accumulators: usize,
     /// Channel blocks per pass (`RO`), at most.
     blocks: usize,
+    /// Whether one block of a 3-wide kernel runs `strip_row3` (three
+    /// weight vectors and three broadcasts beside the sums: registers
+    /// AVX2, with two per vector, lacks).
+    reuse_broadcasts: bool,
 }
 
 impl Budget {
@@ -233,12 +241,21 @@ impl Budget {
     const AVX512: Budget = Budget {
         accumulators: 28,
         blocks: 4,
+        reuse_broadcasts: true,
+    };
+    /// `strip_row3`: 14 sums beside three weight vectors and three
+    /// broadcasts.
+    const ROW3: Budget = Budget {
+        accumulators: 14,
+        blocks: 1,
+        reuse_broadcasts: true,
     };
     /// 14 of the 16 registers (7 vectors of two), one block a pass: the
     /// weights and the broadcast take the other two.
     const AVX2: Budget = Budget {
         accumulators: 7,
         blocks: 1,
+        reuse_broadcasts: false,
     };
 }
 
@@ -408,7 +425,12 @@ mod x86 {
         debug_assert!(staging.len() >= p.o * p.oh * p.ow);
         let mut block = 0;
         for ro in passes(p.o, budget) {
-            let rp = strip_len(ro, p.ow, budget);
+            let row3 = ro == 1 && p.kw == 3 && budget.reuse_broadcasts;
+            let rp = if row3 {
+                strip_len(ro, p.ow, Budget::ROW3)
+            } else {
+                strip_len(ro, p.ow, budget)
+            };
             for i in 0..p.oh {
                 for j0 in (0..p.ow).step_by(rp) {
                     let at = Strip {
@@ -419,6 +441,16 @@ mod x86 {
                         position: i * p.ow + j0,
                         keep: rp.min(p.ow - j0),
                     };
+                    if row3 {
+                        match rp {
+                            14 => strip_row3::<L, 14>(p, at),
+                            7 => strip_row3::<L, 7>(p, at),
+                            4 => strip_row3::<L, 4>(p, at),
+                            2 => strip_row3::<L, 2>(p, at),
+                            _ => strip_row3::<L, 1>(p, at),
+                        }
+                        continue;
+                    }
                     match (ro, rp) {
                         (4, 7) => strip::<L, 4, 7>(p, at),
                         (4, 4) => strip::<L, 4, 4>(p, at),
@@ -488,6 +520,49 @@ mod x86 {
                 let to = ((s.block + r) * positions + s.position + j) * LANES;
                 L::store(s.out.add(to), *v);
             }
+        }
+    }
+
+    /// [`strip`] for one block of 16 channels and a kernel 3 wide, with
+    /// each broadcast input value used three times. With one block, `strip`
+    /// broadcasts a value per multiply-add, and the broadcasts, not the
+    /// multiply-adds, set its pace. But input column `q` of a row is tap
+    /// `b` of output `q - b` for each `b` in 0..3: so here output `j` takes
+    /// its three taps of the row, `w[b]·x[j + b]`, from three broadcasts
+    /// kept in registers as the strip moves along (each new position
+    /// broadcasts one value, `x[j + 2]`, and hands the other two on), with
+    /// the row's three weight vectors held in registers too (sums, weights
+    /// and broadcasts: `RP + 6` registers, so `RP` is at most 14). Output
+    /// `j` still takes its taps in the order `c`, `a`, `b`: the same sums in
+    /// the same order as [`strip`] and [`super::reference()`], bit for bit.
+    #[inline(always)]
+    unsafe fn strip_row3<L: Block16, const RP: usize>(p: &Plan, s: Strip) {
+        debug_assert_eq!(p.kw, 3);
+        let (wp, plane) = (p.wp(), p.plane());
+        let mut acc = [L::zero(); RP];
+        for c in 0..p.c {
+            for a in 0..p.kh {
+                let row = s.x.add(c * plane + a * wp);
+                let taps = s.w.add((c * p.kh + a) * 3 * p.o);
+                let w = [
+                    L::load(taps),
+                    L::load(taps.add(p.o)),
+                    L::load(taps.add(2 * p.o)),
+                ];
+                let (mut x0, mut x1) = (L::splat(row), L::splat(row.add(1)));
+                for (j, sum) in acc.iter_mut().enumerate() {
+                    let x2 = L::splat(row.add(j + 2));
+                    *sum = L::fma(w[0], x0, *sum);
+                    *sum = L::fma(w[1], x1, *sum);
+                    *sum = L::fma(w[2], x2, *sum);
+                    (x0, x1) = (x1, x2);
+                }
+            }
+        }
+        let positions = p.oh * p.ow;
+        for (j, v) in acc.iter().enumerate().take(s.keep) {
+            let to = (s.block * positions + s.position + j) * LANES;
+            L::store(s.out.add(to), *v);
         }
     }
 
@@ -785,7 +860,7 @@ mod tests {
 
     #[test]
     fn strips_fit_the_registers_and_passes_cover_the_channels() {
-        for budget in [Budget::AVX512, Budget::AVX2] {
+        for budget in [Budget::AVX512, Budget::ROW3, Budget::AVX2] {
             for o in [16, 32, 48, 64, 112, 128] {
                 let blocks = passes(o, budget);
                 assert_eq!(blocks.iter().sum::<usize>(), o / LANES, "{budget:?}");
@@ -803,5 +878,7 @@ mod tests {
         assert_eq!(passes(32, Budget::AVX2), vec![1, 1]);
         assert_eq!(strip_len(1, 28, Budget::AVX2), 7);
         assert_eq!(strip_len(2, 14, Budget::AVX512), 14);
+        assert_eq!(strip_len(1, 28, Budget::ROW3), 14);
+        assert_eq!(strip_len(1, 9, Budget::ROW3), 7);
     }
 }
