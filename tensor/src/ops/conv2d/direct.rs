@@ -315,77 +315,9 @@ pub fn reference(x: &[f32], ws: &[f32], g: &ConvGeometry) -> Vec<f32> {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
+    use super::super::lanes16::{mask8, Avx2, Avx512, Lanes16};
     use super::{passes, strip_len, Budget, Plan, LANES};
     use std::arch::x86_64::*;
-
-    /// One vector of 16 output channels, as each instruction set holds it.
-    trait Block16 {
-        type V: Copy;
-        unsafe fn zero() -> Self::V;
-        unsafe fn load(p: *const f32) -> Self::V;
-        unsafe fn splat(p: *const f32) -> Self::V;
-        unsafe fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V;
-        unsafe fn store(p: *mut f32, v: Self::V);
-    }
-
-    /// AVX-512: one register.
-    struct Avx512;
-
-    impl Block16 for Avx512 {
-        type V = __m512;
-        #[inline(always)]
-        unsafe fn zero() -> __m512 {
-            _mm512_setzero_ps()
-        }
-        #[inline(always)]
-        unsafe fn load(p: *const f32) -> __m512 {
-            _mm512_loadu_ps(p)
-        }
-        #[inline(always)]
-        unsafe fn splat(p: *const f32) -> __m512 {
-            _mm512_set1_ps(*p)
-        }
-        #[inline(always)]
-        unsafe fn fma(a: __m512, b: __m512, c: __m512) -> __m512 {
-            _mm512_fmadd_ps(a, b, c)
-        }
-        #[inline(always)]
-        unsafe fn store(p: *mut f32, v: __m512) {
-            _mm512_storeu_ps(p, v)
-        }
-    }
-
-    /// AVX2: two registers of 8 channels (the broadcast value shared).
-    struct Avx2;
-
-    impl Block16 for Avx2 {
-        type V = (__m256, __m256);
-        #[inline(always)]
-        unsafe fn zero() -> Self::V {
-            (_mm256_setzero_ps(), _mm256_setzero_ps())
-        }
-        #[inline(always)]
-        unsafe fn load(p: *const f32) -> Self::V {
-            (_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8)))
-        }
-        #[inline(always)]
-        unsafe fn splat(p: *const f32) -> Self::V {
-            let v = _mm256_broadcast_ss(&*p);
-            (v, v)
-        }
-        #[inline(always)]
-        unsafe fn fma(a: Self::V, b: Self::V, c: Self::V) -> Self::V {
-            (
-                _mm256_fmadd_ps(a.0, b.0, c.0),
-                _mm256_fmadd_ps(a.1, b.1, c.1),
-            )
-        }
-        #[inline(always)]
-        unsafe fn store(p: *mut f32, v: Self::V) {
-            _mm256_storeu_ps(p, v.0);
-            _mm256_storeu_ps(p.add(8), v.1);
-        }
-    }
 
     /// [`image`] with the AVX-512 kernels.
     ///
@@ -413,7 +345,7 @@ mod x86 {
     /// `staging` `O·OH·OW`; called from a function compiled for `L`'s
     /// instructions on a CPU that has them.
     #[inline(always)]
-    unsafe fn image<L: Block16>(
+    unsafe fn image<L: Lanes16>(
         p: &Plan,
         padded: &[f32],
         wt: &[f32],
@@ -494,7 +426,7 @@ mod x86 {
     /// `RO` blocks of 16 channels at `RP` positions: `RO·RP` accumulators,
     /// per tap `RO` weight loads, `RP` broadcasts, `RO·RP` multiply-adds.
     #[inline(always)]
-    unsafe fn strip<L: Block16, const RO: usize, const RP: usize>(p: &Plan, s: Strip) {
+    unsafe fn strip<L: Lanes16, const RO: usize, const RP: usize>(p: &Plan, s: Strip) {
         let (wp, plane) = (p.wp(), p.plane());
         // acc[j][r]: position j, channel block r.
         let mut acc = [[L::zero(); RO]; RP];
@@ -536,7 +468,7 @@ mod x86 {
     /// `j` still takes its taps in the order `c`, `a`, `b`: the same sums in
     /// the same order as [`strip`] and [`super::reference()`], bit for bit.
     #[inline(always)]
-    unsafe fn strip_row3<L: Block16, const RP: usize>(p: &Plan, s: Strip) {
+    unsafe fn strip_row3<L: Lanes16, const RP: usize>(p: &Plan, s: Strip) {
         debug_assert_eq!(p.kw, 3);
         let (wp, plane) = (p.wp(), p.plane());
         let mut acc = [L::zero(); RP];
@@ -650,10 +582,6 @@ mod x86 {
         })
     }
 
-    /// Lane masks for `_mm256_maskstore_ps`: reading from `MASKS[8 - n..]`
-    /// gives `n` lanes of all ones, then zeros.
-    static MASKS: [i32; 16] = [-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0];
-
     /// [`unstage_avx512`] on AVX2: per block, each half of 8 channels in
     /// tiles of 8 positions, turned by [`transpose8`].
     ///
@@ -673,7 +601,7 @@ mod x86 {
                         *v = _mm256_loadu_ps(s.add((t0 + t) * LANES + half * 8));
                     }
                     let rows = transpose8(v);
-                    let mask = _mm256_loadu_si256(MASKS.as_ptr().add(8 - n).cast());
+                    let mask = mask8(n);
                     for (l, row) in rows.iter().enumerate() {
                         _mm256_maskstore_ps(out.add(l * positions + t0), mask, *row);
                     }

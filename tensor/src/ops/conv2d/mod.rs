@@ -28,6 +28,8 @@ mod cpu;
 pub mod direct;
 mod gpu;
 pub mod im2col;
+#[cfg(target_arch = "x86_64")]
+mod lanes16;
 pub mod packed;
 pub mod row_dots;
 pub mod winograd;
