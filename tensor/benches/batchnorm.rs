@@ -25,6 +25,9 @@ fn main() {
                 std::process::exit(2)
             })
         });
+    // As the `byol` command does: freed buffers are reused, not handed
+    // back to the kernel and faulted in again on the next call.
+    tensor::reuse_freed_memory();
     let dev = Device::Cpu;
     println!(
         "batch norm, batch {batch}, {} threads (ms per call)",

@@ -517,16 +517,27 @@ mod x86 {
         for block in 0..o / LANES {
             let s = staging.as_ptr().add(block * positions * LANES);
             let out = y.as_mut_ptr().add(block * LANES * positions);
-            for t0 in (0..positions).step_by(LANES) {
-                let n = LANES.min(positions - t0);
+            let full = positions / LANES * LANES;
+            // Whole tiles: every index below is a constant once the loops
+            // unroll, so the 16 vectors stay in registers.
+            for t0 in (0..full).step_by(LANES) {
+                let v: [__m512; LANES] =
+                    std::array::from_fn(|t| _mm512_loadu_ps(s.add((t0 + t) * LANES)));
+                let rows = transpose16(v);
+                for (l, row) in rows.iter().enumerate() {
+                    _mm512_storeu_ps(out.add(l * positions + t0), *row);
+                }
+            }
+            if full < positions {
+                let n = positions - full;
                 let mut v = [_mm512_setzero_ps(); LANES];
                 for (t, v) in v.iter_mut().enumerate().take(n) {
-                    *v = _mm512_loadu_ps(s.add((t0 + t) * LANES));
+                    *v = _mm512_loadu_ps(s.add((full + t) * LANES));
                 }
                 let rows = transpose16(v);
                 let mask = ((1u32 << n) - 1) as u16;
                 for (l, row) in rows.iter().enumerate() {
-                    _mm512_mask_storeu_ps(out.add(l * positions + t0), mask, *row);
+                    _mm512_mask_storeu_ps(out.add(l * positions + full), mask, *row);
                 }
             }
         }
@@ -537,49 +548,44 @@ mod x86 {
     /// blocks), then move the 128-bit lanes (`shuffle_f32x4`) twice.
     #[inline(always)]
     unsafe fn transpose16(r: [__m512; 16]) -> [__m512; 16] {
+        // Written as loops with constant bounds and no branch on the index,
+        // which unroll: every vector stays in a register.
         // Lane k of t[2i] holds r[2i][4k], r[2i+1][4k], r[2i][4k+1],
         // r[2i+1][4k+1]; t[2i+1] the same for 4k+2 and 4k+3.
-        let t: [__m512; 16] = std::array::from_fn(|j| {
-            let (a, b) = (r[j & !1], r[j | 1]);
-            if j % 2 == 0 {
-                _mm512_unpacklo_ps(a, b)
-            } else {
-                _mm512_unpackhi_ps(a, b)
-            }
-        });
+        let mut t = [_mm512_setzero_ps(); 16];
+        for i in 0..8 {
+            t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+            t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+        }
         // Lane k of u[4i+m] holds column 4k+m of rows 4i..4i+4.
-        let u: [__m512; 16] = std::array::from_fn(|j| {
-            let (i, m) = (j / 4, j % 4);
-            let (a, b) = (
-                _mm512_castps_pd(t[4 * i + m / 2]),
-                _mm512_castps_pd(t[4 * i + 2 + m / 2]),
+        let pd = |v: __m512| _mm512_castps_pd(v);
+        let mut u = [_mm512_setzero_ps(); 16];
+        for i in 0..4 {
+            let (t0, t1, t2, t3) = (
+                pd(t[4 * i]),
+                pd(t[4 * i + 1]),
+                pd(t[4 * i + 2]),
+                pd(t[4 * i + 3]),
             );
-            _mm512_castpd_ps(if m % 2 == 0 {
-                _mm512_unpacklo_pd(a, b)
-            } else {
-                _mm512_unpackhi_pd(a, b)
-            })
-        });
-        // Row 4k+m of the result: lane k of u[m], u[4+m], u[8+m], u[12+m].
-        std::array::from_fn(|j| {
-            let (k, m) = (j / 4, j % 4);
-            let (x, y) = if k % 2 == 0 {
-                (
-                    _mm512_shuffle_f32x4::<0b10_00_10_00>(u[m], u[4 + m]),
-                    _mm512_shuffle_f32x4::<0b10_00_10_00>(u[8 + m], u[12 + m]),
-                )
-            } else {
-                (
-                    _mm512_shuffle_f32x4::<0b11_01_11_01>(u[m], u[4 + m]),
-                    _mm512_shuffle_f32x4::<0b11_01_11_01>(u[8 + m], u[12 + m]),
-                )
-            };
-            if k < 2 {
-                _mm512_shuffle_f32x4::<0b10_00_10_00>(x, y)
-            } else {
-                _mm512_shuffle_f32x4::<0b11_01_11_01>(x, y)
-            }
-        })
+            u[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(t0, t2));
+            u[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(t0, t2));
+            u[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(t1, t3));
+            u[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(t1, t3));
+        }
+        // Row 4k+m of the result: lane k of u[m], u[4+m], u[8+m], u[12+m]
+        // (even lanes of each pair, then odd, twice over).
+        let mut out = [_mm512_setzero_ps(); 16];
+        for m in 0..4 {
+            let x0 = _mm512_shuffle_f32x4::<0b10_00_10_00>(u[m], u[4 + m]);
+            let y0 = _mm512_shuffle_f32x4::<0b10_00_10_00>(u[8 + m], u[12 + m]);
+            let x1 = _mm512_shuffle_f32x4::<0b11_01_11_01>(u[m], u[4 + m]);
+            let y1 = _mm512_shuffle_f32x4::<0b11_01_11_01>(u[8 + m], u[12 + m]);
+            out[m] = _mm512_shuffle_f32x4::<0b10_00_10_00>(x0, y0);
+            out[4 + m] = _mm512_shuffle_f32x4::<0b10_00_10_00>(x1, y1);
+            out[8 + m] = _mm512_shuffle_f32x4::<0b11_01_11_01>(x0, y0);
+            out[12 + m] = _mm512_shuffle_f32x4::<0b11_01_11_01>(x1, y1);
+        }
+        out
     }
 
     /// [`unstage_avx512`] on AVX2: per block, each half of 8 channels in
