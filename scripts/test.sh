@@ -42,8 +42,10 @@ if grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then
     --test gradcheck --test resnet_parity --test pytorch_step
   # The direct kernel (AVX2 or AVX-512) runs the forward pass and input
   # gradient of the stride-1 layers of 16 and 32 channels on planes of
-  # 14x14 and more; the same files with it forced on every stride-1 layer
-  # whose channels come in sixteens.
+  # 14x14 and more, and the weight gradient (row dots over the padded
+  # image) of the stride-1 layers of at most 16 channels; the same files
+  # with it forced on every stride-1 layer it computes (forward and input
+  # gradient: channels in sixteens; weight gradient: all).
   BYOL_CPU_CONV=direct cargo test --workspace --test pytorch_fixtures \
     --test gradcheck --test resnet_parity --test pytorch_step
 else

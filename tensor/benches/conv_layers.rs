@@ -11,8 +11,9 @@
 //! single call, in milliseconds, of one row's calls timed in turn, round
 //! after round (`common::millis_side_by_side`: a slow spell of a shared
 //! machine falls on every column of the row alike), for
-//! the forward pass, the input gradient and the weight gradient (`fwd dir`
-//! and `dx dir`: the direct kernel, on AVX-512 for channels in sixteens;
+//! the forward pass, the input gradient and the weight gradient (`fwd dir`,
+//! `dx dir` and `dw dir`: the direct kernel and the weight gradient read
+//! from the padded image, on AVX-512 for channels in sixteens;
 //! freed memory kept for reuse, as the `byol` command runs). `chosen`
 //! is what the library picks for the layer (and for its weight gradient,
 //! where that differs).
@@ -71,7 +72,7 @@ fn main() {
         if packed { "" } else { ", which this CPU lacks" }
     );
     println!(
-        "{:>8} {:>6} | {:>8} {:>8} {:>8} {:>8} {:>8} | {:>8} {:>8} {:>8} {:>8} {:>8} | {:>8} {:>8} {:>8} {:>8} | chosen",
+        "{:>8} {:>6} | {:>8} {:>8} {:>8} {:>8} {:>8} | {:>8} {:>8} {:>8} {:>8} {:>8} | {:>8} {:>8} {:>8} {:>8} {:>8} | chosen",
         "channels",
         "plane",
         "fwd i2c",
@@ -87,7 +88,8 @@ fn main() {
         "dw i2c",
         "dw wino",
         "dw pack",
-        "dw w4x4"
+        "dw w4x4",
+        "dw dir"
     );
     for &width in &widths {
         for (stage, hw) in [28usize, 14, 7, 4].into_iter().enumerate() {
@@ -141,10 +143,18 @@ fn main() {
                     let dx = conv2d_backward_input_cpu_with(dy, w, x.shape(), p, CpuConv::Direct);
                     drop(std::hint::black_box(dx))
                 }));
+                calls.push(Box::new(move || {
+                    let dw = conv2d_backward_weight_cpu_with(dy, x, w.shape(), p, CpuConv::Direct);
+                    drop(std::hint::black_box(dw))
+                }));
             }
             let t = side_by_side(&mut calls);
             let n = algorithms.len();
-            let (fd, bd) = (direct.then(|| t[3 * n]), direct.then(|| t[3 * n + 1]));
+            let (fd, bd, wd) = (
+                direct.then(|| t[3 * n]),
+                direct.then(|| t[3 * n + 1]),
+                direct.then(|| t[3 * n + 2]),
+            );
             let (fi, fw, fp, f4) = (t[0], t[1], packed.then(|| t[2]), packed.then(|| t[3]));
             let (bi, bw, bp, b4) = (
                 t[n],
@@ -159,7 +169,7 @@ fn main() {
                 packed.then(|| t[2 * n + 3]),
             );
             println!(
-                "{c:>8} {:>6} | {fi:8.2} {fw:8.2} {} {} {} | {bi:8.2} {bw:8.2} {} {} {} | {wi:8.2} {ww:8.2} {} {} | {:?}",
+                "{c:>8} {:>6} | {fi:8.2} {fw:8.2} {} {} {} | {bi:8.2} {bw:8.2} {} {} {} | {wi:8.2} {ww:8.2} {} {} {} | {:?}",
                 format!("{hw}x{hw}"),
                 cell(fp),
                 cell(f4),
@@ -169,6 +179,7 @@ fn main() {
                 cell(bd),
                 cell(wp),
                 cell(w4),
+                cell(wd),
                 chosen(&g)
             );
         }

@@ -314,6 +314,9 @@ pub fn backward_weight(gy: &Tensor, x: &Tensor, g: &ConvGeometry, algorithm: Cpu
     if algorithm == CpuConv::Winograd4 {
         return packed::winograd::weight_gradient(gys, xs, g);
     }
+    if algorithm == CpuConv::Direct && direct::weight_gradient_applies(g) {
+        return direct::weight_gradient(gys, xs, g);
+    }
     if algorithm == CpuConv::Winograd {
         let wg = Winograd::weight_gradient(g);
         let sizes = (wg.group_size(), wg.scratch_len());
@@ -353,16 +356,8 @@ pub fn backward_weight(gy: &Tensor, x: &Tensor, g: &ConvGeometry, algorithm: Cpu
                 (cols, staging)
             };
             if !parallel && row_dots::pays(g.o) {
-                let cols = Rows {
-                    data: cols,
-                    rows: k,
-                    ld: width,
-                };
-                let dys = Rows {
-                    data: staging,
-                    rows: g.o,
-                    ld: width,
-                };
+                let cols = Rows::strided(cols, k, width);
+                let dys = Rows::strided(staging, g.o, width);
                 row_dots::add_row_dots(cols, dys, width, dwt, g.o);
                 return;
             }

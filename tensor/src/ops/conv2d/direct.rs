@@ -50,13 +50,22 @@
 //! ([`packed::as_forward`](super::packed)), so it runs here when the layer's
 //! *input* channels come in sixteens.
 //!
+//! **The weight gradient** reads the same padded image: [`weight_gradient`]
+//! (its own module) runs the row dots over the padded width, with the
+//! kernel's taps as shifted windows of the image instead of an im2col
+//! matrix.
+//!
 //! **Where it runs**: [`applies`] (AVX2 or AVX-512, stride 1, output
 //! channels a multiple of 16); [`pays`] says where [`super::CpuConv::for_layer`] takes
-//! it, from the `conv_layers` benchmark.
+//! it, from the `conv_layers` benchmark ([`weight_gradient_applies`] and
+//! [`weight_gradient_pays`] for the weight gradient).
 
 use super::ConvGeometry;
 use crate::backend::cpu::simd::{self, Isa};
 use rayon::prelude::*;
+
+mod weight_gradient;
+pub use weight_gradient::{weight_gradient, weight_gradient_applies, weight_gradient_pays};
 
 /// Output channels per vector.
 pub const LANES: usize = 16;

@@ -144,6 +144,9 @@ impl ConvGeometry {
     }
 }
 
+/// A rule on a layer's shape: whether an algorithm applies, or pays.
+type ShapeRule = fn(&ConvGeometry) -> bool;
+
 /// How the CPU computes a convolution and its two gradients.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CpuConv {
@@ -161,7 +164,8 @@ pub enum CpuConv {
     /// The direct convolution of [`direct`] (AVX2 or AVX-512), for stride-1 layers
     /// whose output channels come in sixteens: the forward pass and the
     /// input gradient where the input channels do too (col2im otherwise);
-    /// the weight gradient runs on im2col.
+    /// the weight gradient of any stride-1 layer as row dots over the padded
+    /// image ([`direct::weight_gradient`]).
     Direct,
 }
 
@@ -175,50 +179,53 @@ impl CpuConv {
     /// benchmark). `BYOL_CPU_CONV` forces one on every layer it applies to
     /// (im2col elsewhere).
     pub fn for_layer(g: &ConvGeometry) -> CpuConv {
-        CpuConv::choose(g, packed::pays, packed::winograd::pays, Some(direct::pays))
+        CpuConv::choose(
+            g,
+            packed::pays,
+            packed::winograd::pays,
+            (direct::applies, direct::pays),
+        )
     }
 
     /// The algorithm [`Tensor::conv2d_backward_weight`] uses: as
-    /// [`CpuConv::for_layer`], except that F(4x4, 3x3) and the packed
-    /// weight gradient have their own rules,
-    /// [`packed::winograd::weight_gradient_pays`] and
-    /// [`packed::weight_gradient_pays`].
+    /// [`CpuConv::for_layer`], except that F(4x4, 3x3), the packed and the
+    /// direct weight gradient have their own rules,
+    /// [`packed::winograd::weight_gradient_pays`],
+    /// [`packed::weight_gradient_pays`] and [`direct::weight_gradient_pays`]
+    /// (where [`direct::weight_gradient_applies`]).
     pub fn for_weight_gradient(g: &ConvGeometry) -> CpuConv {
         CpuConv::choose(
             g,
             packed::weight_gradient_pays,
             packed::winograd::weight_gradient_pays,
-            None,
+            (
+                direct::weight_gradient_applies,
+                direct::weight_gradient_pays,
+            ),
         )
     }
 
-    /// The choice for a layer, given where the packed path, F(4x4, 3x3)
-    /// and the direct kernel pay (`None`: the direct kernel has no such
-    /// pass, as for the weight gradient).
+    /// The choice for a layer, given where the packed path and F(4x4, 3x3)
+    /// pay, and where the direct kernel of this pass applies and pays.
     fn choose(
         g: &ConvGeometry,
-        packed_pays: fn(&ConvGeometry) -> bool,
-        winograd4_pays: fn(&ConvGeometry) -> bool,
-        direct_pays: Option<fn(&ConvGeometry) -> bool>,
+        packed_pays: ShapeRule,
+        winograd4_pays: ShapeRule,
+        (direct_applies, direct_pays): (ShapeRule, ShapeRule),
     ) -> CpuConv {
         let forced = setting().as_ref().unwrap_or_else(|why| panic!("{why}"));
         let by_shape = (
             winograd::applies(g) && winograd::pays(g),
             packed::winograd::applies(g) && winograd4_pays(g),
             packed::applies(g) && packed_pays(g),
-            direct::applies(g) && direct_pays.is_some_and(|pays| pays(g)),
+            direct_applies(g) && direct_pays(g),
         );
         let (winograd, winograd4, packed, direct) = match forced {
             Some(CpuConv::Im2col) => (false, false, false, false),
             Some(CpuConv::Winograd) => (winograd::applies(g), false, false, false),
             Some(CpuConv::Packed) => (false, false, packed::applies(g), false),
             Some(CpuConv::Winograd4) => (false, packed::winograd::applies(g), false, false),
-            Some(CpuConv::Direct) => (
-                false,
-                false,
-                false,
-                direct::applies(g) && direct_pays.is_some(),
-            ),
+            Some(CpuConv::Direct) => (false, false, false, direct_applies(g)),
             None => by_shape,
         };
         if winograd4 {

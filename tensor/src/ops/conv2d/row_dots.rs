@@ -48,31 +48,72 @@ pub fn pays(o: usize) -> bool {
     cfg!(target_arch = "x86_64") && simd::active() >= Isa::Avx2 && o <= 16
 }
 
-/// The operands of one product: `rows` rows of `len` values, row `i`
-/// starting at `i·ld`.
+/// The operands of one product: rows of `len` values in `data`, each
+/// starting where [`Starts`] says. Rows may overlap (they are only read):
+/// the direct weight gradient reads the rows of its taps as shifted
+/// windows of one padded image.
 #[derive(Clone, Copy, Debug)]
 pub struct Rows<'a> {
     /// The values.
     pub data: &'a [f32],
     /// How many rows.
     pub rows: usize,
-    /// Distance between the starts of consecutive rows.
-    pub ld: usize,
+    /// Where each row starts.
+    pub starts: Starts<'a>,
 }
 
-impl Rows<'_> {
-    /// Panics unless every row of `len` values lies inside `data`.
+/// Where the rows of a [`Rows`] start.
+#[derive(Clone, Copy, Debug)]
+pub enum Starts<'a> {
+    /// Row `i` at `i·ld`.
+    Every(usize),
+    /// Row `i` at `offsets[i]`.
+    At(&'a [usize]),
+}
+
+impl<'a> Rows<'a> {
+    /// `rows` rows, row `i` starting at `i·ld`.
+    pub fn strided(data: &'a [f32], rows: usize, ld: usize) -> Rows<'a> {
+        Rows {
+            data,
+            rows,
+            starts: Starts::Every(ld),
+        }
+    }
+
+    /// One row per offset, starting there.
+    pub fn at(data: &'a [f32], offsets: &'a [usize]) -> Rows<'a> {
+        Rows {
+            data,
+            rows: offsets.len(),
+            starts: Starts::At(offsets),
+        }
+    }
+
+    /// Where row `i` starts.
+    #[inline(always)]
+    fn start(&self, i: usize) -> usize {
+        match self.starts {
+            Starts::Every(ld) => i * ld,
+            Starts::At(offsets) => offsets[i],
+        }
+    }
+
+    /// Panics unless every row of `len` values lies inside `data` (and,
+    /// with [`Starts::At`], there is an offset for each row).
     fn check(&self, len: usize, name: &str) {
-        assert!(
-            len <= self.ld || self.rows <= 1,
-            "row_dots: {name} rows of {len} overlap (ld {})",
-            self.ld
-        );
-        let end = if self.rows == 0 {
-            0
-        } else {
-            (self.rows - 1) * self.ld + len
-        };
+        if let Starts::At(offsets) = self.starts {
+            assert!(
+                offsets.len() >= self.rows,
+                "row_dots: {name} has {} rows but {} offsets",
+                self.rows,
+                offsets.len()
+            );
+        }
+        let end = (0..self.rows)
+            .map(|i| self.start(i) + len)
+            .max()
+            .unwrap_or(0);
         assert!(
             end <= self.data.len(),
             "row_dots: {name} needs {end} values, has {}",
@@ -145,7 +186,7 @@ pub fn fold16(s: [f32; LANES]) -> f32 {
 pub fn reference(a: Rows, b: Rows, len: usize, out: &mut [f32], ld_out: usize) {
     for i in 0..a.rows {
         for j in 0..b.rows {
-            let (ra, rb) = (&a.data[i * a.ld..][..len], &b.data[j * b.ld..][..len]);
+            let (ra, rb) = (&a.data[a.start(i)..][..len], &b.data[b.start(j)..][..len]);
             let mut s = [0.0f32; LANES];
             for (t, (&x, &y)) in ra.iter().zip(rb).enumerate() {
                 s[t % LANES] = x.mul_add(y, s[t % LANES]);
@@ -173,8 +214,8 @@ mod x86 {
         ld_out: usize,
     ) {
         let mut acc = [[L::zero(); RO]; RK];
-        let pa: [*const f32; RK] = std::array::from_fn(|i| a.data.as_ptr().add((i0 + i) * a.ld));
-        let pb: [*const f32; RO] = std::array::from_fn(|j| b.data.as_ptr().add((j0 + j) * b.ld));
+        let pa: [*const f32; RK] = std::array::from_fn(|i| a.data.as_ptr().add(a.start(i0 + i)));
+        let pb: [*const f32; RO] = std::array::from_fn(|j| b.data.as_ptr().add(b.start(j0 + j)));
         let full = len - len % LANES;
         let mut t = 0;
         while t < full {
@@ -279,16 +320,8 @@ mod tests {
             let (lda, ldb, ld_out) = (len + 3, len + 1, n + 2);
             let a = values(m * lda, 1);
             let b = values(n * ldb, 2);
-            let rows_a = Rows {
-                data: &a,
-                rows: m,
-                ld: lda,
-            };
-            let rows_b = Rows {
-                data: &b,
-                rows: n,
-                ld: ldb,
-            };
+            let rows_a = Rows::strided(&a, m, lda);
+            let rows_b = Rows::strided(&b, n, ldb);
             let start = values(m * ld_out, 3);
             let mut want = start.clone();
             reference(rows_a, rows_b, len, &mut want, ld_out);
@@ -332,6 +365,58 @@ mod tests {
         }
     }
 
+    /// Rows found by offset, overlapping (shifted windows of one run of
+    /// values), give the bits of the same rows copied out side by side.
+    #[test]
+    fn rows_by_offset_match_the_same_rows_copied() {
+        let len = 37;
+        let data = values(200, 5);
+        let offsets = [0, 1, 2, 40, 41, 42, 80, 3, 120];
+        let copied: Vec<f32> = offsets
+            .iter()
+            .flat_map(|&at| data[at..at + len].to_vec())
+            .collect();
+        let b = values(5 * len, 6);
+        let rows_b = Rows::strided(&b, 5, len);
+        let mut want = vec![0.0f32; offsets.len() * 5];
+        reference(
+            Rows::strided(&copied, offsets.len(), len),
+            rows_b,
+            len,
+            &mut want,
+            5,
+        );
+        let mut got = want.iter().map(|_| 0.0f32).collect::<Vec<_>>();
+        reference(Rows::at(&data, &offsets), rows_b, len, &mut got, 5);
+        assert_eq!(got, want);
+        for (isa, got) in forced::at_every_level(|| {
+            let isa = simd::active();
+            (isa >= Isa::Avx2).then(|| {
+                let mut got = vec![0.0f32; offsets.len() * 5];
+                add_row_dots_at(isa, Rows::at(&data, &offsets), rows_b, len, &mut got, 5);
+                got
+            })
+        }) {
+            if let Some(got) = got {
+                assert_eq!(got, want, "at {}", isa.name());
+            }
+        }
+        // An offset whose row runs past the data is refused.
+        let past = [0, 190];
+        let refused = std::panic::catch_unwind(|| {
+            let mut out = vec![0.0f32; 10];
+            reference_checked(Rows::at(&data, &past), rows_b, len, &mut out);
+        });
+        assert!(refused.is_err());
+    }
+
+    /// [`add_row_dots_at`]'s bounds checks without needing AVX2.
+    fn reference_checked(a: Rows, b: Rows, len: usize, out: &mut [f32]) {
+        a.check(len, "a");
+        b.check(len, "b");
+        reference(a, b, len, out, b.rows);
+    }
+
     #[test]
     fn fold16_adds_in_the_stated_tree() {
         // 1e8 swallows a 1 unless the tree pairs them as stated: lane 0
@@ -350,16 +435,8 @@ mod tests {
         let a = [0.0f32; 10];
         let b = [0.0f32; 10];
         let mut out = [0.0f32; 4];
-        let rows_a = Rows {
-            data: &a,
-            rows: 2,
-            ld: 6,
-        };
-        let rows_b = Rows {
-            data: &b,
-            rows: 1,
-            ld: 6,
-        };
+        let rows_a = Rows::strided(&a, 2, 6);
+        let rows_b = Rows::strided(&b, 1, 6);
         let refused = std::panic::catch_unwind(move || {
             let mut out = out;
             add_row_dots_at(Isa::Avx2, rows_a, rows_b, 6, &mut out, 2);
