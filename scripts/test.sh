@@ -42,10 +42,12 @@ if grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then
     --test gradcheck --test resnet_parity --test pytorch_step
   # The direct kernel (AVX2 or AVX-512) runs the forward pass and input
   # gradient of the stride-1 layers of 16 and 32 channels on planes of
-  # 14x14 and more, and the weight gradient (row dots over the padded
+  # 14x14 and more, the forward pass of the 3x3 stride-2 layers of up to 64
+  # output channels, and the weight gradient (row dots over the padded
   # image) of the stride-1 layers of at most 16 channels; the same files
-  # with it forced on every stride-1 layer it computes (forward and input
-  # gradient: channels in sixteens; weight gradient: all).
+  # with it forced on every layer it computes (forward: stride 1 or 2 and
+  # channels in sixteens; input gradient: stride 1; weight gradient: every
+  # stride-1 layer).
   BYOL_CPU_CONV=direct cargo test --workspace --test pytorch_fixtures \
     --test gradcheck --test resnet_parity --test pytorch_step
 else

@@ -189,8 +189,8 @@ fn main() {
     // does not apply).
     println!("stride-2 layers (input plane, channels in -> out), forward and both gradients");
     println!(
-        "{:>16} {:>6} | {:>8} {:>8} | {:>8} | {:>8} {:>8} | chosen",
-        "layer", "plane", "fwd i2c", "fwd pack", "dx i2c", "dw i2c", "dw pack"
+        "{:>16} {:>6} | {:>8} {:>8} {:>8} | {:>8} | {:>8} {:>8} | chosen",
+        "layer", "plane", "fwd i2c", "fwd pack", "fwd dir", "dx i2c", "dw i2c", "dw pack"
     );
     for &width in &widths {
         for ((stage, hw), k) in [28usize, 14, 7]
@@ -239,14 +239,27 @@ fn main() {
                     drop(std::hint::black_box(dw))
                 }));
             }
+            let direct = tensor::ops::conv2d::direct::applies(&g);
+            if direct {
+                calls.push(Box::new(|| {
+                    drop(std::hint::black_box(conv2d_cpu_with(
+                        &x,
+                        &w,
+                        p2,
+                        CpuConv::Direct,
+                    )))
+                }));
+            }
             let t = side_by_side(&mut calls);
             let (fi, bi, wi) = (t[0], t[1], t[2]);
             let (fp, wp) = (packed.then(|| t[3]), packed.then(|| t[4]));
+            let fd = direct.then(|| t[t.len() - 1]);
             println!(
-                "{:>16} {:>6} | {fi:8.2} {} | {bi:8.2} | {wi:8.2} {} | {:?}",
+                "{:>16} {:>6} | {fi:8.2} {} {} | {bi:8.2} | {wi:8.2} {} | {:?}",
                 format!("{k}x{k} {c} -> {}", 2 * c),
                 format!("{hw}x{hw}"),
                 cell(fp),
+                cell(fd),
                 cell(wp),
                 chosen(&g)
             );

@@ -1,12 +1,12 @@
-//! Direct convolution on AVX2 or AVX-512 for stride-1 layers whose output
-//! channels come in sixteens: no column matrix, no GEMM, the sum taken
-//! straight from the (padded) image.
+//! Direct convolution on AVX2 or AVX-512 for layers of stride 1 or 2
+//! whose output channels come in sixteens: no column matrix, no GEMM, the
+//! sum taken straight from the (padded) image.
 //!
 //! **The sum.** For one image, with the input padded by `p` zeros on every
-//! side (`x̃`, planes of `(H + 2p_h) x (W + 2p_w)`):
+//! side (`x̃`, planes of `(H + 2p_h) x (W + 2p_w)`) and stride `s`:
 //!
 //! ```text
-//! y[o, i, j] = Σ_c Σ_a Σ_b  w[o, c, a, b] · x̃[c, i + a, j + b]
+//! y[o, i, j] = Σ_c Σ_a Σ_b  w[o, c, a, b] · x̃[c, s·i + a, s·j + b]
 //! ```
 //!
 //! **The kernel.** One AVX-512 vector (two AVX2 ones) holds 16 output
@@ -55,7 +55,11 @@
 //! kernel's taps as shifted windows of the image instead of an im2col
 //! matrix.
 //!
-//! **Where it runs**: [`applies`] (AVX2 or AVX-512, stride 1, output
+//! **Stride 2** moves the strip's broadcasts two input columns apart and
+//! its rows two input rows apart; the rest is the same (no `strip_row3`:
+//! neighbouring outputs share one input column there, not two).
+//!
+//! **Where it runs**: [`applies`] (AVX2 or AVX-512, stride 1 or 2, output
 //! channels a multiple of 16); [`pays`] says where [`super::CpuConv::for_layer`] takes
 //! it, from the `conv_layers` benchmark ([`weight_gradient_applies`] and
 //! [`weight_gradient_pays`] for the weight gradient).
@@ -74,38 +78,47 @@ const STRIPS: [usize; 6] = [28, 14, 7, 4, 2, 1];
 
 /// Whether the direct kernel computes the forward pass of `g`: the CPU
 /// runs AVX2 and FMA or AVX-512 (at the `BYOL_CPU_SIMD` level), the layer
-/// has stride 1 and a multiple of 16 output channels.
+/// has stride 1 or 2 (the same both ways) and a multiple of 16 output
+/// channels.
 pub fn applies(g: &ConvGeometry) -> bool {
     cfg!(target_arch = "x86_64") && simd::active() >= Isa::Avx2 && shape_fits(g)
 }
 
 /// The shape half of [`applies`].
 fn shape_fits(g: &ConvGeometry) -> bool {
-    g.params.stride == [1, 1] && g.o > 0 && g.o.is_multiple_of(LANES) && g.c > 0
+    matches!(g.params.stride, [1, 1] | [2, 2]) && g.o > 0 && g.o.is_multiple_of(LANES) && g.c > 0
 }
 
 /// Whether [`super::CpuConv::for_layer`] takes the direct kernel where it
-/// [`applies`]: with AVX-512, for layers of at most 32 output channels on
-/// planes of at least 14x14. From `conv_layers --width 16` (AMD EPYC Zen 5,
-/// batch 256, 2 threads, fastest call): the 32-channel 14x14 layer,
-/// forward 2.9 -> 2.0 ms and input gradient 2.9 -> 2.0 (im2col; the
-/// packed implicit GEMM 2.8); the 16-channel 28x28 layer, input gradient
-/// 3.7-4.1 -> 2.5-2.8, forward level with im2col (3.0-3.4 both, 2.6 when
-/// timed after the input gradient; the three-tap reuse of `strip_row3`
-/// moved both directions 6-8% against im2col in the same rounds). On the 64-channel 7x7 and
-/// 128-channel 4x4 layers Winograd F(4x4, 3x3) is faster (2.1 and 2.8
-/// against 1.9 and 1.6). Not with AVX2 alone: its kernels, timed on that
-/// machine with `BYOL_CPU_SIMD=avx2`, took 7.6 ms forward on the 16-channel
-/// layer and 6.9 on the 32-channel one (im2col 3.0-3.3 there with the
-/// GEMM's AVX-512; the packed AVX2 kernels 7.3 and 5.0). On an AVX2-only
-/// CPU the `dir` columns of `conv_layers` say whether that holds there.
+/// [`applies`]: with AVX-512, for stride-1 layers of at most 32 output
+/// channels on planes of at least 14x14, and for stride-2 layers with a
+/// kernel wider than 1x1, at most 64 output channels and output planes of
+/// at least 7x7. From `conv_layers --width 16` (AMD EPYC Zen 5, batch 256,
+/// 2 threads, fastest call): the 32-channel 14x14 layer, forward 2.9 ->
+/// 1.9 ms and input gradient 2.9 -> 1.9 (im2col; the packed implicit GEMM
+/// 2.8); the 16-channel 28x28 layer, forward 2.9 -> 2.3 and input gradient
+/// 3.9 -> 2.3; the 3x3 stride-2 layers 16 -> 32 on 28x28, forward 2.2 ->
+/// 1.2, and 32 -> 64 on 14x14, 1.5 (packed) -> 1.3. Not on the 3x3
+/// stride-2 layer 64 -> 128 on 7x7 (1.8 against packed 1.6), the 1x1
+/// stride-2 shortcuts (level with im2col) or the stride-1 64-channel 7x7
+/// and 128-channel 4x4 layers, where Winograd F(4x4, 3x3) is faster (2.4
+/// and 2.7 against 1.9 and 1.6). Not with AVX2 alone: its kernels, timed
+/// on that machine with `BYOL_CPU_SIMD=avx2`, took 7.6 ms forward on the
+/// 16-channel layer and 6.9 on the 32-channel one (im2col 3.0-3.3 there
+/// with the GEMM's AVX-512; the packed AVX2 kernels 7.3 and 5.0). On an
+/// AVX2-only CPU the `dir` columns of `conv_layers` say whether that holds
+/// there.
 pub fn pays(g: &ConvGeometry) -> bool {
-    simd::active() >= Isa::Avx512 && g.o <= 32 && g.oh >= 14 && g.ow >= 14
+    simd::active() >= Isa::Avx512
+        && match g.params.stride {
+            [1, 1] => g.o <= 32 && g.oh >= 14 && g.ow >= 14,
+            _ => g.o <= 64 && (g.kh > 1 || g.kw > 1) && g.oh >= 7 && g.ow >= 7,
+        }
 }
 
-/// A stride-1 convolution as the kernel sees it: `c` input channels of
-/// `h x w`, padded by `ph`/`pw`, `o` output channels of `oh x ow`, a
-/// `kh x kw` kernel.
+/// A convolution as the kernel sees it: `c` input channels of `h x w`,
+/// padded by `ph`/`pw`, `o` output channels of `oh x ow`, a `kh x kw`
+/// kernel moved by `stride` (the same both ways).
 #[derive(Clone, Copy, Debug)]
 struct Plan {
     c: usize,
@@ -118,6 +131,7 @@ struct Plan {
     pw: usize,
     oh: usize,
     ow: usize,
+    stride: usize,
 }
 
 impl Plan {
@@ -134,6 +148,7 @@ impl Plan {
             pw,
             oh: g.oh,
             ow: g.ow,
+            stride: g.params.stride[1],
         }
     }
 
@@ -148,9 +163,9 @@ impl Plan {
     }
 
     /// The padded image plus the slack a strip may read past its row
-    /// (at most a strip and a kernel's width).
+    /// (at most a strip's span and a kernel's width).
     fn padded_len(&self) -> usize {
-        self.c * self.plane() + STRIPS[0] + self.kw
+        self.c * self.plane() + STRIPS[0] * self.stride + self.kw
     }
 
     /// Copies image `x` (`[C, H, W]`) into the interior of `padded`, whose
@@ -311,7 +326,8 @@ pub fn reference(x: &[f32], ws: &[f32], g: &ConvGeometry) -> Vec<f32> {
                     for a in 0..p.kh {
                         for b in 0..p.kw {
                             let w = ws[o * k + (c * p.kh + a) * p.kw + b];
-                            acc = w.mul_add(padded[c * plane + (i + a) * wp + j + b], acc);
+                            let at = c * plane + (i * p.stride + a) * wp + j * p.stride + b;
+                            acc = w.mul_add(padded[at], acc);
                         }
                     }
                 }
@@ -366,7 +382,7 @@ mod x86 {
         debug_assert!(staging.len() >= p.o * p.oh * p.ow);
         let mut block = 0;
         for ro in passes(p.o, budget) {
-            let row3 = ro == 1 && p.kw == 3 && budget.reuse_broadcasts;
+            let row3 = ro == 1 && p.kw == 3 && p.stride == 1 && budget.reuse_broadcasts;
             let rp = if row3 {
                 strip_len(ro, p.ow, Budget::ROW3)
             } else {
@@ -375,7 +391,7 @@ mod x86 {
             for i in 0..p.oh {
                 for j0 in (0..p.ow).step_by(rp) {
                     let at = Strip {
-                        x: padded.as_ptr().add(i * p.wp() + j0),
+                        x: padded.as_ptr().add((i * p.wp() + j0) * p.stride),
                         w: wt.as_ptr().add(block * LANES),
                         out: staging.as_mut_ptr(),
                         block,
@@ -392,26 +408,36 @@ mod x86 {
                         }
                         continue;
                     }
-                    match (ro, rp) {
-                        (4, 7) => strip::<L, 4, 7>(p, at),
-                        (4, 4) => strip::<L, 4, 4>(p, at),
-                        (4, 2) => strip::<L, 4, 2>(p, at),
-                        (4, 1) => strip::<L, 4, 1>(p, at),
-                        (2, 14) => strip::<L, 2, 14>(p, at),
-                        (2, 7) => strip::<L, 2, 7>(p, at),
-                        (2, 4) => strip::<L, 2, 4>(p, at),
-                        (2, 2) => strip::<L, 2, 2>(p, at),
-                        (2, 1) => strip::<L, 2, 1>(p, at),
-                        (1, 28) => strip::<L, 1, 28>(p, at),
-                        (1, 14) => strip::<L, 1, 14>(p, at),
-                        (1, 7) => strip::<L, 1, 7>(p, at),
-                        (1, 4) => strip::<L, 1, 4>(p, at),
-                        (1, 2) => strip::<L, 1, 2>(p, at),
-                        _ => strip::<L, 1, 1>(p, at),
+                    if p.stride == 2 {
+                        strip_of::<L, 2>(ro, rp, p, at);
+                    } else {
+                        strip_of::<L, 1>(ro, rp, p, at);
                     }
                 }
             }
             block += ro;
+        }
+    }
+
+    /// The strip of `ro` blocks and `rp` positions, at stride `S`.
+    #[inline(always)]
+    unsafe fn strip_of<L: Lanes16, const S: usize>(ro: usize, rp: usize, p: &Plan, at: Strip) {
+        match (ro, rp) {
+            (4, 7) => strip::<L, 4, 7, S>(p, at),
+            (4, 4) => strip::<L, 4, 4, S>(p, at),
+            (4, 2) => strip::<L, 4, 2, S>(p, at),
+            (4, 1) => strip::<L, 4, 1, S>(p, at),
+            (2, 14) => strip::<L, 2, 14, S>(p, at),
+            (2, 7) => strip::<L, 2, 7, S>(p, at),
+            (2, 4) => strip::<L, 2, 4, S>(p, at),
+            (2, 2) => strip::<L, 2, 2, S>(p, at),
+            (2, 1) => strip::<L, 2, 1, S>(p, at),
+            (1, 28) => strip::<L, 1, 28, S>(p, at),
+            (1, 14) => strip::<L, 1, 14, S>(p, at),
+            (1, 7) => strip::<L, 1, 7, S>(p, at),
+            (1, 4) => strip::<L, 1, 4, S>(p, at),
+            (1, 2) => strip::<L, 1, 2, S>(p, at),
+            _ => strip::<L, 1, 1, S>(p, at),
         }
     }
 
@@ -432,10 +458,14 @@ mod x86 {
         keep: usize,
     }
 
-    /// `RO` blocks of 16 channels at `RP` positions: `RO·RP` accumulators,
-    /// per tap `RO` weight loads, `RP` broadcasts, `RO·RP` multiply-adds.
+    /// `RO` blocks of 16 channels at `RP` positions `S` apart in the
+    /// input: `RO·RP` accumulators, per tap `RO` weight loads, `RP`
+    /// broadcasts, `RO·RP` multiply-adds.
     #[inline(always)]
-    unsafe fn strip<L: Lanes16, const RO: usize, const RP: usize>(p: &Plan, s: Strip) {
+    unsafe fn strip<L: Lanes16, const RO: usize, const RP: usize, const S: usize>(
+        p: &Plan,
+        s: Strip,
+    ) {
         let (wp, plane) = (p.wp(), p.plane());
         // acc[j][r]: position j, channel block r.
         let mut acc = [[L::zero(); RO]; RP];
@@ -447,7 +477,7 @@ mod x86 {
                     let wv: [L::V; RO] =
                         std::array::from_fn(|r| L::load(taps.add(b * p.o + r * LANES)));
                     for (j, at) in acc.iter_mut().enumerate() {
-                        let xv = L::splat(row.add(j + b));
+                        let xv = L::splat(row.add(j * S + b));
                         for (sum, w) in at.iter_mut().zip(wv) {
                             *sum = L::fma(w, xv, *sum);
                         }
@@ -672,18 +702,25 @@ mod tests {
         Tensor::randn(&[n], 0.0, 1.0, seed, &Device::Cpu).to_vec()
     }
 
-    /// Shapes that reach every strip kind, rows that strips do not divide,
-    /// 1x1 and 5x5 kernels, padding 0, 1 and 2, one image and several:
-    /// `(n, c, plane, o, kernel, padding)`.
-    const SHAPES: [(usize, usize, usize, usize, usize, usize); 8] = [
-        (2, 3, 28, 16, 3, 1),
-        (3, 16, 14, 32, 3, 1),
-        (2, 5, 7, 64, 3, 1),
-        (2, 8, 4, 128, 3, 1),
-        (1, 4, 9, 48, 3, 0),
-        (2, 2, 11, 16, 5, 2),
-        (1, 7, 6, 32, 1, 0),
-        (1, 2, 3, 16, 3, 1),
+    /// Shapes that reach every strip kind at both strides, rows that
+    /// strips do not divide, 1x1 and 5x5 kernels, padding 0, 1 and 2, odd
+    /// planes at stride 2, one image and several:
+    /// `(n, c, plane, o, kernel, padding, stride)`.
+    const SHAPES: [(usize, usize, usize, usize, usize, usize, usize); 14] = [
+        (2, 3, 28, 16, 3, 1, 1),
+        (3, 16, 14, 32, 3, 1, 1),
+        (2, 5, 7, 64, 3, 1, 1),
+        (2, 8, 4, 128, 3, 1, 1),
+        (1, 4, 9, 48, 3, 0, 1),
+        (2, 2, 11, 16, 5, 2, 1),
+        (1, 7, 6, 32, 1, 0, 1),
+        (1, 2, 3, 16, 3, 1, 1),
+        (2, 3, 28, 32, 3, 1, 2),
+        (2, 5, 14, 64, 3, 1, 2),
+        (2, 4, 7, 128, 3, 1, 2),
+        (1, 6, 28, 16, 1, 0, 2),
+        (1, 3, 9, 48, 3, 1, 2),
+        (1, 2, 11, 16, 5, 2, 2),
     ];
 
     /// `f()` at each level this CPU has where the direct kernel runs
@@ -699,11 +736,11 @@ mod tests {
     #[test]
     fn every_strip_matches_the_reference_bit_for_bit() {
         let levels = at_kernel_levels(|| {
-            for (n, c, hw, o, k, pad) in SHAPES {
+            for (n, c, hw, o, k, pad, stride) in SHAPES {
                 let g = ConvGeometry::new(
                     &[n, c, hw, hw],
                     &[o, c, k, k],
-                    Conv2dParams::new(1, pad),
+                    Conv2dParams::new(stride, pad),
                     "t",
                 );
                 let x = values(n * c * hw * hw, 1);
@@ -727,11 +764,11 @@ mod tests {
 
     #[test]
     fn the_reference_is_the_defining_sum_within_rounding() {
-        for (n, c, hw, o, k, pad) in SHAPES {
+        for (n, c, hw, o, k, pad, stride) in SHAPES {
             let g = ConvGeometry::new(
                 &[n, c, hw, hw],
                 &[o, c, k, k],
-                Conv2dParams::new(1, pad),
+                Conv2dParams::new(stride, pad),
                 "t",
             );
             let x = values(n * c * hw * hw, 3);
@@ -786,10 +823,19 @@ mod tests {
         let strided = ConvGeometry::new(
             &[1, 16, 8, 8],
             &[16, 16, 3, 3],
-            Conv2dParams::new(2, 1),
+            Conv2dParams::new(3, 1),
             "t",
         );
         assert!(!shape_fits(&strided));
+        // Stride 2 fits the forward pass, not the input gradient.
+        let two = ConvGeometry::new(
+            &[1, 16, 8, 8],
+            &[16, 16, 3, 3],
+            Conv2dParams::new(2, 1),
+            "t",
+        );
+        assert!(shape_fits(&two));
+        assert!(input_gradient(&vec![0.0; 16 * 16], &vec![0.0; 16 * 16 * 9], &two).is_none());
         let narrow =
             ConvGeometry::new(&[1, 16, 8, 8], &[8, 16, 3, 3], Conv2dParams::new(1, 1), "t");
         assert!(!shape_fits(&narrow));

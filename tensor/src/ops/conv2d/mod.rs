@@ -161,9 +161,10 @@ pub enum CpuConv {
     /// Winograd F(4x4, 3x3) on the packed kernels (AVX2 or AVX-512), for
     /// 3x3 stride-1 layers ([`packed::winograd`]).
     Winograd4,
-    /// The direct convolution of [`direct`] (AVX2 or AVX-512), for stride-1 layers
-    /// whose output channels come in sixteens: the forward pass and the
-    /// input gradient where the input channels do too (col2im otherwise);
+    /// The direct convolution of [`direct`] (AVX2 or AVX-512), for layers of
+    /// stride 1 or 2 whose output channels come in sixteens: the forward
+    /// pass, and the input gradient of stride-1 layers whose input channels
+    /// do too (col2im otherwise);
     /// the weight gradient of any stride-1 layer as row dots over the padded
     /// image ([`direct::weight_gradient`]).
     Direct,
@@ -351,7 +352,8 @@ fn check_cpu_algorithm(g: &ConvGeometry, algorithm: CpuConv) {
     assert!(
         algorithm != CpuConv::Direct || direct::applies(g),
         "conv2d: the direct convolution needs AVX2 or AVX-512 (BYOL_CPU_SIMD not at \
-         'baseline'), stride 1 and output channels in sixteens, got stride {:?} and {} outputs",
+         'baseline'), stride 1 or 2 and output channels in sixteens, got stride {:?} and {} \
+         outputs",
         g.params.stride,
         g.o
     );
@@ -548,5 +550,34 @@ mod tests {
         assert_eq!(CpuConv::for_weight_gradient(&g(64, 7)), small_plane);
         assert_eq!(CpuConv::for_weight_gradient(&g(64, 14)), wide);
         assert_eq!(CpuConv::for_weight_gradient(&g(32, 14)), CpuConv::Im2col);
+        // The 16-channel weight gradient: row dots over the padded image
+        // wherever the row-dot kernels run (AVX2 or AVX-512).
+        let narrow_dw = if direct::weight_gradient_applies(&g(16, 28)) {
+            CpuConv::Direct
+        } else {
+            CpuConv::Im2col
+        };
+        assert_eq!(CpuConv::for_weight_gradient(&g(16, 28)), narrow_dw);
+        // Stride 2: the 3x3 transitions onto 14x14 and 7x7 take the direct
+        // kernel with AVX-512, the one onto 4x4 and the 1x1 shortcuts not.
+        let s2 = |c: usize, hw: usize, k: usize| {
+            ConvGeometry::new(
+                &[256, c, hw, hw],
+                &[2 * c, c, k, k],
+                Conv2dParams::new(2, k / 2),
+                "t",
+            )
+        };
+        let avx512 = direct::applies(&s2(16, 28, 3)) && direct::pays(&g(16, 28));
+        assert_eq!(
+            CpuConv::for_layer(&s2(16, 28, 3)) == CpuConv::Direct,
+            avx512
+        );
+        assert_eq!(
+            CpuConv::for_layer(&s2(32, 14, 3)) == CpuConv::Direct,
+            avx512
+        );
+        assert_ne!(CpuConv::for_layer(&s2(64, 7, 3)), CpuConv::Direct);
+        assert_ne!(CpuConv::for_layer(&s2(32, 14, 1)), CpuConv::Direct);
     }
 }
