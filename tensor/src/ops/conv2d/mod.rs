@@ -551,8 +551,10 @@ mod tests {
         assert_eq!(CpuConv::for_weight_gradient(&g(64, 14)), wide);
         assert_eq!(CpuConv::for_weight_gradient(&g(32, 14)), CpuConv::Im2col);
         // The 16-channel weight gradient: row dots over the padded image
-        // wherever the row-dot kernels run (AVX2 or AVX-512).
-        let narrow_dw = if direct::weight_gradient_applies(&g(16, 28)) {
+        // with AVX-512.
+        let narrow_dw = if direct::weight_gradient_applies(&g(16, 28))
+            && direct::weight_gradient_pays(&g(16, 28))
+        {
             CpuConv::Direct
         } else {
             CpuConv::Im2col

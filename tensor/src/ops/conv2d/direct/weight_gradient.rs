@@ -52,15 +52,18 @@ pub fn weight_gradient_applies(g: &ConvGeometry) -> bool {
 }
 
 /// Whether [`super::super::CpuConv::for_weight_gradient`] takes it where
-/// it [`weight_gradient_applies`]: on layers of at most 16 output channels
-/// (where the row dots replace the GEMM on the im2col path too) with a
-/// kernel wider than 1x1 (a 1x1 layer without padding has no column
-/// matrix to save). From `conv_layers --width 16` (AMD EPYC Zen 5, batch
-/// 256, 2 threads, fastest call): the 16-channel 28x28 layer, see the
-/// `dw dir` column against `dw i2c` (the figures are in the commit and
-/// the session notes).
+/// it [`weight_gradient_applies`]: with AVX-512, on layers of at most 16
+/// output channels (where the row dots replace the GEMM on the im2col path
+/// too) with a kernel wider than 1x1 (a 1x1 layer without padding has no
+/// column matrix to save). From `conv_layers --width 16` (AMD EPYC Zen 5,
+/// batch 256, 2 threads, fastest call): the 16-channel 28x28 layer, 3.18
+/// ms on im2col and row dots, 2.41 here. With the AVX2 kernels
+/// (`BYOL_CPU_SIMD=avx2` on that machine) it was the other way, 4.97
+/// against 5.16, so an AVX2-only CPU keeps the im2col path (its `dw dir`
+/// column of `conv_layers` says whether that holds there); on the
+/// 32-channel 14x14 layer the GEMM on im2col is faster (2.33 against 3.11).
 pub fn weight_gradient_pays(g: &ConvGeometry) -> bool {
-    g.o <= 16 && (g.kh > 1 || g.kw > 1)
+    simd::active() >= Isa::Avx512 && g.o <= 16 && (g.kh > 1 || g.kw > 1)
 }
 
 /// The weight gradient of the stride-1 layer `g` (`[O, C, KH, KW]`) from
