@@ -639,16 +639,28 @@ mod x86 {
             let s = staging.as_ptr().add(block * positions * LANES);
             for half in 0..2 {
                 let out = y.as_mut_ptr().add((block * LANES + half * 8) * positions);
-                for t0 in (0..positions).step_by(8) {
-                    let n = 8.min(positions - t0);
+                let full = positions / 8 * 8;
+                // Whole tiles by constant index (registers), as in
+                // `unstage_avx512`; a last partial tile masked.
+                for t0 in (0..full).step_by(8) {
+                    let v: [__m256; 8] = std::array::from_fn(|t| {
+                        _mm256_loadu_ps(s.add((t0 + t) * LANES + half * 8))
+                    });
+                    let rows = transpose8(v);
+                    for (l, row) in rows.iter().enumerate() {
+                        _mm256_storeu_ps(out.add(l * positions + t0), *row);
+                    }
+                }
+                if full < positions {
+                    let n = positions - full;
                     let mut v = [_mm256_setzero_ps(); 8];
                     for (t, v) in v.iter_mut().enumerate().take(n) {
-                        *v = _mm256_loadu_ps(s.add((t0 + t) * LANES + half * 8));
+                        *v = _mm256_loadu_ps(s.add((full + t) * LANES + half * 8));
                     }
                     let rows = transpose8(v);
                     let mask = mask8(n);
                     for (l, row) in rows.iter().enumerate() {
-                        _mm256_maskstore_ps(out.add(l * positions + t0), mask, *row);
+                        _mm256_maskstore_ps(out.add(l * positions + full), mask, *row);
                     }
                 }
             }
@@ -659,34 +671,29 @@ mod x86 {
     /// pairs (4x4 blocks within each 128-bit lane), then swap lanes.
     #[inline(always)]
     unsafe fn transpose8(r: [__m256; 8]) -> [__m256; 8] {
+        // Constant-bound loops without a branch on the index, which unroll
+        // (see `transpose16`).
         // Lane k of t[2i]: r[2i][4k], r[2i+1][4k], r[2i][4k+1], r[2i+1][4k+1].
-        let t: [__m256; 8] = std::array::from_fn(|j| {
-            let (a, b) = (r[j & !1], r[j | 1]);
-            if j % 2 == 0 {
-                _mm256_unpacklo_ps(a, b)
-            } else {
-                _mm256_unpackhi_ps(a, b)
-            }
-        });
+        let mut t = [_mm256_setzero_ps(); 8];
+        for i in 0..4 {
+            t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+            t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+        }
         // Lane k of u[4i+m]: column 4k+m of rows 4i..4i+4.
-        let u: [__m256; 8] = std::array::from_fn(|j| {
-            let (i, m) = (j / 4, j % 4);
-            let (a, b) = (t[4 * i + m / 2], t[4 * i + 2 + m / 2]);
-            if m % 2 == 0 {
-                _mm256_shuffle_ps::<0x44>(a, b)
-            } else {
-                _mm256_shuffle_ps::<0xEE>(a, b)
-            }
-        });
+        let mut u = [_mm256_setzero_ps(); 8];
+        for i in 0..2 {
+            u[4 * i] = _mm256_shuffle_ps::<0x44>(t[4 * i], t[4 * i + 2]);
+            u[4 * i + 1] = _mm256_shuffle_ps::<0xEE>(t[4 * i], t[4 * i + 2]);
+            u[4 * i + 2] = _mm256_shuffle_ps::<0x44>(t[4 * i + 1], t[4 * i + 3]);
+            u[4 * i + 3] = _mm256_shuffle_ps::<0xEE>(t[4 * i + 1], t[4 * i + 3]);
+        }
         // Row 4k+m: lane k of u[m], then lane k of u[4+m].
-        std::array::from_fn(|j| {
-            let (k, m) = (j / 4, j % 4);
-            if k == 0 {
-                _mm256_permute2f128_ps::<0x20>(u[m], u[4 + m])
-            } else {
-                _mm256_permute2f128_ps::<0x31>(u[m], u[4 + m])
-            }
-        })
+        let mut out = [_mm256_setzero_ps(); 8];
+        for m in 0..4 {
+            out[m] = _mm256_permute2f128_ps::<0x20>(u[m], u[4 + m]);
+            out[4 + m] = _mm256_permute2f128_ps::<0x31>(u[m], u[4 + m]);
+        }
+        out
     }
 }
 

@@ -19,7 +19,8 @@
 //! ```
 //!
 //! (the extra columns read the padding or the next row, and meet the zeros
-//! of `dỹ`). So one image adds the dot products of `C·KH·KW` rows of taps
+//! of `dỹ`; an infinite input value met there gives `0·∞ = NaN` where the
+//! defining sum would give `±∞`, a gradient lost either way). So one image adds the dot products of `C·KH·KW` rows of taps
 //! (overlapping windows of the padded image, found by offset) with the `O`
 //! rows of `dỹ`: the [`row_dots`](super::super::row_dots) kernels, on rows
 //! of `OH·W̃` values. The im2col path writes the column matrix for this,
