@@ -1,12 +1,18 @@
-// Reduces every row of a [rows, len] matrix to one value, one workgroup
-// per row: each of the 256 threads first folds a strided share of the row
-// (elements t, t + 256, t + 512, ...), then the 256 partial results are
-// folded pairwise in workgroup memory (a tree of depth 8).
+// Reduces every row of a [rows, len] matrix to one value per part of the
+// row, one workgroup per part: each of the 256 threads first folds a
+// strided share of its part (elements start + t, start + t + 256, ...),
+// then the 256 partial results are folded pairwise in workgroup memory (a
+// tree of depth 8). With one part per row that is the row's result; a
+// long row cut in several parts (so that more workgroups share it: one
+// workgroup alone reads memory at a small fraction of a large GPU's rate)
+// gives partial results that a second dispatch reduces (gpu.rs).
 //
 // Ops: 0 sum, 1 max, 2 argmax (index of the first maximum, as f32),
 // 3 sum of squares.
 //
-// p[0] = rows, p[1] = len, p[2] = op.
+// p[0] = rows, p[1] = len, p[2] = op, p[3] = parts per row, p[4] = the
+// length of a part (the last may be shorter). Workgroup g reduces part
+// g % parts of row g / parts into out[g].
 
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
@@ -25,9 +31,12 @@ fn better(v: f32, i: u32, w: f32, j: u32) -> bool {
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_id) lid: vec3<u32>) {
-    let row = group_id(wid, nwg);
+    let g = group_id(wid, nwg);
     let len = p[1];
     let op = p[2];
+    let row = g / p[3];
+    let start = (g % p[3]) * p[4];
+    let end = min(len, start + p[4]);
     let t = lid.x;
     // Every thread of a workgroup must reach the barriers, so rows past the
     // end still run the loop (with no elements) and only skip the write.
@@ -38,7 +47,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     var best = u32(0xffffffffu);
     if (op == 1u || op == 2u) { acc = NEG_INF; }
     if (valid) {
-        for (var i = t; i < len; i = i + 256u) {
+        for (var i = start + t; i < end; i = i + 256u) {
             let v = x[base + i];
             switch op {
                 case 0u: { acc = acc + v; }
@@ -70,9 +79,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     }
     if (t == 0u && valid) {
         if (op == 2u) {
-            out[row] = f32(arg[0]);
+            out[g] = f32(arg[0]);
         } else {
-            out[row] = val[0];
+            out[g] = val[0];
         }
     }
 }
