@@ -67,11 +67,25 @@ impl GpuContext {
         buffers: &[&GpuBuffer],
         groups: [u32; 3],
     ) {
+        self.dispatch_built(name, || source.to_string(), params, buffers, groups);
+    }
+
+    /// [`GpuContext::dispatch`] of a kernel whose source `build` makes (a
+    /// variant generated from a template), called only when the kernel is
+    /// first compiled.
+    pub fn dispatch_built(
+        self: &Arc<Self>,
+        name: &str,
+        build: impl FnOnce() -> String,
+        params: &[u32],
+        buffers: &[&GpuBuffer],
+        groups: [u32; 3],
+    ) {
         let kernel =
             self.kernels
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .get(&self.device, name, source);
+                .get(&self.device, name, build);
         let mut batch = self.batch.lock().unwrap_or_else(|e| e.into_inner());
         let words = params.len().max(1);
         let offset = batch.params.len().div_ceil(batch.align) * batch.align;

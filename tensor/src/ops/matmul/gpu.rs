@@ -9,9 +9,11 @@
 //!   vec4-load variant (`matmul_vec4.wgsl`) when both operands are plainly
 //!   row-major and the sizes multiples of 4;
 //! * hardware GPUs: a kernel tiled through workgroup memory
-//!   (`matmul_tiled.wgsl`), whose inner dimension is split over several
-//!   workgroups when the output has too few tiles to fill the GPU, the
-//!   slices then summed by `splitk_sum.wgsl` ([`split_k`] decides).
+//!   (`matmul_tiled.wgsl`, a template: [`Tile`] gives it its shape, 64x64
+//!   to 128x128, and writes out its accumulators), whose inner dimension
+//!   is split over several workgroups when the output has too few tiles to
+//!   fill the GPU, the slices then summed by `splitk_sum.wgsl` ([`split_k`]
+//!   decides).
 
 use super::MatmulDims;
 use crate::backend::gpu::{grid_1d, GpuBuffer, KernelSet};
@@ -28,9 +30,120 @@ const LOADS_STRIDED: &str = include_str!("loads_strided.wgsl");
 static TILED_STRIDED: LazyLock<String> = LazyLock::new(|| tiled_source(LOADS_STRIDED));
 
 /// The source of a tiled kernel whose operands are read by `loads` (WGSL
-/// defining `load_a` and `load_b`, see `matmul_tiled.wgsl`).
+/// defining `load_a` and `load_b`, see `matmul_tiled.wgsl`), without its
+/// tile shape (which [`tiled`] fills in, see `Tile::source`).
 pub fn tiled_source(loads: &str) -> String {
     format!("{loads}\n{SOURCE_TILED}")
+}
+
+/// The output tile one workgroup of the tiled kernel computes: `rows x
+/// cols` of C, each of its 16x16 invocations a `rows/16 x cols/16` block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tile {
+    /// Rows of C per workgroup: 64 or 128.
+    pub rows: usize,
+    /// Columns of C per workgroup: 64 or 128.
+    pub cols: usize,
+}
+
+impl Tile {
+    /// Every shape the tiled kernel is compiled for.
+    pub const ALL: [Tile; 4] = [
+        Tile { rows: 64, cols: 64 },
+        Tile {
+            rows: 128,
+            cols: 64,
+        },
+        Tile {
+            rows: 64,
+            cols: 128,
+        },
+        Tile {
+            rows: 128,
+            cols: 128,
+        },
+    ];
+
+    /// Multiply-adds per workgroup-memory vector read: an invocation's
+    /// `rm x rn` block reads `rm/4 + rn/4` vectors per step for `rm·rn`
+    /// multiply-adds (4x4: 2, 4x8: 2.7, 8x8: 4).
+    fn intensity(self) -> f64 {
+        let (rm, rn) = ((self.rows / 16) as f64, (self.cols / 16) as f64);
+        rm * rn / (rm / 4.0 + rn / 4.0)
+    }
+
+    /// The tile for a product: of the shapes whose tiles still give
+    /// [`TARGET_WORKGROUPS`] workgroups (else 64x64, which split-k then
+    /// helps), the one with the least estimated time, the padded output
+    /// area (rows and columns rounded up to whole tiles) over
+    /// [`Tile::intensity`]. Not yet measured shape by shape on hardware.
+    pub fn choose(d: MatmulDims) -> Tile {
+        let cost = |t: Tile| {
+            let area = d.m.div_ceil(t.rows) * t.rows * d.n.div_ceil(t.cols) * t.cols;
+            area as f64 / t.intensity()
+        };
+        let mut best = Tile::ALL[0];
+        for t in Tile::ALL {
+            if t.workgroups(d) >= TARGET_WORKGROUPS && cost(t) < cost(best) {
+                best = t;
+            }
+        }
+        best
+    }
+
+    /// Workgroups for the products of `d` in one slice.
+    fn workgroups(self, d: MatmulDims) -> usize {
+        d.m.div_ceil(self.rows) * d.n.div_ceil(self.cols) * d.batch
+    }
+
+    /// The tiled kernel `source` (a template, see `matmul_tiled.wgsl`) for
+    /// this shape: its constants in front, and the accumulators' code
+    /// written out one statement per vector, the 16 steps of a slab one
+    /// after another (`kk · SA` a literal). (Written as loops over arrays,
+    /// the 8x8 kernel ran at a third of the 4x4's speed on an NVIDIA H200:
+    /// its accumulators left the registers.)
+    fn source(self, source: &str) -> String {
+        let (ha, hb) = (self.rows / 64, self.cols / 64);
+        let (mut declare, mut accumulate, mut store) =
+            (String::new(), String::new(), String::new());
+        for a in 0..ha {
+            for r in 0..4 {
+                let row = format!("tile_row + {}u + lid.y * 4u + {r}u", 64 * a);
+                for b in 0..hb {
+                    let acc = format!("acc_{a}{r}{b}");
+                    declare += &format!("var {acc} = vec4<f32>(0.0);\n");
+                    let col = format!("tile_col + {}u + lid.x * 4u", 64 * b);
+                    store += &format!("store4({row}, {col}, {acc}, cbase, accumulate);\n");
+                }
+            }
+        }
+        for kk in 0..16 {
+            accumulate += "{\n";
+            for a in 0..ha {
+                let at = kk * (16 * ha + 1) + 16 * a;
+                accumulate += &format!("let x{a} = as_[{at}u + lid.y];\n");
+            }
+            for b in 0..hb {
+                let at = kk * (16 * hb + 1) + 16 * b;
+                accumulate += &format!("let y{b} = bs[{at}u + lid.x];\n");
+            }
+            for a in 0..ha {
+                for (r, lane) in ["x", "y", "z", "w"].iter().enumerate() {
+                    for b in 0..hb {
+                        let acc = format!("acc_{a}{r}{b}");
+                        accumulate += &format!("{acc} = {acc} + x{a}.{lane} * y{b};\n");
+                    }
+                }
+            }
+            accumulate += "}\n";
+        }
+        let body = source
+            .replace("//@DECLARE", &declare)
+            .replace("//@ACCUMULATE", &accumulate)
+            .replace("//@STORE", &store);
+        let (rm, rn) = (self.rows / 16, self.cols / 16);
+        format!("const RM: u32 = {rm}u;\nconst RN: u32 = {rn}u;\n{body}")
+    }
 }
 
 /// Workgroups a product should give a hardware GPU at least, below which
@@ -45,13 +158,13 @@ const MIN_SLICE: usize = 256;
 /// The most workgroups along the grid's z axis (WebGPU's limit).
 const MAX_Z: usize = 65535;
 
-/// How the tiled kernel cuts the inner dimension of a product: `(splits,
-/// slice length)`, the length a multiple of 16 and every slice non-empty.
-/// One slice when the output's 64x64 tiles already give
-/// [`TARGET_WORKGROUPS`] or when the inner dimension is short.
-pub fn split_k(d: MatmulDims) -> (usize, usize) {
+/// How the tiled kernel cuts the inner dimension of a product computed in
+/// tiles of `tile`: `(splits, slice length)`, the length a multiple of 16
+/// and every slice non-empty. One slice when the output's tiles already
+/// give [`TARGET_WORKGROUPS`] or when the inner dimension is short.
+pub fn split_k(d: MatmulDims, tile: Tile) -> (usize, usize) {
     let whole = (1, d.k.div_ceil(16).max(1) * 16);
-    let tiles = d.m.div_ceil(64) * d.n.div_ceil(64) * d.batch;
+    let tiles = tile.workgroups(d);
     if tiles == 0 || tiles >= TARGET_WORKGROUPS {
         return whole;
     }
@@ -199,9 +312,10 @@ pub struct TiledKernel<'a> {
     pub extra: &'a [u32],
 }
 
-/// Records `C = A·B` (or `C += A·B`) with the tiled kernel `kernel`, the
-/// inner dimension split as [`split_k`] says, as [`gemm`] describes;
-/// operands a variant gathers ignore their strides.
+/// Records `C = A·B` (or `C += A·B`) with the tiled kernel `kernel` in
+/// tiles of [`Tile::choose`], the inner dimension split as [`split_k`]
+/// says, as [`gemm`] describes; operands a variant gathers ignore their
+/// strides.
 pub fn tiled(
     d: MatmulDims,
     a: GpuMat<'_>,
@@ -210,6 +324,21 @@ pub fn tiled(
     c_offset: usize,
     accumulate: bool,
     kernel: TiledKernel<'_>,
+) {
+    tiled_in(d, a, b, c, c_offset, accumulate, kernel, Tile::choose(d));
+}
+
+/// [`tiled`] in tiles of `tile`.
+#[allow(clippy::too_many_arguments)]
+fn tiled_in(
+    d: MatmulDims,
+    a: GpuMat<'_>,
+    b: GpuMat<'_>,
+    c: &GpuBuffer,
+    c_offset: usize,
+    accumulate: bool,
+    kernel: TiledKernel<'_>,
+    tile: Tile,
 ) {
     if d.m == 0 || d.n == 0 || d.batch == 0 {
         return;
@@ -222,7 +351,7 @@ pub fn tiled(
                 batch: MAX_Z.min(d.batch - start),
                 ..d
             };
-            tiled(
+            tiled_in(
                 run,
                 GpuMat { offset: at(a), ..a },
                 GpuMat { offset: at(b), ..b },
@@ -230,39 +359,31 @@ pub fn tiled(
                 c_offset + start * d.m * d.n,
                 accumulate,
                 kernel,
+                tile,
             );
         }
         return;
     }
     let ctx = c.context();
-    let (splits, chunk) = split_k(d);
+    let (splits, chunk) = split_k(d, tile);
     let mut words = product_words(d, a, b, c_offset, accumulate).to_vec();
     words.extend([splits, chunk].map(word));
     words.extend(kernel.extra);
     let groups = [
-        d.n.div_ceil(64) as u32,
-        d.m.div_ceil(64) as u32,
+        d.n.div_ceil(tile.cols) as u32,
+        d.m.div_ceil(tile.rows) as u32,
         (d.batch * splits) as u32,
     ];
+    // One compiled kernel per variant and tile shape.
+    let name = format!("{}_{}x{}", kernel.name, tile.rows, tile.cols);
+    let source = || tile.source(kernel.source);
     if splits == 1 {
-        ctx.dispatch(
-            kernel.name,
-            kernel.source,
-            &words,
-            &[a.buf, b.buf, c],
-            groups,
-        );
+        ctx.dispatch_built(&name, source, &words, &[a.buf, b.buf, c], groups);
         return;
     }
     let total = d.batch * d.m * d.n;
     let partial = GpuBuffer::new(ctx, total * splits);
-    ctx.dispatch(
-        kernel.name,
-        kernel.source,
-        &words,
-        &[a.buf, b.buf, &partial],
-        groups,
-    );
+    ctx.dispatch_built(&name, source, &words, &[a.buf, b.buf, &partial], groups);
     let sum = [total, d.m * d.n, splits, c_offset, accumulate as usize].map(word);
     ctx.dispatch(
         "splitk_sum",
@@ -302,7 +423,7 @@ pub fn matmul(a: &Tensor, b: &Tensor, d: MatmulDims, ta: bool, tb: bool) -> GpuB
 
 #[cfg(test)]
 mod tests {
-    use super::{gemm, split_k, GpuMat, MatmulDims};
+    use super::{gemm, split_k, GpuMat, MatmulDims, Tile};
     use crate::backend::gpu::KernelSet;
     use crate::testing::{assert_close, gpu_device_with};
     use crate::{Device, Tensor};
@@ -328,7 +449,7 @@ mod tests {
         // form and with slices that do not divide k.
         for &(batch, m, k, n) in &[(1, 10, 3001, 9), (2, 16, 1000, 70), (1, 1, 4099, 1)] {
             let d = MatmulDims { batch, m, k, n };
-            assert!(split_k(d).0 > 1, "{d:?} is not split");
+            assert!(split_k(d, Tile::choose(d)).0 > 1, "{d:?} is not split");
             check_forms(&gpu, batch, m, k, n);
         }
         // More products than the grid's z axis holds: dispatched in runs.
@@ -383,24 +504,93 @@ mod tests {
     fn split_k_cuts_long_sums_under_few_tiles() {
         let dims = |batch, m, k, n| MatmulDims { batch, m, k, n };
         // Enough tiles already, or too short to cut: one slice.
-        assert_eq!(split_k(dims(1, 1024, 4096, 1024)).0, 1);
-        assert_eq!(split_k(dims(1, 16, 300, 16)).0, 1);
+        let split = |d: MatmulDims| split_k(d, Tile::choose(d));
+        assert_eq!(split(dims(1, 1024, 4096, 1024)).0, 1);
+        assert_eq!(split(dims(1, 16, 300, 16)).0, 1);
         // A weight gradient: a 144x16 output over a batch's positions.
         for d in [
             dims(1, 144, 200_704, 16),
             dims(1, 10, 3001, 9),
             dims(3, 1, 70_000, 1),
         ] {
-            let (splits, chunk) = split_k(d);
+            let (splits, chunk) = split(d);
             assert!(splits > 1, "{d:?}");
             assert_eq!(chunk % 16, 0, "{d:?}");
             assert!(chunk * splits >= d.k && chunk * (splits - 1) < d.k, "{d:?}");
-            let tiles = d.m.div_ceil(64) * d.n.div_ceil(64) * d.batch;
+            let tiles = Tile::choose(d).workgroups(d);
             assert!(tiles * splits <= 2 * super::TARGET_WORKGROUPS, "{d:?}");
             assert!(d.batch * splits <= 65535);
         }
         // A batch that fills the grid's z axis is not split further.
-        assert_eq!(split_k(dims(super::MAX_Z, 1, 100_000, 1)).0, 1);
+        assert_eq!(split(dims(super::MAX_Z, 1, 100_000, 1)).0, 1);
+    }
+
+    /// Large tiles where the product has tiles enough to fill the GPU and
+    /// fills them; 64x64 (and split-k) otherwise.
+    #[test]
+    fn the_tile_follows_the_shape() {
+        let dims = |batch, m, k, n| MatmulDims { batch, m, k, n };
+        let tile = |rows, cols| Tile { rows, cols };
+        assert_eq!(Tile::choose(dims(1, 4096, 4096, 4096)), tile(128, 128));
+        // A 64-channel convolution over a batch of 28x28 images.
+        assert_eq!(Tile::choose(dims(256, 64, 576, 784)), tile(64, 128));
+        assert_eq!(Tile::choose(dims(256, 784, 576, 64)), tile(128, 64));
+        // Too few tiles of any larger shape, or a small output.
+        assert_eq!(Tile::choose(dims(1, 1024, 64, 1024)), tile(64, 64));
+        assert_eq!(Tile::choose(dims(1, 144, 200_704, 16)), tile(64, 64));
+        assert_eq!(Tile::choose(dims(256, 64, 576, 49)), tile(64, 64));
+    }
+
+    /// Every tile shape, forced, on products that cut its tiles short at
+    /// both edges, with transposed operands, a batch and split-k.
+    #[test]
+    fn every_tile_shape_matches_the_cpu() {
+        let Some(gpu) = gpu_device_with(KernelSet::Hardware) else {
+            return;
+        };
+        let cpu = Device::Cpu;
+        let kernel = super::TiledKernel {
+            name: "matmul_tiled",
+            source: &super::TILED_STRIDED,
+            extra: &[],
+        };
+        for tile in Tile::ALL {
+            for &(batch, m, k, n) in &[(2, 130, 37, 70), (1, 1, 5, 1), (1, 131, 3001, 129)] {
+                let d = MatmulDims { batch, m, k, n };
+                // A stored transposed (k x m per product), B row-major.
+                let at = Tensor::randn(&[batch, k, m], 0.0, 1.0, 11, &cpu);
+                let b = Tensor::randn(&[batch, k, n], 0.0, 1.0, 12, &cpu);
+                let want = at.matmul_tn(&b);
+                let (gat, gb) = (at.to_device(&gpu), b.to_device(&gpu));
+                let a_mat = GpuMat {
+                    buf: gat.gpu_buffer("test"),
+                    offset: 0,
+                    row_stride: 1,
+                    col_stride: m,
+                    batch_stride: k * m,
+                };
+                let b_mat = GpuMat {
+                    batch_stride: k * n,
+                    ..GpuMat::row_major(gb.gpu_buffer("test"), n)
+                };
+                let out = Tensor::zeros(&[batch, m, n], &gpu);
+                super::tiled_in(
+                    d,
+                    a_mat,
+                    b_mat,
+                    out.gpu_buffer("test"),
+                    0,
+                    false,
+                    kernel,
+                    tile,
+                );
+                let what = format!(
+                    "{tile:?} {batch}x{m}x{k}x{n} (split {:?})",
+                    split_k(d, tile)
+                );
+                assert_close(&out, &want, 1e-5 * k as f32, 1e-5, &what);
+            }
+        }
     }
 
     fn all_forms_match_the_cpu(gpu: &Device) {
