@@ -98,6 +98,17 @@ pub fn run(args: BenchArgs) -> CmdResult {
         _ => Size::Default,
     };
     let mut figures = Vec::new();
+    // On a GPU, first the rate a kernel of nothing but multiply-adds
+    // reaches through wgpu: the ceiling for the kernels below.
+    if let Some((s, flops)) = tensor::backend::gpu::probe::fma_probe(&dev, reps) {
+        figures.push(Figure {
+            name: "f32 multiply-add ceiling".into(),
+            size: "independent chains".into(),
+            millis: s * 1e3,
+            rate: flops / s / 1e9,
+            unit: "GFLOP/s",
+        });
+    }
     let gemm_sides: &[usize] = match size {
         Size::Quick => &[128],
         Size::Default => &[512],
@@ -171,8 +182,13 @@ pub fn run(args: BenchArgs) -> CmdResult {
 fn gemm(dev: &Device, n: usize, reps: usize) -> Figure {
     let a = Tensor::randn(&[n, n], 0.0, 1.0, 1, dev);
     let b = Tensor::randn(&[n, n], 0.0, 1.0, 2, dev);
+    // The product alone: waiting for the device, not reading the result
+    // (summing it took a large GPU longer than the product until the
+    // reductions were cut into parts).
     let s = median_seconds(reps, || {
-        a.matmul(&b).sum_all().item();
+        let c = a.matmul(&b);
+        dev.synchronize();
+        drop(c);
     });
     Figure {
         name: "GEMM (tensor)".into(),

@@ -28,6 +28,7 @@ mod batch;
 pub(crate) mod context;
 mod kernel;
 pub mod pool;
+pub mod probe;
 
 pub use context::{adapters_summary, AdapterSummary, GpuContext, KernelSet};
 pub use pool::{GpuBuffer, PoolStats};
