@@ -1,11 +1,13 @@
 //! GPU batch-norm kernels, for an `[N, C, rest..]` tensor seen as `N·C`
 //! planes of `L = Π rest` values.
 //!
-//! - [`channel_stats`]: one workgroup per channel reduces its `N·L` values
-//!   twice, for the mean and then the mean squared deviation
-//!   (`channel_stats.wgsl`). The sums are `f32` (WGSL has no `f64`), split
-//!   over 256 partial sums and a pairwise tree, so they differ from the
-//!   CPU's `f64` sums in the last bits.
+//! - [`channel_stats`]: one workgroup per channel (and part of the batch,
+//!   when the channels are few and long) reduces its values twice, for the
+//!   mean and then the mean squared deviation (`channel_stats.wgsl`); the
+//!   parts' statistics are then merged (`channel_stats_combine.wgsl`). The
+//!   sums are `f32` (WGSL has no `f64`), split over 256 partial sums and a
+//!   pairwise tree, so they differ from the CPU's `f64` sums in the last
+//!   bits.
 //! - [`normalize`]: one invocation per element computes its channel's
 //!   `scale` and `shift` and writes `x · scale + shift`, or its ReLU
 //!   (`normalize.wgsl`).
@@ -14,7 +16,8 @@
 //! general tensor ops in `mod.rs`.
 //!
 //! Parameter layouts (`p[k]`):
-//! - `channel_stats.wgsl`: p[0] = N, p[1] = C, p[2] = L.
+//! - `channel_stats.wgsl`, `channel_stats_combine.wgsl`: p[0] = N,
+//!   p[1] = C, p[2] = L, p[3] = parts, p[4] = images per part.
 //! - `normalize.wgsl`: p[0] = number of elements, p[1] = C, p[2] = L,
 //!   p[3] = eps (`f32` bits), p[4] = 1 to apply ReLU.
 
@@ -22,6 +25,7 @@ use crate::backend::gpu::{grid_1d, grid_for_groups, GpuBuffer};
 use crate::Tensor;
 
 const STATS: &str = include_str!("channel_stats.wgsl");
+const COMBINE: &str = include_str!("channel_stats_combine.wgsl");
 const NORMALIZE: &str = include_str!("normalize.wgsl");
 
 /// `(N, C, L)`: the batch, channel and plane sizes of `x`.
@@ -30,16 +34,43 @@ fn dims(x: &Tensor) -> (usize, usize, usize) {
     (s[0], s[1], s[2..].iter().product())
 }
 
-/// Per-channel mean and biased variance, each `C` values.
+/// The fewest values of a channel one workgroup reduces when channels
+/// are cut into parts.
+const MIN_PART: usize = 4096;
+/// Workgroups the statistics of few channels are cut into, at most:
+/// enough to keep every compute unit of a large GPU reading.
+const TARGET_GROUPS: usize = 512;
+
+/// `(parts, images per part)` for the statistics of `c` channels of `n`
+/// images of `l` values: one part of the whole batch, unless the channels
+/// are too few to give [`TARGET_GROUPS`] workgroups and each has enough
+/// values for parts of at least [`MIN_PART`]. Parts are whole images, so
+/// none is empty.
+fn parts(n: usize, c: usize, l: usize) -> (usize, usize) {
+    let wanted = TARGET_GROUPS
+        .div_ceil(c.max(1))
+        .min(n * l / MIN_PART)
+        .min(n);
+    let per_part = n.div_ceil(wanted.max(1)).max(1);
+    (n.div_ceil(per_part).max(1), per_part)
+}
+
+/// Per-channel mean and biased variance, each `C` values: in one dispatch,
+/// or, for few channels of many values, per part of the batch and then
+/// merged (`channel_stats_combine.wgsl`).
 pub fn channel_stats(x: &Tensor) -> (GpuBuffer, GpuBuffer) {
     let xb = x.gpu_buffer("channel_stats");
     let ctx = xb.context();
     let (n, c, l) = dims(x);
+    let (parts, per_part) = parts(n, c, l);
     let mean = GpuBuffer::new(ctx, c);
     let var = GpuBuffer::new(ctx, c);
     // `Tensor::channel_stats` has checked that every channel has values.
-    if c > 0 && n * l > 0 {
-        let params = [n as u32, c as u32, l as u32];
+    if c == 0 || n * l == 0 {
+        return (mean, var);
+    }
+    let params = [n, c, l, parts, per_part].map(|v| v as u32);
+    if parts == 1 {
         ctx.dispatch(
             "channel_stats",
             STATS,
@@ -47,7 +78,26 @@ pub fn channel_stats(x: &Tensor) -> (GpuBuffer, GpuBuffer) {
             &[xb, &mean, &var],
             grid_for_groups(c),
         );
+        return (mean, var);
     }
+    let (part_mean, part_var) = (
+        GpuBuffer::new(ctx, c * parts),
+        GpuBuffer::new(ctx, c * parts),
+    );
+    ctx.dispatch(
+        "channel_stats",
+        STATS,
+        &params,
+        &[xb, &part_mean, &part_var],
+        grid_for_groups(c * parts),
+    );
+    ctx.dispatch(
+        "channel_stats_combine",
+        COMBINE,
+        &params,
+        &[&part_mean, &part_var, &mean, &var],
+        grid_1d(c),
+    );
     (mean, var)
 }
 
@@ -120,6 +170,37 @@ mod tests {
             assert_eq!(g_mean.device(), gpu);
             assert_close(&g_mean, &mean, 1e-6, 1e-5, &format!("mean {shape:?}"));
             assert_close(&g_var, &var, 1e-6, 1e-5, &format!("var {shape:?}"));
+        }
+    }
+
+    /// Few channels of many values are reduced in parts of whole images
+    /// (the last part shorter) and merged: the same statistics as the CPU,
+    /// also under a large offset.
+    #[test]
+    fn channel_stats_in_parts_match_the_cpu() {
+        assert_eq!(super::parts(256, 16, 784), (32, 8));
+        assert_eq!(super::parts(37, 3, 256), (2, 19));
+        assert_eq!(super::parts(256, 512, 16), (1, 256));
+        assert_eq!(super::parts(7, 3, 1), (1, 7));
+        let Some(gpu) = gpu_device() else { return };
+        for (shape, offset, spread) in [
+            ([37usize, 3, 16, 16], 0.5, 2.0),
+            ([40, 2, 32, 32], 0.5, 2.0),
+            ([40, 2, 32, 32], 1000.0, 1e-2),
+        ] {
+            // Each image a little higher than the last, so the parts'
+            // means differ and their merge must count the differences.
+            let noise = Tensor::randn(&shape, offset, spread, 75, &Device::Cpu);
+            let image = shape[1..].iter().product::<usize>();
+            let ramp: Vec<f32> = (0..noise.numel())
+                .map(|i| (i / image) as f32 * spread / 4.0)
+                .collect();
+            let x = noise.add(&Tensor::from_vec(ramp, &shape, &Device::Cpu));
+            let (mean, var) = x.channel_stats();
+            let (g_mean, g_var) = x.to_device(&gpu).channel_stats();
+            let what = format!("{shape:?} around {offset}");
+            assert_close(&g_mean, &mean, 1e-5, 1e-5, &format!("mean {what}"));
+            assert_close(&g_var, &var, 1e-6, 1e-3, &format!("var {what}"));
         }
     }
 
