@@ -306,7 +306,8 @@ pub fn gemm(
 pub struct TiledKernel<'a> {
     /// The name it is compiled and cached under.
     pub name: &'a str,
-    /// Its full WGSL source.
+    /// Its WGSL source, [`tiled_source`] of its loads: the template
+    /// [`tiled`] gives a tile shape.
     pub source: &'a str,
     /// Its loads' parameters.
     pub extra: &'a [u32],
