@@ -26,6 +26,8 @@
 //!   as a leaf, and [`Tape::backward`] adds its gradient into it.
 //! * [`no_grad`](no_grad()) runs code without recording anything (the BYOL target
 //!   network, evaluation).
+//! * [`profile`] times a step op by op, forward and backward (opt in:
+//!   [`profile::start`], [`profile::finish`]).
 //! * [`ops`] holds the ops, one small file per family, each rule next to its
 //!   forward pass with the math in its doc comment.
 //!
@@ -125,6 +127,7 @@
 pub mod no_grad;
 pub mod ops;
 pub mod param;
+pub mod profile;
 pub mod sync;
 pub mod tape;
 pub mod var;

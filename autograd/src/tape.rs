@@ -27,6 +27,7 @@
 
 use crate::no_grad::is_grad_enabled;
 use crate::param::Param;
+use crate::profile;
 use crate::var::Var;
 use std::cell::{Cell, RefCell};
 use std::fmt;
@@ -125,6 +126,7 @@ impl Default for Tape {
 impl Tape {
     /// An empty tape.
     pub fn new() -> Tape {
+        profile::tape_started();
         Tape {
             inner: Rc::new(RefCell::new(TapeInner {
                 id: NEXT_TAPE_ID.fetch_add(1, Ordering::Relaxed),
@@ -150,6 +152,7 @@ impl Tape {
     }
 
     fn push(&self, node: Node) -> usize {
+        profile::recorded(node.op);
         let mut inner = self.inner.borrow_mut();
         inner.nodes.push(node);
         inner.nodes.len() - 1
@@ -253,7 +256,11 @@ impl Tape {
             match &mut node.kind {
                 NodeKind::Leaf(param) => {
                     if let Some(p) = param {
+                        let t = profile::active().then(std::time::Instant::now);
                         p.accumulate_grad(&g);
+                        if let Some(t) = t {
+                            profile::backward("(parameter gradients)", t.elapsed());
+                        }
                     }
                     leaf_grads[i] = Some(g);
                 }
@@ -261,7 +268,11 @@ impl Tape {
                     let inputs = std::mem::take(inputs);
                     let rule = backward.take().expect("each backward rule runs once");
                     let needs: Vec<bool> = inputs.iter().map(Option::is_some).collect();
+                    let t = profile::active().then(std::time::Instant::now);
                     let input_grads = rule(&g, &needs);
+                    if let Some(t) = t {
+                        profile::backward(op, t.elapsed());
+                    }
                     assert_eq!(
                         input_grads.len(),
                         inputs.len(),
@@ -280,7 +291,14 @@ impl Tape {
                              wrong shape"
                         );
                         grads[*j] = Some(match grads[*j].take() {
-                            Some(acc) => acc.add(&gi),
+                            Some(acc) => {
+                                let t = profile::active().then(std::time::Instant::now);
+                                let sum = acc.add(&gi);
+                                if let Some(t) = t {
+                                    profile::backward("(gradient sums)", t.elapsed());
+                                }
+                                sum
+                            }
                             None => gi,
                         });
                     }

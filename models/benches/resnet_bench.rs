@@ -10,9 +10,11 @@
 //! is `benches/resnet_torch.py`; run both in one go to compare.
 //!
 //! Run: `cargo bench -p models --bench resnet_bench [-- --device gpu]
-//! [--only w16|w64] [--steps N]`. Each figure is the median of the timed
-//! steps after two warm-up steps. Like the `byol` command, the benchmark
-//! keeps freed memory in the allocator (`tensor::reuse_freed_memory`).
+//! [--only w16|w64] [--steps N] [--profile]`. Each figure is the median of
+//! the timed steps after two warm-up steps. Like the `byol` command, the
+//! benchmark keeps freed memory in the allocator
+//! (`tensor::reuse_freed_memory`). `--profile` then times one more step op
+//! by op (`autograd::profile`) and prints the table.
 
 use autograd::{Tape, Var};
 use models::{Arch, Module, ResNet, ResNetConfig, Stem};
@@ -89,6 +91,18 @@ fn main() {
                 batch as f64 / start.elapsed().as_secs_f64()
             })
             .collect();
+        if args.iter().any(|a| a == "--profile") {
+            autograd::profile::start();
+            let start = Instant::now();
+            step();
+            let took = start.elapsed();
+            let times = autograd::profile::finish();
+            println!(
+                "one more step, op by op ({:.1} ms, of which the tape's ops {:.1}):\n{times}",
+                took.as_secs_f64() * 1e3,
+                times.total().as_secs_f64() * 1e3
+            );
+        }
         rates.sort_by(|a, b| a.partial_cmp(b).unwrap());
         let median = rates[rates.len() / 2];
         println!(

@@ -4,7 +4,9 @@ the median of the timed steps after two warm-up steps, 2 threads.
 
 Run beside the Rust benchmark, on the same machine, in one go:
     python3 models/benches/resnet_torch.py && cargo bench -p models --bench resnet_bench
-Needs `pip install torch torchvision` (CPU is enough).
+Needs `pip install torch torchvision` (CPU is enough). `--profile` then
+times one more step op by op with torch.profiler (the counterpart of
+resnet_bench's `--profile`) and prints its table.
 """
 import argparse
 import json
@@ -36,6 +38,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--profile", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     out = {}
@@ -56,6 +59,12 @@ def main():
             step()
             rates.append(batch / (time.perf_counter() - t0))
         med = statistics.median(rates)
+        if args.profile:
+            from torch.profiler import ProfilerActivity, profile
+
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                step()
+            print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
         print(f"PyTorch ResNet-18 {name}: {ch}x{size}x{size}, batch {batch}, width {width}: {med:.1f} images/s")
         out[f"{name}_img_s"] = med
     print("RESULT " + json.dumps(out))
