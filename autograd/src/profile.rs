@@ -179,11 +179,17 @@ pub(crate) fn recorded(op: &'static str) {
     });
 }
 
-/// `op`'s backward work took `took`.
-pub(crate) fn backward(op: &'static str, took: Duration) {
-    if active() {
-        COLLECTED.with(|c| c.borrow_mut().row(op).backward += took);
+/// Runs `work`, a part of the backward pass, adding its time to row
+/// `row`'s backward column when a profile is being collected.
+pub(crate) fn backward<R>(row: &'static str, work: impl FnOnce() -> R) -> R {
+    if !active() {
+        return work();
     }
+    let start = Instant::now();
+    let out = work();
+    let took = start.elapsed();
+    COLLECTED.with(|c| c.borrow_mut().row(row).backward += took);
+    out
 }
 
 #[cfg(test)]

@@ -256,11 +256,7 @@ impl Tape {
             match &mut node.kind {
                 NodeKind::Leaf(param) => {
                     if let Some(p) = param {
-                        let t = profile::active().then(std::time::Instant::now);
-                        p.accumulate_grad(&g);
-                        if let Some(t) = t {
-                            profile::backward("(parameter gradients)", t.elapsed());
-                        }
+                        profile::backward("(parameter gradients)", || p.accumulate_grad(&g));
                     }
                     leaf_grads[i] = Some(g);
                 }
@@ -268,11 +264,7 @@ impl Tape {
                     let inputs = std::mem::take(inputs);
                     let rule = backward.take().expect("each backward rule runs once");
                     let needs: Vec<bool> = inputs.iter().map(Option::is_some).collect();
-                    let t = profile::active().then(std::time::Instant::now);
-                    let input_grads = rule(&g, &needs);
-                    if let Some(t) = t {
-                        profile::backward(op, t.elapsed());
-                    }
+                    let input_grads = profile::backward(op, || rule(&g, &needs));
                     assert_eq!(
                         input_grads.len(),
                         inputs.len(),
@@ -291,14 +283,7 @@ impl Tape {
                              wrong shape"
                         );
                         grads[*j] = Some(match grads[*j].take() {
-                            Some(acc) => {
-                                let t = profile::active().then(std::time::Instant::now);
-                                let sum = acc.add(&gi);
-                                if let Some(t) = t {
-                                    profile::backward("(gradient sums)", t.elapsed());
-                                }
-                                sum
-                            }
+                            Some(acc) => profile::backward("(gradient sums)", || acc.add(&gi)),
                             None => gi,
                         });
                     }
