@@ -75,6 +75,49 @@ pub unsafe fn fill_pieces(
     out
 }
 
+/// A fresh buffer of `len` elements in consecutive pieces of `piece_len`
+/// (the last may be shorter), each zeroed and then handed to
+/// `fill(scratch, index, piece)` by the thread that fills it, the pieces
+/// spread over the threads. `scratch` comes from `init`, once for each run
+/// of pieces rayon gives a thread (a kernel's padded image or staging
+/// block).
+///
+/// Why not `vec![0.0; len]` and then the parallel loop: with freed memory
+/// kept for reuse ([`alloc::reuse_freed_memory`]) `calloc` clears the whole
+/// buffer on the calling thread while the other threads wait, a serial
+/// pass over memory before every convolution. Here each piece is cleared
+/// by its own thread just before it is written, while it is in that
+/// thread's cache; the zeros are there only so that `fill` gets ordinary
+/// `f32`s to write (kernels that write every element overwrite them all).
+pub fn zeroed_pieces_with<S>(
+    len: usize,
+    piece_len: usize,
+    init: impl Fn() -> S + Sync + Send,
+    fill: impl Fn(&mut S, usize, &mut [f32]) + Sync + Send,
+) -> Vec<f32> {
+    use rayon::prelude::*;
+    let mut out: Vec<f32> = Vec::with_capacity(len);
+    let spare = &mut out.spare_capacity_mut()[..len];
+    spare
+        .par_chunks_mut(piece_len.max(1))
+        .enumerate()
+        .for_each_init(init, |scratch, (i, piece)| fill(scratch, i, zeroed(piece)));
+    // SAFETY: the pieces cover `0..len` and `zeroed` wrote every element of
+    // each of them.
+    unsafe { out.set_len(len) };
+    out
+}
+
+/// Writes zeros over `piece` and returns it as the `f32`s it now holds.
+fn zeroed(piece: &mut [std::mem::MaybeUninit<f32>]) -> &mut [f32] {
+    for v in piece.iter_mut() {
+        v.write(0.0);
+    }
+    // SAFETY: every element was just written, and `MaybeUninit<f32>` has
+    // the size and alignment of `f32`.
+    unsafe { &mut *(piece as *mut [std::mem::MaybeUninit<f32>] as *mut [f32]) }
+}
+
 /// `f` applied to every element of `x`, in parallel when `x` is large.
 ///
 /// `f` should be a closure the compiler can see through (not a `match` on a
@@ -142,6 +185,37 @@ mod tests {
             assert!(m.iter().enumerate().all(|(i, &v)| v == i as f32 + 1.0));
             let z = zip_map(&x, &y, |a, b| b - a);
             assert_eq!(z, x);
+        }
+    }
+
+    /// Every piece reaches `fill` zeroed, with its index, the last one
+    /// short; what `fill` writes is what the buffer holds; `fill` may
+    /// stage its values in the scratch `init` made.
+    #[test]
+    fn zeroed_pieces_hand_out_every_piece_zeroed_once() {
+        for (len, piece) in [
+            (0, 4),
+            (1, 4),
+            (10, 4),
+            (12, 4),
+            (1000, 7),
+            (PAR_MIN_ELEMS + 3, 512),
+        ] {
+            let y = zeroed_pieces_with(
+                len,
+                piece,
+                || vec![0.0f32; piece],
+                |staging, i, part| {
+                    assert!(part.iter().all(|&v| v == 0.0), "piece {i} not zeroed");
+                    assert_eq!(part.len(), piece.min(len - i * piece));
+                    for (j, v) in staging.iter_mut().enumerate() {
+                        *v = (i * piece + j) as f32 + 0.5;
+                    }
+                    part.copy_from_slice(&staging[..part.len()]);
+                },
+            );
+            assert_eq!(y.len(), len);
+            assert!(y.iter().enumerate().all(|(k, &v)| v == k as f32 + 0.5));
         }
     }
 }

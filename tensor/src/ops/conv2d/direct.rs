@@ -66,7 +66,7 @@
 
 use super::ConvGeometry;
 use crate::backend::cpu::simd::{self, Isa};
-use rayon::prelude::*;
+use crate::backend::cpu::zeroed_pieces_with;
 
 mod weight_gradient;
 pub use weight_gradient::{weight_gradient, weight_gradient_applies, weight_gradient_pays};
@@ -195,46 +195,41 @@ fn taps_first(ws: &[f32], p: &Plan) -> Vec<f32> {
 }
 
 /// The forward convolution of geometry `g`: `xs` is `[N, C, H, W]`, `ws`
-/// `[O, C, KH, KW]`; returns `[N, O, OH, OW]`. Images are split among the
-/// threads. Panics unless [`applies`].
+/// `[O, C, KH, KW]`; returns `[N, O, OH, OW]`. Each image is one piece of
+/// work, the pieces spread over the threads. Panics unless [`applies`].
 pub fn forward(xs: &[f32], ws: &[f32], g: &ConvGeometry) -> Vec<f32> {
     assert!(applies(g), "direct convolution: does not apply to {g:?}");
     let isa = simd::active();
     let p = Plan::new(g);
     let wt = taps_first(ws, &p);
     let (image, per_image) = (p.c * p.h * p.w, p.o * p.oh * p.ow);
-    let mut y = vec![0.0f32; g.n * per_image];
-    if y.is_empty() {
-        return y;
-    }
-    let per = g.n.div_ceil(rayon::current_num_threads());
-    y.par_chunks_mut(per * per_image)
-        .enumerate()
-        .for_each(|(r, run)| {
-            let mut padded = vec![0.0f32; p.padded_len()];
-            let mut staging = vec![0.0f32; per_image];
-            for (i, yi) in run.chunks_exact_mut(per_image).enumerate() {
-                let x = &xs[(r * per + i) * image..][..image];
-                p.pad(x, &mut padded);
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: `applies` checked that the CPU runs AVX2 and FMA
-                // (AVX-512 where `isa` says so); `padded`, `wt`, `staging`
-                // and `yi` have the lengths the kernels read and write
-                // (see there).
-                unsafe {
-                    if isa >= Isa::Avx512 {
-                        x86::image_avx512(&p, &padded, &wt, &mut staging);
-                        x86::unstage_avx512(&staging, p.o, p.oh * p.ow, yi);
-                    } else {
-                        x86::image_avx2(&p, &padded, &wt, &mut staging);
-                        x86::unstage_avx2(&staging, p.o, p.oh * p.ow, yi);
-                    }
+    // One image per piece, each zeroed by the thread that fills it (the
+    // kernels write every output; the zeros only make it `f32`s).
+    zeroed_pieces_with(
+        g.n * per_image,
+        per_image,
+        || (vec![0.0f32; p.padded_len()], vec![0.0f32; per_image]),
+        |(padded, staging), i, yi| {
+            let x = &xs[i * image..][..image];
+            p.pad(x, padded);
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: `applies` checked that the CPU runs AVX2 and FMA
+            // (AVX-512 where `isa` says so); `padded`, `wt`, `staging`
+            // and `yi` have the lengths the kernels read and write
+            // (see there).
+            unsafe {
+                if isa >= Isa::Avx512 {
+                    x86::image_avx512(&p, padded, &wt, staging);
+                    x86::unstage_avx512(staging, p.o, p.oh * p.ow, yi);
+                } else {
+                    x86::image_avx2(&p, padded, &wt, staging);
+                    x86::unstage_avx2(staging, p.o, p.oh * p.ow, yi);
                 }
-                #[cfg(not(target_arch = "x86_64"))]
-                unreachable!("direct convolution off x86-64 ({x:?}, {yi:?}, {staging:?})");
             }
-        });
-    y
+            #[cfg(not(target_arch = "x86_64"))]
+            unreachable!("direct convolution off x86-64 ({x:?}, {yi:?}, {staging:?})");
+        },
+    )
 }
 
 /// The input gradient of the stride-1 layer `g` as a direct forward

@@ -50,7 +50,7 @@
 
 use super::ConvGeometry;
 use crate::backend::cpu::simd::{self, Isa};
-use rayon::prelude::*;
+use crate::backend::cpu::zeroed_pieces_with;
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
@@ -370,32 +370,30 @@ pub fn forward(xs: &[f32], ws: &[f32], g: &ConvGeometry) -> Vec<f32> {
 /// this CPU has).
 fn forward_at(isa: Isa, xs: &[f32], ws: &[f32], g: &ConvGeometry) -> Vec<f32> {
     check(isa, g);
-    let per_image = g.o * g.positions();
-    let mut y = vec![0.0f32; g.n * per_image];
-    if y.is_empty() {
-        return y;
-    }
     let packed = pack_weights(ws, g.o, g.col_rows());
-    over_threads(xs, g, &mut y, |xs, y| run_at(isa, xs, &packed, g, y));
-    y
+    over_threads(xs, g, |xs, y| run_at(isa, xs, &packed, g, y))
 }
 
-/// Splits the batch into one run of whole images per thread and calls
-/// `run(xs, y)` on each run's images and outputs (`y` is `[N, O, OH, OW]`).
+/// Splits the batch into one run of whole images per thread and returns
+/// `[N, O, OH, OW]`, each run's outputs written by `run(xs, y)` from that
+/// run's images (each thread zeroes its run's outputs first, see
+/// [`zeroed_pieces_with`]).
 fn over_threads(
     xs: &[f32],
     g: &ConvGeometry,
-    y: &mut [f32],
-    run: impl Fn(&[f32], &mut [f32]) + Sync,
-) {
+    run: impl Fn(&[f32], &mut [f32]) + Sync + Send,
+) -> Vec<f32> {
     let (image, per_image) = (g.c * g.h * g.w, g.o * g.positions());
     let per = g.n.div_ceil(rayon::current_num_threads());
-    y.par_chunks_mut(per * per_image)
-        .enumerate()
-        .for_each(|(r, run_y)| {
+    zeroed_pieces_with(
+        g.n * per_image,
+        per * per_image,
+        || (),
+        |_, r, run_y| {
             let count = run_y.len() / per_image;
             run(&xs[r * per * image..(r * per + count) * image], run_y);
-        });
+        },
+    )
 }
 
 /// The input gradient of a stride-1 convolution as a forward one: with

@@ -530,14 +530,8 @@ pub fn forward(xs: &[f32], ws: &[f32], g: &ConvGeometry) -> Vec<f32> {
 /// [`forward`] with the kernels of level `isa`.
 fn forward_at(isa: Isa, xs: &[f32], ws: &[f32], g: &ConvGeometry) -> Vec<f32> {
     check(isa, g);
-    let per_image = g.o * g.positions();
-    let mut y = vec![0.0f32; g.n * per_image];
-    if y.is_empty() {
-        return y;
-    }
     let u = pack_weights(ws, g.o, g.c);
-    super::over_threads(xs, g, &mut y, |xs, y| run_at(isa, xs, &u, g, y));
-    y
+    super::over_threads(xs, g, |xs, y| run_at(isa, xs, &u, g, y))
 }
 
 /// The input gradient of a 3x3 stride-1 layer as the forward convolution
