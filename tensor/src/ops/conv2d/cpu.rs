@@ -23,6 +23,7 @@ use super::row_dots::{self, Rows};
 use super::winograd::Winograd;
 use super::{ConvGeometry, CpuConv};
 use crate::backend::cpu::gemm::{matmul_into, MatRef};
+use crate::backend::cpu::zeroed_pieces_with;
 use crate::Tensor;
 use rayon::prelude::*;
 
@@ -85,38 +86,53 @@ fn gather_group(dys: &[f32], g: &ConvGeometry, staging: &mut [f32]) {
     }
 }
 
-/// Runs `f(first_image, out_chunk, scratch, parallel_gemm)` for every group
-/// of `group` images, each thread with `scratch` values of scratch, where
-/// `out` holds `per_image` values per image and
-/// `out_chunk` is the part that belongs to the group's images (the last
-/// group of a thread's run may be short).
+/// A new `[N, per_image]` buffer, zeroed, filled by
+/// `f(first_image, out_chunk, scratch, parallel_gemm)` for every group of
+/// `group` images, each thread with `scratch` values of scratch, where
+/// `out_chunk` is the part of the buffer that belongs to the group's images
+/// (the last group of a thread's run may be short).
 ///
 /// The batch is split into one contiguous run of images per thread, each
 /// with a single scratch buffer. (Letting rayon split the batch adaptively
 /// would allocate a fresh multi-megabyte scratch for every piece, and the
-/// page faults of those allocations cost more than the arithmetic.)
+/// page faults of those allocations cost more than the arithmetic.) Each
+/// thread zeroes its own run ([`zeroed_pieces_with`]): `col2im` adds onto
+/// the zeros, and no thread waits while the calling one clears the whole
+/// buffer.
 fn for_each_group(
     g: &ConvGeometry,
-    out: &mut [f32],
     per_image: usize,
     (group, scratch): (usize, usize),
-    f: impl Fn(usize, &mut [f32], &mut [f32], bool) + Sync,
-) {
+    f: impl Fn(usize, &mut [f32], &mut [f32], bool) + Sync + Send,
+) -> Vec<f32> {
+    let len = g.n * per_image;
+    if len == 0 {
+        return Vec::new();
+    }
     if per_image_threads(g) {
         let per = g.n.div_ceil(rayon::current_num_threads());
-        out.par_chunks_mut(per_image * per)
-            .enumerate()
-            .for_each(|(t, run)| {
+        zeroed_pieces_with(
+            len,
+            per_image * per,
+            || (),
+            |_, t, run| {
                 let mut buf = vec![0.0f32; scratch];
                 for (j, o) in run.chunks_mut(per_image * group).enumerate() {
                     f(t * per + j * group, o, &mut buf, false);
                 }
-            });
+            },
+        )
     } else {
+        // Zeroed by writing, not `vec![0.0; len]`: that is `calloc`, whose
+        // fresh pages, unwritten, col2im's first `+=` would read and then
+        // write, faulting each page twice.
+        let mut out = Vec::with_capacity(len);
+        out.resize(len, 0.0f32);
         let mut buf = vec![0.0f32; scratch];
         for (j, o) in out.chunks_mut(per_image * group).enumerate() {
             f(j * group, o, &mut buf, true);
         }
+        out
     }
 }
 
@@ -137,70 +153,52 @@ pub fn forward(x: &Tensor, w: &Tensor, g: &ConvGeometry, algorithm: CpuConv) -> 
     let (k, p) = (g.col_rows(), g.positions());
     let image = g.c * g.h * g.w;
     let group = group_size(g);
-    let mut out = vec![0.0f32; g.n * g.o * p];
-    if out.is_empty() {
-        return out;
-    }
     if algorithm == CpuConv::Winograd {
         let wg = Winograd::forward(g, ws);
         let sizes = (wg.group_size(), wg.scratch_len());
-        for_each_group(
-            g,
-            &mut out,
-            g.o * p,
-            sizes,
-            |first, y, scratch, parallel| {
-                let count = y.len() / (g.o * p);
-                let xg = &xs[first * image..(first + count) * image];
-                wg.run_group(xg, y, scratch, parallel);
-            },
-        );
-        return out;
+        return for_each_group(g, g.o * p, sizes, |first, y, scratch, parallel| {
+            let count = y.len() / (g.o * p);
+            let xg = &xs[first * image..(first + count) * image];
+            wg.run_group(xg, y, scratch, parallel);
+        });
     }
     let wm = MatRef::row_major(ws, k);
     let sizes = (group, scratch_len(g));
-    for_each_group(
-        g,
-        &mut out,
-        g.o * p,
-        sizes,
-        |first, y, scratch, parallel| {
-            if group == 1 {
-                let xi = &xs[first * image..(first + 1) * image];
-                let cols: &[f32] = if g.is_pointwise() {
-                    xi
-                } else {
-                    im2col(xi, g, scratch, p);
-                    scratch
-                };
-                matmul_into(
-                    g.o,
-                    p,
-                    k,
-                    wm,
-                    MatRef::row_major(cols, p),
-                    y,
-                    false,
-                    parallel,
-                );
-                return;
+    for_each_group(g, g.o * p, sizes, |first, y, scratch, parallel| {
+        if group == 1 {
+            let xi = &xs[first * image..(first + 1) * image];
+            let cols: &[f32] = if g.is_pointwise() {
+                xi
+            } else {
+                im2col(xi, g, scratch, p);
+                scratch
+            };
+            matmul_into(
+                g.o,
+                p,
+                k,
+                wm,
+                MatRef::row_major(cols, p),
+                y,
+                false,
+                parallel,
+            );
+            return;
+        }
+        let count = y.len() / (g.o * p);
+        let width = count * p;
+        let (cols, staging) = scratch.split_at_mut(k * group * p);
+        let (cols, staging) = (&mut cols[..k * width], &mut staging[..g.o * width]);
+        im2col_group(xs, first, count, g, cols);
+        let cm = MatRef::row_major(cols, width);
+        matmul_into(g.o, width, k, wm, cm, staging, false, parallel);
+        // staging[o, j·P + q] -> y[j, o, q]
+        for (j, yj) in y.chunks_exact_mut(g.o * p).enumerate() {
+            for (o, row) in yj.chunks_exact_mut(p).enumerate() {
+                row.copy_from_slice(&staging[o * width + j * p..o * width + (j + 1) * p]);
             }
-            let count = y.len() / (g.o * p);
-            let width = count * p;
-            let (cols, staging) = scratch.split_at_mut(k * group * p);
-            let (cols, staging) = (&mut cols[..k * width], &mut staging[..g.o * width]);
-            im2col_group(xs, first, count, g, cols);
-            let cm = MatRef::row_major(cols, width);
-            matmul_into(g.o, width, k, wm, cm, staging, false, parallel);
-            // staging[o, j·P + q] -> y[j, o, q]
-            for (j, yj) in y.chunks_exact_mut(g.o * p).enumerate() {
-                for (o, row) in yj.chunks_exact_mut(p).enumerate() {
-                    row.copy_from_slice(&staging[o * width + j * p..o * width + (j + 1) * p]);
-                }
-            }
-        },
-    );
-    out
+        }
+    })
 }
 
 /// `dx_n = col2im(Wᵀ · dy_n)` for every image (a group's images in one
@@ -229,31 +227,20 @@ pub fn backward_input(gy: &Tensor, w: &Tensor, g: &ConvGeometry, algorithm: CpuC
     let (k, p) = (g.col_rows(), g.positions());
     let image = g.c * g.h * g.w;
     let group = group_size(g);
-    // Zeroed once, by writing: col2im below adds onto it. (`vec![0.0; n]`
-    // would be `calloc`, which hands out fresh pages unwritten, so that
-    // col2im's first `+=` reads each page before writing it and faults it
-    // twice, a read mapping then a copy on write, which measured slower
-    // than the arithmetic itself; and with the allocator keeping freed
-    // memory, `calloc` clears it with a pass of its own.)
-    let mut out = Vec::with_capacity(g.n * image);
-    out.resize(g.n * image, 0.0f32);
-    if out.is_empty() {
-        return out;
-    }
     if algorithm == CpuConv::Winograd {
         let wg = Winograd::input_gradient(g, ws);
         let sizes = (wg.group_size(), wg.scratch_len());
         let dy_image = g.o * p;
-        for_each_group(g, &mut out, image, sizes, |first, dx, scratch, parallel| {
+        return for_each_group(g, image, sizes, |first, dx, scratch, parallel| {
             let count = dx.len() / image;
             let dys = &gys[first * dy_image..(first + count) * dy_image];
             wg.run_group(dys, dx, scratch, parallel);
         });
-        return out;
     }
     let wt = MatRef::transposed(ws, k);
     let sizes = (group, scratch_len(g));
-    for_each_group(g, &mut out, image, sizes, |first, dx, scratch, parallel| {
+    // Zeroed by the threads that fill it: col2im adds onto the zeros.
+    for_each_group(g, image, sizes, |first, dx, scratch, parallel| {
         let count = dx.len() / image;
         let dys = &gys[first * g.o * p..(first + count) * g.o * p];
         if group == 1 {
@@ -275,8 +262,7 @@ pub fn backward_input(gy: &Tensor, w: &Tensor, g: &ConvGeometry, algorithm: CpuC
         for (j, dxj) in dx.chunks_exact_mut(image).enumerate() {
             col2im(&mut cols[j * p..], width, g, dxj);
         }
-    });
-    out
+    })
 }
 
 /// `dW = Σ_n dy_n · im2col(x_n)ᵀ`.

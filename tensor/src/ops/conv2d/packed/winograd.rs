@@ -143,6 +143,12 @@ fn transform_kernel(k: impl Fn(usize, usize) -> f32) -> [f32; XI] {
 /// channels, for each `ξ`, for each block of [`NR`] output channels, `kc`
 /// rows of `NR` (channels past `O` zero). `ws` is `[O, C, 3, 3]`.
 fn pack_weights(ws: &[f32], o: usize, c: usize) -> Vec<f32> {
+    // Every kernel's `U`, `[O][C]`, on all threads, not on the calling one
+    // alone while the others wait.
+    let us: Vec<[f32; XI]> = ws[..o * c * 9]
+        .par_chunks(9)
+        .map(|k| transform_kernel(|a, b| k[a * 3 + b]))
+        .collect();
     let blocks = o.div_ceil(NR);
     let mut packed = Vec::with_capacity(XI * blocks * NR * c);
     // One block's transformed kernels, `[cc][i]`, written out ξ by ξ.
@@ -153,10 +159,9 @@ fn pack_weights(ws: &[f32], o: usize, c: usize) -> Vec<f32> {
         packed.resize(start + XI * blocks * kc * NR, 0.0);
         for b in 0..blocks {
             for i in 0..NR.min(o - b * NR) {
-                let row = &ws[((b * NR + i) * c + c0) * 9..];
+                let row = &us[(b * NR + i) * c + c0..];
                 for cc in 0..kc {
-                    let k = &row[cc * 9..cc * 9 + 9];
-                    block[cc * NR + i] = transform_kernel(|a, b| k[a * 3 + b]);
+                    block[cc * NR + i] = row[cc];
                 }
             }
             for i in o.saturating_sub(b * NR).min(NR)..NR {
