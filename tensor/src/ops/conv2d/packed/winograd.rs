@@ -62,6 +62,7 @@
 
 use super::{Kernels, KC, NR, PANEL};
 use crate::backend::cpu::simd::{self, Isa};
+use crate::backend::cpu::zeroed_pieces_with;
 use crate::ops::conv2d::ConvGeometry;
 use rayon::prelude::*;
 
@@ -143,41 +144,39 @@ fn transform_kernel(k: impl Fn(usize, usize) -> f32) -> [f32; XI] {
 /// channels, for each `ξ`, for each block of [`NR`] output channels, `kc`
 /// rows of `NR` (channels past `O` zero). `ws` is `[O, C, 3, 3]`.
 fn pack_weights(ws: &[f32], o: usize, c: usize) -> Vec<f32> {
-    // Every kernel's `U`, `[O][C]`, on all threads, not on the calling one
-    // alone while the others wait.
+    // Every kernel's `U`, `[O][C]`, then the packed order, all on the
+    // threads rather than on the calling one alone while the others wait.
     let us: Vec<[f32; XI]> = ws[..o * c * 9]
         .par_chunks(9)
         .map(|k| transform_kernel(|a, b| k[a * 3 + b]))
         .collect();
     let blocks = o.div_ceil(NR);
-    let mut packed = Vec::with_capacity(XI * blocks * NR * c);
-    // One block's transformed kernels, `[cc][i]`, written out ξ by ξ.
-    let mut block = vec![[0.0f32; XI]; KC.min(c) * NR];
-    for c0 in (0..c).step_by(KC) {
-        let kc = (c - c0).min(KC);
-        let start = packed.len();
-        packed.resize(start + XI * blocks * kc * NR, 0.0);
-        for b in 0..blocks {
-            for i in 0..NR.min(o - b * NR) {
-                let row = &us[(b * NR + i) * c + c0..];
-                for cc in 0..kc {
-                    block[cc * NR + i] = row[cc];
-                }
-            }
-            for i in o.saturating_sub(b * NR).min(NR)..NR {
-                for cc in 0..kc {
-                    block[cc * NR + i] = [0.0; XI];
-                }
-            }
-            for xi in 0..XI {
-                let at = start + (xi * blocks + b) * kc * NR;
-                for (dst, u) in packed[at..at + kc * NR].iter_mut().zip(&block) {
-                    *dst = u[xi];
-                }
-            }
-        }
+    let mut chunks: Vec<Vec<f32>> = (0..c)
+        .step_by(KC)
+        .map(|c0| {
+            let kc = (c - c0).min(KC);
+            // Piece `r` is block `r % blocks` at `ξ = r / blocks`: `[cc][i]`.
+            zeroed_pieces_with(
+                XI * blocks * kc * NR,
+                kc * NR,
+                || (),
+                |_, r, dst| {
+                    let (xi, b) = (r / blocks, r % blocks);
+                    for i in 0..NR.min(o - b * NR) {
+                        let row = &us[(b * NR + i) * c + c0..][..kc];
+                        for (cc, u) in row.iter().enumerate() {
+                            dst[cc * NR + i] = u[xi];
+                        }
+                    }
+                },
+            )
+        })
+        .collect();
+    if chunks.len() == 1 {
+        chunks.pop().unwrap_or_default()
+    } else {
+        chunks.concat()
     }
-    packed
 }
 
 /// `out[i] = (Bᵀ d)[i]` for the six rows `d[j] = src[j·step..]`, each
