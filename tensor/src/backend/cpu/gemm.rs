@@ -114,20 +114,71 @@ pub fn matmul_into<T: Element>(
     accumulate: bool,
     parallel: bool,
 ) {
+    check_output(c.len(), m, n);
+    // SAFETY: `c` is an exclusively borrowed, initialised m*n buffer.
+    unsafe { product(m, n, k, a, b, c.as_mut_ptr(), accumulate, parallel) }
+}
+
+/// `c = a·b` into a buffer not yet written: as [`matmul_into`] without
+/// `accumulate`, for a fresh output (`Vec::spare_capacity_mut`), which then
+/// holds the product in every element. The product writes each element
+/// without reading it, so the buffer needs no zeroing first (the pass over
+/// memory `vec![0.0; m * n]` makes on the calling thread alone).
+pub fn matmul_uninit<T: Element>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    c: &mut [std::mem::MaybeUninit<T>],
+    parallel: bool,
+) {
+    check_output(c.len(), m, n);
+    // SAFETY: `c` is an exclusively borrowed m*n buffer; with `accumulate`
+    // false the product only writes it (the `gemm` crate sets its `alpha`
+    // to zero and its kernels then store without loading the destination;
+    // k = 0 is handled in `product` by writing zeros), and a written
+    // `MaybeUninit<T>` is a `T` of the same size and alignment.
+    unsafe { product(m, n, k, a, b, c.as_mut_ptr().cast::<T>(), false, parallel) }
+}
+
+/// Panics unless an output buffer of `len` elements fits an `m x n` product.
+fn check_output(len: usize, m: usize, n: usize) {
+    assert_eq!(
+        len,
+        m * n,
+        "gemm: output buffer holds {len} elements, needs {m}x{n}"
+    );
+}
+
+/// The product behind [`matmul_into`] and [`matmul_uninit`].
+///
+/// # Safety
+///
+/// `c` must point to `m * n` elements the caller holds exclusively; they
+/// are read only when `accumulate`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn product<T: Element>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    c: *mut T,
+    accumulate: bool,
+    parallel: bool,
+) {
     a.check(m, k, "A");
     b.check(k, n, "B");
-    assert_eq!(
-        c.len(),
-        m * n,
-        "gemm: output buffer holds {} elements, needs {m}x{n}",
-        c.len()
-    );
     if m == 0 || n == 0 {
         return;
     }
     if k == 0 {
         if !accumulate {
-            c.fill(T::ZERO);
+            for i in 0..m * n {
+                // SAFETY: i < m*n, inside the caller's buffer.
+                unsafe { c.add(i).write(T::ZERO) };
+            }
         }
         return;
     }
@@ -138,14 +189,15 @@ pub fn matmul_into<T: Element>(
         Parallelism::None
     };
     // SAFETY: `check` above proved every element the strides reach lies
-    // inside its slice, and `c` is an exclusively borrowed m*n buffer written
-    // with row stride n and column stride 1.
+    // inside its slice, and the caller holds `c`'s m*n elements, written
+    // with row stride n and column stride 1 (and read only when
+    // `accumulate`, gemm's `read_dst`).
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            c.as_mut_ptr(),
+            c,
             1,
             n as isize,
             accumulate,
@@ -214,6 +266,53 @@ mod tests {
                 matmul_into(m, n, k, av, bv, &mut got, true, false);
                 for (g, w) in got.iter().zip(&want) {
                     approx::assert_abs_diff_eq!(g, &(2.0 * w), epsilon = 2e-4 * (k as f32).sqrt());
+                }
+            }
+        }
+    }
+
+    /// `matmul_uninit` writes every element without reading any: its
+    /// output starts as NaNs (which any read would carry into the sum, as
+    /// `0 · NaN = NaN`) and ends as the product, on every path of the
+    /// `gemm` crate (one row or column, the small-output kernels for a
+    /// row-major `A` and column-major `B`, the packed kernels on one or
+    /// all threads) and for k = 0 (zeros).
+    #[test]
+    fn uninit_output_is_written_never_read() {
+        use std::mem::MaybeUninit;
+        for &(m, n, k) in &[
+            (1, 1, 1),
+            (1, 33, 7),
+            (33, 1, 7),
+            (16, 16, 5),
+            (3, 7, 33),
+            (65, 97, 130),
+            (200, 300, 100),
+            (4, 5, 0),
+        ] {
+            let a = seq(m * k, 0.3);
+            let b = seq(k * n, 0.9);
+            for (ta, tb) in [(false, false), (false, true), (true, false)] {
+                let av = if ta {
+                    MatRef::transposed(&a, m)
+                } else {
+                    MatRef::row_major(&a, k)
+                };
+                let bv = if tb {
+                    MatRef::transposed(&b, k)
+                } else {
+                    MatRef::row_major(&b, n)
+                };
+                let want = reference(m, n, k, av, bv);
+                let mut got = vec![MaybeUninit::new(f32::NAN); m * n];
+                matmul_uninit(m, n, k, av, bv, &mut got, true);
+                for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                    // SAFETY: every element was initialised (NaN) above.
+                    let g = unsafe { g.assume_init() };
+                    assert!(
+                        (g - w).abs() <= 1e-4 * (k.max(1) as f32).sqrt(),
+                        "{m}x{n}x{k} ta={ta} tb={tb}: element {i} is {g}, want {w}"
+                    );
                 }
             }
         }

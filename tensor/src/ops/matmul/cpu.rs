@@ -2,9 +2,10 @@
 //! one product per thread; a single product lets the GEMM use every thread.
 
 use super::MatmulDims;
-use crate::backend::cpu::gemm::{matmul_into, MatRef};
+use crate::backend::cpu::gemm::{matmul_uninit, MatRef};
 use crate::Tensor;
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// Reads `m x k` (or its transpose when `t`) from a row-major buffer.
 fn operand(data: &[f32], rows: usize, cols: usize, t: bool) -> MatRef<'_> {
@@ -21,22 +22,29 @@ fn operand(data: &[f32], rows: usize, cols: usize, t: bool) -> MatRef<'_> {
 pub fn matmul(a: &Tensor, b: &Tensor, d: MatmulDims, ta: bool, tb: bool) -> Vec<f32> {
     let (av, bv) = (a.cpu_slice("matmul"), b.cpu_slice("matmul"));
     let (sa, sb, sc) = (d.m * d.k, d.k * d.n, d.m * d.n);
-    let mut out = vec![0.0f32; d.batch * sc];
+    let len = d.batch * sc;
+    // Not zeroed first: the products write every element (`matmul_uninit`).
+    let mut out: Vec<f32> = Vec::with_capacity(len);
     if sc == 0 {
         return out;
     }
-    let one = |i: usize, c: &mut [f32], parallel: bool| {
+    let spare = &mut out.spare_capacity_mut()[..len];
+    let one = |i: usize, c: &mut [MaybeUninit<f32>], parallel: bool| {
         let ai = operand(&av[i * sa..(i + 1) * sa], d.m, d.k, ta);
         let bi = operand(&bv[i * sb..(i + 1) * sb], d.k, d.n, tb);
-        matmul_into(d.m, d.n, d.k, ai, bi, c, false, parallel);
+        matmul_uninit(d.m, d.n, d.k, ai, bi, c, parallel);
     };
     if d.batch == 1 {
-        one(0, &mut out, true);
+        one(0, spare, true);
     } else {
-        out.par_chunks_mut(sc)
+        spare
+            .par_chunks_mut(sc)
             .enumerate()
             .for_each(|(i, c)| one(i, c, false));
     }
+    // SAFETY: the `batch` chunks of `sc` cover `0..len`, and
+    // `matmul_uninit` wrote every element of each.
+    unsafe { out.set_len(len) };
     out
 }
 
