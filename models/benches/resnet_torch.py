@@ -6,7 +6,8 @@ Run beside the Rust benchmark, on the same machine, in one go:
     python3 models/benches/resnet_torch.py && cargo bench -p models --bench resnet_bench
 Needs `pip install torch torchvision` (CPU is enough). `--profile` then
 times one more step op by op with torch.profiler (the counterpart of
-resnet_bench's `--profile`) and prints its table.
+resnet_bench's `--profile`) and prints its table; `--only w16` (or `w64`)
+runs one case, as resnet_bench's `--only` does.
 """
 import argparse
 import json
@@ -39,10 +40,13 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--only", choices=["w16", "w64"])
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     out = {}
     for name, ch, size, batch, width in [("w64", 3, 32, 128, 64), ("w16", 1, 28, 256, 16)]:
+        if args.only and args.only != name:
+            continue
         net = encoder(ch, width).train()
         x = torch.randn(batch, ch, size, size)
         r = torch.randn(batch, width * 8)

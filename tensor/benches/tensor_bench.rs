@@ -10,7 +10,9 @@
 //! for at least one second after a warm-up, the method of the PyTorch
 //! reference scripts, so the numbers compare side by side. For the GEMM the
 //! same products through ndarray's default `matrixmultiply` are printed too:
-//! the measurement behind choosing the `gemm` crate.
+//! the measurement behind choosing the `gemm` crate. `-- --gemm` prints
+//! only our GEMM rows (no ndarray, no convolution): the quick figure
+//! `scripts/cpu-compare.sh` sets beside numpy's.
 //!
 //! FLOPs: a GEMM is `2 n³`; the convolution forward `2·N·O·OH·OW·C·9`, and
 //! forward + backward three times that (the input and weight gradients each
@@ -50,8 +52,10 @@ fn rate(dev: &Device, flops: f64, mut f: impl FnMut()) -> f64 {
 }
 
 fn main() {
-    // `cargo bench` passes `--bench`; the only option read is `--device`.
+    // `cargo bench` passes `--bench`; the options read are `--device` and
+    // `--gemm`.
     let args: Vec<String> = std::env::args().collect();
+    let gemm_only = args.iter().any(|a| a == "--gemm");
     let name = match args.iter().position(|a| a == "--device") {
         Some(i) => args.get(i + 1).cloned().unwrap_or_default(),
         None => std::env::var("BYOL_DEVICE").unwrap_or_else(|_| "cpu".into()),
@@ -73,7 +77,7 @@ fn main() {
         let ours = rate(&dev, flops, || {
             std::hint::black_box(a.matmul(&b));
         });
-        if dev.is_gpu() {
+        if dev.is_gpu() || gemm_only {
             println!("f32 GEMM n={n:5}: {ours:7.1} GFLOP/s");
             json.push(format!("\"gemm_n{n}\": {ours:.1}"));
             continue;
@@ -92,6 +96,14 @@ fn main() {
         ));
     }
 
+    if gemm_only {
+        println!(
+            "RESULT {{\"device\": \"{}\", \"threads\": {threads}, {}}}",
+            dev.describe(),
+            json.join(", ")
+        );
+        return;
+    }
     let (n, c, hw) = (128usize, 64usize, 32usize);
     let x = Tensor::randn(&[n, c, hw, hw], 0.0, 1.0, 3, &dev);
     let w = Tensor::randn(&[c, c, 3, 3], 0.0, 0.05, 4, &dev);
