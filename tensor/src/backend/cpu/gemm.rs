@@ -240,22 +240,23 @@ mod tests {
         (0..len).map(|i| (i as f32 * 0.37 + salt).sin()).collect()
     }
 
+    /// A `rows x cols` operand stored row-major, or (when `t`) as its
+    /// transpose, `[cols, rows]`.
+    fn view(data: &[f32], rows: usize, cols: usize, t: bool) -> MatRef<'_> {
+        if t {
+            MatRef::transposed(data, rows)
+        } else {
+            MatRef::row_major(data, cols)
+        }
+    }
+
     #[test]
     fn all_stride_forms_match_a_plain_loop() {
         for &(m, n, k) in &[(1, 1, 1), (3, 7, 33), (33, 3, 7), (7, 33, 1), (65, 97, 130)] {
             let a = seq(m * k, 0.1);
             let b = seq(k * n, 0.7);
             for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
-                let av = if ta {
-                    MatRef::transposed(&a, m)
-                } else {
-                    MatRef::row_major(&a, k)
-                };
-                let bv = if tb {
-                    MatRef::transposed(&b, k)
-                } else {
-                    MatRef::row_major(&b, n)
-                };
+                let (av, bv) = (view(&a, m, k, ta), view(&b, k, n, tb));
                 let want = reference(m, n, k, av, bv);
                 let mut got = vec![0.0; m * n];
                 matmul_into(m, n, k, av, bv, &mut got, false, true);
@@ -293,16 +294,7 @@ mod tests {
             let a = seq(m * k, 0.3);
             let b = seq(k * n, 0.9);
             for (ta, tb) in [(false, false), (false, true), (true, false)] {
-                let av = if ta {
-                    MatRef::transposed(&a, m)
-                } else {
-                    MatRef::row_major(&a, k)
-                };
-                let bv = if tb {
-                    MatRef::transposed(&b, k)
-                } else {
-                    MatRef::row_major(&b, n)
-                };
+                let (av, bv) = (view(&a, m, k, ta), view(&b, k, n, tb));
                 let want = reference(m, n, k, av, bv);
                 let mut got = vec![MaybeUninit::new(f32::NAN); m * n];
                 matmul_uninit(m, n, k, av, bv, &mut got, true);
