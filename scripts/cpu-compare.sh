@@ -67,7 +67,8 @@ bench() { # bench NAME: the built benchmark's executable
   local path
   path=$(awk -v n="$1" '$1 == n {print $2}' "$scratch/benches")
   [ -x "$path" ] || {
-    echo "cpu-compare: the $1 benchmark was not built; see $scratch/build.log" >&2
+    cat "$scratch/build.log" >&2
+    echo "cpu-compare: the $1 benchmark was not built (cargo's output above)" >&2
     exit 1
   }
   echo "$path"
@@ -78,16 +79,16 @@ step_bench=$(bench step_bench)
 
 # The figures of one side of one pair go to $scratch/ROW.ours (or .theirs),
 # one line per pair; peak memory to ROW.ours_rss / ROW.theirs_rss in MiB.
-record() { # record ROW SIDE VALUE
-  case $3 in '' | *[!0-9.]*)
-    echo "cpu-compare: $1 ($2) gave no figure; its output is in the lines above" >&2
+record() { # record ROW SIDE OUTPUT KEY: the number after "KEY": in OUTPUT's RESULT line
+  local value
+  value=$(grep '^RESULT ' <<<"$3" | grep -o "\"$4\": [0-9.]*" | head -1 | grep -o '[0-9.]*$' || true)
+  case $value in '' | *[!0-9.]*)
+    printf '%s\n' "$3" >&2
+    echo "cpu-compare: $1 ($2) printed no figure for \"$4\" (its output above)" >&2
     exit 1
     ;;
   esac
-  echo "$3" >>"$scratch/$1.$2"
-}
-result() { # result KEY < output: the number after "KEY": in the RESULT line
-  grep '^RESULT ' | grep -o "\"$1\": [0-9.]*" | head -1 | grep -o '[0-9.]*$' || true
+  echo "$value" >>"$scratch/$1.$2"
 }
 peak_mib() { # peak_mib LOG COMMAND...: runs it, output to LOG, prints its peak RSS
   local log=$1
@@ -135,24 +136,24 @@ for pair in $(seq 1 "$pairs"); do
   ours=$("$tensor_bench" --gemm)
   theirs=$("$python" -c "$numpy_gemm")
   for n in 256 512 1024; do
-    record "gemm$n" ours "$(result "gemm_n$n" <<<"$ours")"
-    record "gemm$n" theirs "$(result "gemm_n$n" <<<"$theirs")"
+    record "gemm$n" ours "$ours" "gemm_n$n"
+    record "gemm$n" theirs "$theirs" "gemm_n$n"
   done
   ours=$("$resnet_bench" --only w16 --steps "$steps")
   theirs=$("$python" models/benches/resnet_torch.py --only w16 --threads 2 --steps "$steps")
-  record resnet16 ours "$(result w16_img_s <<<"$ours")"
-  record resnet16 theirs "$(result w16_img_s <<<"$theirs")"
+  record resnet16 ours "$ours" w16_img_s
+  record resnet16 theirs "$theirs" w16_img_s
   widths=16
   [ "${W64:-0}" = 1 ] && widths="16 64"
   [ -n "$byol_ref" ] || widths=""
   for w in $widths; do
     rss=$(peak_mib "$scratch/ours.log" "$step_bench" --width "$w" --steps "$steps")
-    record "byol$w" ours "$(result "width${w}_img_s" <"$scratch/ours.log")"
-    record "byol$w" ours_rss "$rss"
+    record "byol$w" ours "$(cat "$scratch/ours.log")" "width${w}_img_s"
+    echo "$rss" >>"$scratch/byol$w.ours_rss"
     rss=$(peak_mib "$scratch/theirs.log" "$python" "$byol_ref" --impl plain --width "$w" \
       --threads 2 --steps "$steps" --runs 1)
-    record "byol$w" theirs "$(result img_per_s_median <"$scratch/theirs.log")"
-    record "byol$w" theirs_rss "$rss"
+    record "byol$w" theirs "$(cat "$scratch/theirs.log")" img_per_s_median
+    echo "$rss" >>"$scratch/byol$w.theirs_rss"
   done
 done
 
